@@ -1,0 +1,3 @@
+"""matcher: finds missing people's faces in sighting photos, offline."""
+
+__version__ = "0.1.0"

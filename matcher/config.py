@@ -1,0 +1,53 @@
+"""The one settings object. Every knob reads from `MATCHER_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MATCHER_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="Store, photos, indexes, caches.")
+    device: str = Field(default="cpu", description="torch device: 'cpu', 'cuda', 'cuda:1'...")
+    # Oversubscribed torch/OpenMP threads ran 5-200x slower here when another process was busy,
+    # so the count is explicit rather than "all cores".
+    threads: int = Field(default=2, ge=1, le=256)
+
+    detector: Literal["yunet", "mmod"] = "yunet"
+    detect_batch_size: int = Field(default=8, ge=1, le=256)
+    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+    # Photos are detected at this longest side (px); boxes/landmarks are mapped back and chips are
+    # cut from the full-resolution image. Chosen from scripts/bench_embed.py.
+    detect_max_side: int = Field(default=1280, ge=160, le=8192)
+    # Small-faces mode: detect on an upsampled copy / at full size for crowd photos (slower).
+    small_faces: bool = False
+    detect_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+
+    max_image_bytes: int = Field(default=30 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=60_000_000, ge=10_000)
+
+    # A face is unfit for matching below these (reasons are reported, the face is still returned).
+    min_face_px: int = Field(default=40, ge=1)
+    min_sharpness: float = Field(default=25.0, ge=0.0)
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not (value == "cpu" or value == "cuda" or value.startswith("cuda:") or value == "mps"):
+            raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {value!r}")
+        return value
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
