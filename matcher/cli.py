@@ -1,0 +1,98 @@
+"""The `matcher` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from matcher.config import Settings
+
+if TYPE_CHECKING:
+    from matcher.embed.types import Face
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+
+
+def face_json(face: Face) -> dict[str, Any]:
+    quality = face.quality
+    return {
+        "box": [round(float(v), 2) for v in face.box],
+        "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in face.landmarks],
+        "score": round(float(face.score), 5),
+        "quality": {
+            "fit": quality.fit,
+            "reasons": list(quality.reasons),
+            "size_px": round(float(quality.size_px), 1),
+            "sharpness": round(float(quality.sharpness), 2),
+        },
+        "vector": [float(v) for v in face.vector],
+    }
+
+
+def _chunks(paths: list[Path], size: int) -> Iterator[list[Path]]:
+    for start in range(0, len(paths), size):
+        yield paths[start : start + size]
+
+
+@app.command()
+def embed(
+    paths: Annotated[list[Path], typer.Argument(help="Photos to read.")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per input line.")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Where the weight cache lives.")] = None,
+    small_faces: Annotated[bool, typer.Option(help="Find smaller faces (slower).")] = False,
+) -> None:
+    """Detect and embed the faces of each photo."""
+    from matcher.embed import load_pipeline
+    from matcher.embed.errors import ImageError
+    from matcher.embed.image import load_image
+
+    overrides: dict[str, Any] = {"small_faces": small_faces}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    settings = Settings(**overrides)
+    pipeline = load_pipeline(settings)
+    failures = 0
+    for chunk in _chunks(paths, settings.detect_batch_size):
+        images, readable = [], []
+        for path in chunk:
+            try:
+                images.append(
+                    load_image(
+                        path.read_bytes(),
+                        max_bytes=settings.max_image_bytes,
+                        max_pixels=settings.max_image_pixels,
+                    )
+                )
+                readable.append(path)
+            except (OSError, ImageError) as exc:
+                failures += 1
+                _report(as_json, {"path": str(path), "error": _describe(exc)})
+        for path, faces in zip(readable, pipeline.process(images), strict=True):
+            _report(as_json, {"path": str(path), "faces": [face_json(f) for f in faces]})
+    if paths and failures == len(paths):
+        raise typer.Exit(code=1)
+
+
+def _describe(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None)
+    return f"{reason}: {exc}" if reason else f"unreadable: {exc}"
+
+
+def _report(as_json: bool, record: dict[str, Any]) -> None:
+    if as_json:
+        typer.echo(json.dumps(record))
+    elif "error" in record:
+        typer.echo(f"{record['path']}: error: {record['error']}", err=True)
+    else:
+        fit = sum(1 for f in record["faces"] if f["quality"]["fit"])
+        typer.echo(f"{record['path']}: {len(record['faces'])} face(s), {fit} fit for matching")

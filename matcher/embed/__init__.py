@@ -1,0 +1,22 @@
+"""Pixels -> faces (torch): load, detect, landmarks, chip, descriptor.
+
+The one entry point other parts use is `load_pipeline(settings)`. It is imported lazily so that
+light modules of this package (the image loader, the dlib reader) do not pull in torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matcher.embed.pipeline import FacePipeline, load_pipeline
+
+__all__ = ["FacePipeline", "load_pipeline"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from matcher.embed import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'matcher.embed' has no attribute {name!r}")

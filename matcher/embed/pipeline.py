@@ -1,0 +1,114 @@
+"""Photo -> faces: detect at a working resolution, align and embed at full resolution."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from matcher.config import Settings
+from matcher.embed.detector import Detector, get_detector
+from matcher.embed.embedder import Embedder, get_embedder, torch_device
+from matcher.embed.image import resize_for_detection
+from matcher.embed.quality import assess_quality
+from matcher.embed.types import Detection, Face, Image
+
+log = logging.getLogger(__name__)
+
+# Small-faces mode upsamples small photos (YuNet's smallest anchor is ~10 px) and never works
+# below the full resolution of large ones, up to this side.
+SMALL_FACES_MAX_SIDE = 4096
+SMALL_FACES_UPSAMPLE = 2.0
+
+
+@dataclass(frozen=True)
+class _Aligned:
+    """Per-image intermediate: detections with their alignment points and chips."""
+
+    detections: list[Detection]
+    landmarks: np.ndarray
+    chips: np.ndarray
+
+
+class FacePipeline:
+    """Detector + embedder, loaded once, used for every photo."""
+
+    def __init__(self, settings: Settings, detector: Detector, embedder: Embedder) -> None:
+        self.settings = settings
+        self.detector = detector
+        self.embedder = embedder
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    def detection_side(self, image: Image) -> int:
+        longest = max(image.shape[:2])
+        if self.settings.small_faces:
+            return min(SMALL_FACES_MAX_SIDE, max(longest, int(longest * SMALL_FACES_UPSAMPLE)))
+        return min(longest, self.settings.detect_max_side)
+
+    def detect(self, images: Sequence[Image]) -> list[list[Detection]]:
+        """Detections in each image's own (full-resolution) coordinates."""
+        working, scales = [], []
+        for image in images:
+            resized, scale = resize_for_detection(image, self.detection_side(image))
+            working.append(resized)
+            scales.append(scale)
+        found: list[list[Detection]] = []
+        batch = self.settings.detect_batch_size
+        for start in range(0, len(working), batch):
+            found.extend(self.detector.detect(working[start : start + batch]))
+        return [
+            [d if scale == 1.0 else d.scaled(1.0 / scale) for d in dets]
+            for dets, scale in zip(found, scales, strict=True)
+        ]
+
+    def process(self, images: Sequence[Image]) -> list[list[Face]]:
+        """Every face of every image, with quality and descriptor; one network pass for all."""
+        aligned = []
+        for image, detections in zip(images, self.detect(images), strict=True):
+            landmarks = self.embedder.landmarks(image, detections, self.detector)
+            aligned.append(_Aligned(detections, landmarks, self.embedder.chips(image, landmarks)))
+        if not aligned:
+            return []
+        vectors = self.embedder.embed(np.concatenate([a.chips for a in aligned]))
+        results: list[list[Face]] = []
+        offset = 0
+        for item in aligned:
+            faces = []
+            for i, detection in enumerate(item.detections):
+                quality = assess_quality(
+                    detection.score,
+                    detection.box,
+                    item.chips[i],
+                    min_face_px=self.settings.min_face_px,
+                    min_sharpness=self.settings.min_sharpness,
+                )
+                faces.append(
+                    Face(
+                        box=detection.box,
+                        landmarks=item.landmarks[i],
+                        score=detection.score,
+                        quality=quality,
+                        vector=vectors[offset + i],
+                    )
+                )
+            offset += len(item.detections)
+            results.append(faces)
+        return results
+
+
+def load_pipeline(settings: Settings) -> FacePipeline:
+    """Loads the configured detector and embedder once; reuse the result for every request."""
+    torch.set_num_threads(settings.threads)
+    device = str(torch_device(settings.device))
+    cache_dir = settings.cache_dir
+    detector = get_detector(settings.detector, cache_dir, device, settings.detect_threshold)
+    embedder = get_embedder("dlib", cache_dir, device, settings.embed_batch_size)
+    log.info("face pipeline ready: detector=%s model=%s device=%s",
+             settings.detector, embedder.model_id, device)
+    return FacePipeline(settings, detector, embedder)
