@@ -47,7 +47,7 @@ def _chunks(paths: list[Path], size: int) -> Iterator[list[Path]]:
 @app.command()
 def embed(
     paths: Annotated[list[Path], typer.Argument(help="Photos to read.")],
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per input line.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Where the weight cache lives.")] = None,
     small_faces: Annotated[bool, typer.Option(help="Find smaller faces (slower).")] = False,
 ) -> None:

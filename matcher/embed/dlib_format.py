@@ -6,6 +6,7 @@ Everything here is pure numpy; no dlib needed.
 
 from __future__ import annotations
 
+import builtins
 import math
 import struct
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ class DlibReader:
         magnitude = int.from_bytes(self.raw(size), "little")
         return -magnitude if control & 0x80 else magnitude
 
-    def byte(self) -> int:
+    def byte(self) -> builtins.int:
         return self.raw(1)[0]
 
     def bool(self) -> bool:
@@ -92,7 +93,7 @@ class DlibReader:
             raise self._fail(f"expected one of {allowed}, found {value!r}")
         return value
 
-    def expect_int(self, *allowed: int) -> int:
+    def expect_int(self, *allowed: builtins.int) -> builtins.int:
         value = self.int()
         if value not in allowed:
             raise self._fail(f"expected one of {allowed}, found {value}")

@@ -43,3 +43,9 @@ class UnsupportedImage(ImageError):
     """A real image in a mode we cannot turn into RGB (e.g. an odd palette or a 0-px side)."""
 
     reason = "unsupported"
+
+
+class CorruptImage(ImageError):
+    """A recognised format whose data is damaged in some way other than ending early."""
+
+    reason = "corrupt"
