@@ -13,7 +13,7 @@ import typer
 from matcher.config import Settings
 
 if TYPE_CHECKING:
-    from matcher.embed.types import Face
+    from matcher.embed.types import Face, Image
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -54,8 +54,6 @@ def embed(
     """Detect and embed the faces of each photo."""
     from matcher.embed import load_pipeline
     from matcher.embed.errors import ImageError
-    from matcher.embed.image import load_image
-
     overrides: dict[str, Any] = {"small_faces": small_faces}
     if data_dir is not None:
         overrides["data_dir"] = data_dir
@@ -63,24 +61,31 @@ def embed(
     pipeline = load_pipeline(settings)
     failures = 0
     for chunk in _chunks(paths, settings.detect_batch_size):
-        images, readable = [], []
+        # Records keep the input order: a failed read holds its place as an error record.
+        records: list[dict[str, Any]] = []
+        images = []
         for path in chunk:
             try:
-                images.append(
-                    load_image(
-                        path.read_bytes(),
-                        max_bytes=settings.max_image_bytes,
-                        max_pixels=settings.max_image_pixels,
-                    )
-                )
-                readable.append(path)
+                images.append(_read_image(path, settings))
+                records.append({"path": str(path)})
             except (OSError, ImageError) as exc:
                 failures += 1
-                _report(as_json, {"path": str(path), "error": _describe(exc)})
-        for path, faces in zip(readable, pipeline.process(images), strict=True):
-            _report(as_json, {"path": str(path), "faces": [face_json(f) for f in faces]})
+                records.append({"path": str(path), "error": _describe(exc)})
+        found = iter(pipeline.process(images))
+        for record in records:
+            if "error" not in record:
+                record["faces"] = [face_json(f) for f in next(found)]
+            _report(as_json, record)
     if paths and failures == len(paths):
         raise typer.Exit(code=1)
+
+
+def _read_image(path: Path, settings: Settings) -> Image:
+    from matcher.embed.image import load_image
+
+    return load_image(
+        path.read_bytes(), max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+    )
 
 
 def _describe(exc: Exception) -> str:

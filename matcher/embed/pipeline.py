@@ -13,7 +13,7 @@ from matcher.config import Settings
 from matcher.embed.detector import Detector, get_detector
 from matcher.embed.embedder import Embedder, get_embedder, torch_device
 from matcher.embed.image import resize_for_detection
-from matcher.embed.quality import assess_quality
+from matcher.embed.quality import quality_from, sharpness_batch
 from matcher.embed.types import Detection, Face, Image
 
 log = logging.getLogger(__name__)
@@ -80,11 +80,12 @@ class FacePipeline:
         offset = 0
         for item in aligned:
             faces = []
+            sharpness = sharpness_batch(item.chips) if len(item.chips) else np.zeros(0)
             for i, detection in enumerate(item.detections):
-                quality = assess_quality(
+                quality = quality_from(
                     detection.score,
                     detection.box,
-                    item.chips[i],
+                    float(sharpness[i]),
                     min_face_px=self.settings.min_face_px,
                     min_sharpness=self.settings.min_sharpness,
                 )
