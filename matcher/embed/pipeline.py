@@ -63,7 +63,7 @@ class FacePipeline:
         for start in range(0, len(working), batch):
             found.extend(self.detector.detect(working[start : start + batch]))
         return [
-            [d if scale == 1.0 else d.scaled(1.0 / scale) for d in dets]
+            [d if scale == 1.0 else d.scaled(scale) for d in dets]
             for dets, scale in zip(found, scales, strict=True)
         ]
 

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
-from matcher.embed.image import load_image
+from matcher.embed.image import load_image, resize_for_detection
 from matcher.embed.types import Image
 from matcher.embed.weights import DLIB_RESNET, DLIB_SHAPE5
 from tests.data import Photo, fgnet_photos, lfw_photos, sample
@@ -114,10 +114,16 @@ def test_large_photo_is_detected_small_and_embedded_at_full_resolution(
                                          PILImage.Resampling.BICUBIC)
     )
     assert max(big.shape) > pipeline.settings.detect_max_side
+    resized, scale = resize_for_detection(big, pipeline.settings.detect_max_side)
+    assert max(resized.shape) == pipeline.settings.detect_max_side
+    by_hand = max(pipeline.detector.detect([resized])[0], key=lambda d: d.score)
     small_face = max(pipeline.process([small])[0], key=lambda f: f.score)
     big_face = max(pipeline.process([big])[0], key=lambda f: f.score)
-    np.testing.assert_allclose(np.array(big_face.box) / factor, small_face.box, atol=3.0)
-    np.testing.assert_allclose(big_face.landmarks / factor, small_face.landmarks, atol=3.0)
+    np.testing.assert_allclose(big_face.box, np.array(by_hand.box) * scale, rtol=1e-5)
+    left, top, right, bottom = big_face.box
+    assert (big_face.landmarks[:, 0] > left).all() and (big_face.landmarks[:, 0] < right).all()
+    assert (big_face.landmarks[:, 1] > top).all() and (big_face.landmarks[:, 1] < bottom).all()
+    # The chip is cut from the 3000-px photo, so the face looks as it does in the original.
     assert np.linalg.norm(big_face.vector - small_face.vector) < 0.15
 
 
