@@ -33,8 +33,31 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=60_000_000, ge=10_000)
 
     # A face is unfit for matching below these (reasons are reported, the face is still returned).
+    # Chosen by scripts/calibrate_quality.py: below them the median descriptor drift from the
+    # undegraded photo exceeds 0.2 (a third of dlib's 0.6 same-person threshold).
     min_face_px: int = Field(default=40, ge=1)
-    min_sharpness: float = Field(default=25.0, ge=0.0)
+    min_sharpness: float = Field(default=10.0, ge=0.0)
+
+    # Face index (matcher/index). The kind follows the collection's size; thresholds were chosen
+    # from scripts/bench_index.py (README, "Index"). "auto" picks by size, a name forces a kind.
+    index_kind: Literal["auto", "flat", "hnsw", "ivfpq"] = "auto"
+    index_hnsw_min_faces: int = Field(default=200_000, ge=1)
+    index_ivfpq_min_faces: int = Field(default=20_000_000, ge=1)
+    index_hnsw_m: int = Field(default=32, ge=4, le=256)
+    index_hnsw_ef_construction: int = Field(default=40, ge=8, le=4096)
+    index_hnsw_ef_search: int = Field(default=256, ge=8, le=32768)
+    index_ivf_nlist: int = Field(default=0, ge=0, description="0: about sqrt(faces).")
+    index_ivf_nprobe: int = Field(default=64, ge=1)
+    index_pq_m: int = Field(default=32, ge=1, le=128)
+    # Approximate kinds fetch this many times more faces, then re-rank them exactly.
+    index_rerank_factor: int = Field(default=8, ge=1, le=1000)
+    # Owners are ranked from k * this many nearest faces, more when too few owners turn up.
+    index_owner_fetch_factor: int = Field(default=4, ge=1, le=1000)
+    # A filter that leaves at most this many faces is searched exactly over those faces: graph
+    # and IVF searches lose recall when a filter keeps only a sliver of the collection.
+    index_filter_exact_max: int = Field(default=20_000, ge=0)
+    # FAISS OpenMP threads (oversubscription is many times slower; see `threads`).
+    index_threads: int = Field(default=2, ge=1, le=256)
 
     @field_validator("device")
     @classmethod

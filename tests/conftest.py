@@ -3,6 +3,10 @@ from __future__ import annotations
 import os
 
 import pytest
+
+import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
+
+# isort: split
 import torch
 
 from matcher.config import Settings

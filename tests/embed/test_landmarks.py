@@ -106,6 +106,7 @@ def test_lfw_landmarks_equal_dlib(
 ) -> None:
     photos = sample(lfw_photos(), 150, seed=1)
     faces, compared, mismatches = _compare_on_photos(photos, predictor, oracle, hog, upsample=0)
+    print(f"LFW: {compared} boxes on {faces} faces, {len(mismatches)} differ from dlib")
     assert faces >= 140, f"HOG found only {faces} faces in 150 LFW photos"
     assert not mismatches, f"{len(mismatches)} of {compared} boxes differ:\n" + "\n".join(
         mismatches[:10]
@@ -117,6 +118,7 @@ def test_fgnet_landmarks_equal_dlib(
 ) -> None:
     photos = sample(fgnet_photos(), 100, seed=2)
     faces, compared, mismatches = _compare_on_photos(photos, predictor, oracle, hog, upsample=0)
+    print(f"FG-NET: {compared} boxes on {faces} faces, {len(mismatches)} differ from dlib")
     assert faces >= 70, f"HOG found only {faces} faces in 100 FG-NET photos"
     assert not mismatches, f"{len(mismatches)} of {compared} boxes differ:\n" + "\n".join(
         mismatches[:10]

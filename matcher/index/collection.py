@@ -1,0 +1,453 @@
+"""`FaceIndex`: one collection of face vectors (cases, or past sightings), searched by owner.
+
+Thread safety: searches share a readers-writer lock and run in parallel (FAISS releases the
+GIL); an add or a removal takes it alone for the time of the FAISS call, so a removed owner is
+gone from the very next search. A rebuild or a load builds a whole new state off the lock and
+swaps it in with one assignment: readers see the old index or the new one, never a half-built one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import faiss
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from matcher.config import Settings
+from matcher.index import kinds
+from matcher.index.errors import DimensionMismatch, DuplicateFaceId, InvalidVectors
+from matcher.index.fusion import Fusion, OwnerHits, best, rank_owners
+from matcher.index.kinds import IndexParams, Kind
+from matcher.index.owners import Ids, OwnerMap, as_ids, sorted_unique
+from matcher.index.rwlock import ReadWriteLock
+
+log = logging.getLogger(__name__)
+
+Vectors = NDArray[np.float32]
+FaceRows = tuple[ArrayLike, ArrayLike, ArrayLike]  # (ids, owners, vectors) of a batch of faces
+FaceSearch = Callable[[Vectors, int], tuple[NDArray[np.float32], NDArray[np.int64]]]
+
+# Large adds go in slices so searches interleave with them instead of waiting for the whole add.
+ADD_SLICE = 65_536
+# When a row has fewer than k distinct owners, the face shortlist grows by this factor.
+GROWTH = 4
+
+
+@dataclass
+class State:
+    """Everything one search needs; changed only under the write lock, replaced whole on swap."""
+
+    kind: Kind
+    factory: str
+    index: faiss.Index  # searched; FAISS ids are face ids
+    exact: faiss.Index | None  # raw vectors for re-ranking when the kind's distances are not
+    owners: OwnerMap
+    tombstones: Ids = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    # The selector excluding tombstones, and the selector it wraps (kept alive here).
+    tomb_sel: tuple[faiss.IDSelector, faiss.IDSelector] | None = None
+
+    @property
+    def vectors(self) -> faiss.Index:
+        """The structure that reconstructs exact vectors by face id."""
+        return self.exact if self.exact is not None else self.index
+
+    def set_tombstones(self, tombstones: Ids) -> None:
+        self.tombstones = tombstones
+        if tombstones.size:
+            inner = faiss.IDSelectorBatch(tombstones)
+            self.tomb_sel = (faiss.IDSelectorNot(inner), inner)
+        else:
+            self.tomb_sel = None
+
+
+def check_vectors(vectors: ArrayLike, dim: int) -> Vectors:
+    array = np.asarray(vectors)
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
+        raise InvalidVectors(f"vectors must be a 2-d float array, got {array.dtype} {array.shape}")
+    if array.shape[1] != dim:
+        raise DimensionMismatch(f"vectors have dimension {array.shape[1]}, the index {dim}")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    if not np.isfinite(array).all():
+        raise InvalidVectors("vectors contain NaN or infinity")
+    return array
+
+
+def build_state(
+    ids: Ids, owners: Ids, vectors: Vectors, dim: int, params: IndexParams
+) -> State:
+    """A complete, searchable state for these faces (nothing shared with any other state)."""
+    kinds.set_threads(params.threads)
+    owner_map = OwnerMap.build(ids, owners)
+    kind = kinds.choose_kind(len(ids), params)
+    factory = kinds.factory_string(kind, len(ids), dim, params)
+    index = kinds.new_structure(kind, factory, dim, params)
+    exact = None
+    if kind is Kind.IVFPQ:
+        kinds.train(index, vectors)
+        exact = kinds.new_exact_store(dim)
+        exact.add_with_ids(vectors, ids)
+    if len(ids):
+        index.add_with_ids(vectors, ids)
+    log.info("built %s index (%s) of %d faces, %d owners", kind, factory, len(ids),
+             owner_map.owner_count)
+    return State(kind, factory, index, exact, owner_map)
+
+
+def concat_rows(source: Iterable[FaceRows], dim: int) -> tuple[Ids, Ids, Vectors]:
+    """All (ids, owners, vectors) batches of a source as three arrays."""
+    ids, owners, vectors = [], [], []
+    for batch_ids, batch_owners, batch_vectors in source:
+        ids.append(as_ids(batch_ids))
+        owners.append(as_ids(batch_owners, "owners"))
+        vectors.append(check_vectors(batch_vectors, dim))
+        if not len(ids[-1]) == len(owners[-1]) == len(vectors[-1]):
+            raise InvalidVectors("a batch has different numbers of ids, owners and vectors")
+    if not ids:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty((0, dim), dtype=np.float32)
+    return np.concatenate(ids), np.concatenate(owners), np.concatenate(vectors)
+
+
+class FaceIndex:
+    """Faces with int64 ids, each owned by an int64 owner; searched for the top-k owners."""
+
+    def __init__(
+        self, model_id: str, dim: int, params: IndexParams | None = None, fusion: Fusion = best
+    ) -> None:
+        self.model_id = model_id
+        self.dim = dim
+        self.params = params or IndexParams()
+        self.fusion = fusion
+        self._lock = ReadWriteLock()
+        # Changes made while a rebuild runs, replayed onto the new state before it is swapped
+        # in: a case removed during a rebuild must not come back with the rebuilt index.
+        self._journals: list[list[_Change]] = []
+        empty = np.empty(0, dtype=np.int64)
+        self._state = build_state(
+            empty, empty, np.empty((0, dim), np.float32), dim,
+            self.params if self.params.kind != "ivfpq" else _flat(self.params),
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, model_id: str, dim: int = 128, fusion: Fusion = best
+    ) -> FaceIndex:
+        return cls(model_id, dim, IndexParams.from_settings(settings), fusion)
+
+    @classmethod
+    def from_rows(
+        cls, model_id: str, dim: int, source: Iterable[FaceRows],
+        params: IndexParams | None = None, fusion: Fusion = best,
+    ) -> FaceIndex:
+        index = cls(model_id, dim, params, fusion)
+        index.rebuild(source)
+        return index
+
+    # -- what it holds ---------------------------------------------------------------------
+
+    @property
+    def kind(self) -> Kind:
+        return self._state.kind
+
+    @property
+    def factory(self) -> str:
+        return self._state.factory
+
+    def __len__(self) -> int:
+        return len(self._state.owners)
+
+    @property
+    def owner_count(self) -> int:
+        return self._state.owners.owner_count
+
+    @property
+    def tombstone_count(self) -> int:
+        return int(self._state.tombstones.size)
+
+    @property
+    def preferred_kind(self) -> Kind:
+        return kinds.choose_kind(len(self), self.params)
+
+    @property
+    def needs_rebuild(self) -> bool:
+        """The size has crossed a kind threshold, or tombstones exceed a tenth of the faces."""
+        state = self._state
+        return (kinds.choose_kind(len(state.owners), self.params) is not state.kind
+                or state.tombstones.size > 0.1 * max(len(state.owners), 1))
+
+    def faces_of(self, owner: int) -> Ids:
+        return self._state.owners.faces_of(np.array([owner], dtype=np.int64))
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def add(self, ids: ArrayLike, owners: ArrayLike, vectors: ArrayLike) -> None:
+        """Add faces. Refuses ids already present (or tombstoned) with DuplicateFaceId."""
+        face_ids, owner_ids = as_ids(ids), as_ids(owners, "owners")
+        array = check_vectors(vectors, self.dim)
+        if not len(face_ids) == len(owner_ids) == len(array):
+            raise InvalidVectors(f"{len(face_ids)} ids, {len(owner_ids)} owners, "
+                                 f"{len(array)} vectors")
+        OwnerMap.build(face_ids, owner_ids)  # duplicates within the batch: refuse before adding
+        clash = face_ids[self._state.owners.contains(face_ids)]
+        if clash.size:
+            raise DuplicateFaceId(f"face ids already in the collection: {clash[:5].tolist()}")
+        for start in range(0, len(face_ids), ADD_SLICE):
+            stop = start + ADD_SLICE
+            self._add_slice(face_ids[start:stop], owner_ids[start:stop], array[start:stop])
+
+    def _add_slice(self, ids: Ids, owners: Ids, vectors: Vectors) -> None:
+        kinds.set_threads(self.params.threads)
+        with self._lock.write():
+            state = self._state
+            updated = state.owners.with_added(ids, owners)
+            if state.tombstones.size and np.isin(ids, state.tombstones).any():
+                raise DuplicateFaceId("a face id removed from this index is reused before a "
+                                      "rebuild; give new faces new ids")
+            state.index.add_with_ids(vectors, ids)
+            if state.exact is not None:
+                state.exact.add_with_ids(vectors, ids)
+            state.owners = updated
+            self._record(_Change("add", ids, owners, vectors))
+
+    def remove(self, face_ids: ArrayLike) -> None:
+        """Remove faces by id; FaceNotFound if any is absent (then nothing is removed)."""
+        ids = sorted_unique(as_ids(face_ids))
+        with self._lock.write():
+            state = self._state
+            updated = state.owners.without_faces(ids)
+            _drop(state, ids)
+            state.owners = updated
+            self._record(_Change("remove", ids))
+
+    def remove_owner(self, owner: int) -> int:
+        """Remove every face of an owner; returns how many (0 for an unknown owner)."""
+        return self.remove_owners([owner])
+
+    def remove_owners(self, owners: ArrayLike) -> int:
+        with self._lock.write():
+            state = self._state
+            owner_ids = as_ids(owners, "owners")
+            updated, gone = state.owners.without_owners(owner_ids)
+            if gone.size:
+                _drop(state, gone)
+                state.owners = updated
+            self._record(_Change("remove_owners", owner_ids))
+        log.info("removed %d faces of %d owners", gone.size, np.size(owners))
+        return int(gone.size)
+
+    def rebuild(self, source: Iterable[FaceRows]) -> None:
+        """Rebuild from (ids, owners, vectors) batches (the store is the truth), then swap in.
+
+        The kind follows the new size. Searches keep running on the old index meanwhile, and
+        adds and removals made meanwhile are replayed onto the new index before the swap, so
+        the source only needs to be as fresh as the moment rebuild() was called.
+        """
+        journal: list[_Change] = []
+        with self._lock.write():
+            self._journals.append(journal)
+        try:
+            ids, owners, vectors = concat_rows(source, self.dim)
+            state = build_state(ids, owners, vectors, self.dim, self.params)
+        except BaseException:
+            with self._lock.write():
+                self._journals.remove(journal)
+            raise
+        with self._lock.write():
+            self._journals.remove(journal)
+            for change in journal:
+                change.replay(state)
+            self._state = state
+
+    def compact(self) -> None:
+        """Rebuild from the index's own vectors: drops tombstones, follows the size's kind."""
+        with self.read_state() as state:
+            ids, owners = state.owners.ids, state.owners.owner_of
+            vectors = (state.vectors.reconstruct_batch(ids) if len(ids)
+                       else np.empty((0, self.dim), np.float32))
+        self.rebuild([(ids, owners, vectors)])
+
+    def _record(self, change: _Change) -> None:
+        """Called under the write lock."""
+        for journal in self._journals:
+            journal.append(change)
+
+    def swap_state(self, state: State) -> None:
+        """Serve `state` from now on, as it is (changes since it was built are not replayed)."""
+        with self._lock.write():
+            self._state = state
+
+    def swap(self, other: FaceIndex) -> None:
+        """Serve `other`'s faces from now on (e.g. an index just loaded from disk)."""
+        if (other.model_id, other.dim) != (self.model_id, self.dim):
+            raise DimensionMismatch(f"cannot swap in an index of {other.model_id}/{other.dim} "
+                                    f"into {self.model_id}/{self.dim}")
+        self.swap_state(other._state)
+
+    @contextmanager
+    def read_state(self) -> Iterator[State]:
+        """The current state under the read lock (persistence takes a consistent snapshot)."""
+        with self._lock.read():
+            yield self._state
+
+    # -- search ----------------------------------------------------------------------------
+
+    def search(
+        self, queries: ArrayLike, k: int = 10, owners: ArrayLike | None = None
+    ) -> OwnerHits:
+        """The k closest owners of each query (fused Euclidean distance, ascending).
+
+        `owners` restricts the search to those owners through a FAISS IDSelector. For the
+        default fusion (`best`) the ranking equals exact search over the kind's shortlist:
+        the shortlist grows until k distinct owners are found or the candidates are exhausted,
+        so an owner with many faces cannot crowd the others out.
+        """
+        array = check_vectors(queries, self.dim)
+        if k < 1:
+            raise InvalidVectors(f"k must be >= 1, got {k}")
+        allowed = None if owners is None else as_ids(owners, "owners")
+        kinds.set_threads(min(self.params.threads, len(array)))
+        with self._lock.read():
+            return self._search(self._state, array, k, allowed)
+
+    def _search(self, state: State, queries: Vectors, k: int, allowed: Ids | None) -> OwnerHits:
+        face_search, candidates = self._face_search(state, allowed)
+        q = len(queries)
+        hits = OwnerHits(
+            np.full((q, k), -1, dtype=np.int64), np.full((q, k), np.inf, dtype=np.float32),
+            np.full((q, k), -1, dtype=np.int64), np.zeros(q, dtype=np.int64),
+        )
+        if candidates == 0:
+            return hits
+        rows = np.arange(q)
+        depth = min(candidates, k * self.params.owner_fetch_factor)
+        while True:
+            distances, ids = face_search(queries[rows], depth)
+            found = rank_owners(ids, distances, state.owners.owners_of(ids), k, self.fusion)
+            hits.owners[rows], hits.distances[rows] = found.owners, found.distances
+            hits.face_ids[rows], hits.found[rows] = found.face_ids, found.found
+            returned = (ids >= 0).sum(axis=1)
+            short = (found.found < k) & (returned >= depth)
+            if depth >= candidates or not short.any():
+                return hits
+            rows, depth = rows[short], min(candidates, depth * GROWTH)
+
+    def _face_search(self, state: State, allowed: Ids | None) -> tuple[FaceSearch, int]:
+        """A function (queries, depth) -> nearest faces, and how many faces it can return."""
+        if allowed is None:
+            sel = None if state.tomb_sel is None else state.tomb_sel[0]
+            return _StructureSearch(state, self.params, sel), len(state.owners)
+        face_ids = state.owners.faces_of(allowed)
+        if not face_ids.size:
+            return _StructureSearch(state, self.params, None), 0
+        if state.kind is not Kind.FLAT and face_ids.size <= self.params.filter_exact_max:
+            return _subset_search(state.vectors, face_ids), int(face_ids.size)
+        sel, keep_alive = kinds.id_selector(face_ids)
+        return _StructureSearch(state, self.params, sel, keep_alive), int(face_ids.size)
+
+
+@dataclass(frozen=True)
+class _StructureSearch:
+    """(queries, depth) -> nearest faces through the state's own FAISS structure."""
+
+    state: State
+    params: IndexParams
+    sel: faiss.IDSelector | None
+    keep_alive: object = None  # memory the selector reads (a bitmap)
+
+    def __call__(
+        self, queries: Vectors, depth: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        kind = self.state.kind
+        if kind.exact_distances:
+            search = kinds.search_params(kind, self.params, depth, self.sel)
+            squared, ids = self.state.index.search(queries, depth, params=search)
+            return _euclid(squared), ids
+        shortlist = depth * self.params.rerank_factor
+        search = kinds.search_params(kind, self.params, shortlist, self.sel)
+        _, ids = self.state.index.search(queries, shortlist, params=search)
+        return _rerank(self.state.vectors, queries, ids, depth)
+
+
+def _drop(state: State, ids: Ids) -> None:
+    """Remove faces from the FAISS structures (the owner map is the caller's)."""
+    if state.kind.removes_in_place:
+        selector = faiss.IDSelectorBatch(ids)
+        state.index.remove_ids(selector)
+        if state.exact is not None:
+            state.exact.remove_ids(selector)
+    else:
+        state.set_tombstones(np.union1d(state.tombstones, ids))
+
+
+@dataclass(frozen=True)
+class _Change:
+    """An add or a removal, kept to be replayed onto an index being rebuilt."""
+
+    op: str  # "add", "remove" or "remove_owners"
+    ids: Ids  # face ids, or owner ids for "remove_owners"
+    owners: Ids | None = None
+    vectors: Vectors | None = None
+
+    def replay(self, state: State) -> None:
+        """Apply to a new state that may already reflect it (the source was read meanwhile)."""
+        if self.op == "add" and self.owners is not None and self.vectors is not None:
+            new = ~state.owners.contains(self.ids) & ~np.isin(self.ids, state.tombstones)
+            if new.any():
+                state.index.add_with_ids(self.vectors[new], self.ids[new])
+                if state.exact is not None:
+                    state.exact.add_with_ids(self.vectors[new], self.ids[new])
+                state.owners = state.owners.with_added(self.ids[new], self.owners[new])
+        elif self.op == "remove":
+            present = self.ids[state.owners.contains(self.ids)]
+            if present.size:
+                _drop(state, present)
+                state.owners = state.owners.without_faces(present)
+        elif self.op == "remove_owners":
+            state.owners, gone = state.owners.without_owners(self.ids)
+            if gone.size:
+                _drop(state, gone)
+
+
+def _flat(params: IndexParams) -> IndexParams:
+    """Params for an empty collection whose forced kind cannot start empty (IVF-PQ trains)."""
+    return replace(params, kind="flat")
+
+
+def _euclid(squared: NDArray[np.float32]) -> NDArray[np.float32]:
+    # FAISS L2 is squared; a missing result (-1) has a huge or inf distance, kept as inf.
+    return np.sqrt(np.maximum(squared, 0), dtype=np.float32)
+
+
+def _rerank(
+    vectors: faiss.Index, queries: Vectors, ids: NDArray[np.int64], depth: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Exact distances of a (q, S) shortlist, sorted, cut to `depth` columns."""
+    valid = ids >= 0
+    candidates = np.zeros((*ids.shape, queries.shape[1]), dtype=np.float32)
+    if valid.any():
+        candidates[valid] = vectors.reconstruct_batch(ids[valid])
+    diff = candidates - queries[:, None, :]
+    distances = np.sqrt(np.einsum("qsd,qsd->qs", diff, diff), dtype=np.float32)
+    distances[~valid] = np.inf
+    order = np.argsort(distances, axis=1, kind="stable")[:, :depth]
+    return (np.take_along_axis(distances, order, axis=1),
+            np.where(np.take_along_axis(valid, order, axis=1),
+                     np.take_along_axis(ids, order, axis=1), -1))
+
+
+def _subset_search(vectors: faiss.Index, face_ids: Ids) -> FaceSearch:
+    """Exact search over a few faces (a tight filter), on their reconstructed vectors."""
+    subset = vectors.reconstruct_batch(face_ids)
+
+    def run(queries: Vectors, depth: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        squared, positions = faiss.knn(queries, subset, depth, metric=faiss.METRIC_L2)
+        ids = np.where(positions >= 0, face_ids[np.maximum(positions, 0)], -1)
+        return _euclid(squared), ids
+
+    return run
