@@ -27,6 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
+
+# isort: split
 import dlib
 import numpy as np
 import torch

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import dlib  # the reference oracle (dev extra): a missing one must fail, not skip
 import numpy as np
 import pytest
 from PIL import Image as PILImage
@@ -19,8 +20,6 @@ from matcher.config import Settings
 from matcher.embed.weights import DLIB_MMOD
 from matcher.embed.yunet import YuNetDetector, dlib_box_from_yunet
 from tests.data import Photo, fgnet_photos, lfw_photos, require_test_data, sample
-
-dlib = pytest.importorskip("dlib")
 
 LFW_COUNT = 64
 FGNET_COUNT = 36

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import dlib  # the reference oracle (dev extra): a missing one must fail, not skip
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -26,8 +27,6 @@ from matcher.embed.mmod import (
 from matcher.embed.types import Detection
 from matcher.embed.weights import DLIB_MMOD
 from tests.data import Photo, fgnet_photos, lfw_photos, sample
-
-dlib = pytest.importorskip("dlib")
 
 BOX_TOLERANCE_PX = 1.0
 SCORE_TOLERANCE = 1e-3
