@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import dlib
 import numpy as np
 import pytest
+import torch
 from PIL import Image as PILImage
 
 from matcher.config import Settings
@@ -137,3 +139,18 @@ def test_a_photo_without_faces_gives_an_empty_list(pipeline: FacePipeline) -> No
     assert results[0] == []
     assert len(results[1]) >= 1
     assert pipeline.process([]) == []
+
+
+def test_a_cuda_device_without_a_gpu_is_refused_clearly(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pipeline = load_pipeline(Settings(data_dir=tmp_path, device="cuda"))
+        face_photo = read(sample(lfw_photos(), 1, seed=6)[0])
+        assert pipeline.process([face_photo])[0]
+        return
+    with pytest.raises(ValueError, match="no CUDA device"):
+        load_pipeline(Settings(data_dir=tmp_path, device="cuda"))
+
+
+def test_unknown_device_names_are_refused_by_settings() -> None:
+    with pytest.raises(ValueError, match="device must be"):
+        Settings(device="gpu")
