@@ -6,6 +6,7 @@ dlib (dlib-bin) is the oracle: same model file, same boxes, and the landmarks mu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import dlib
@@ -101,25 +102,23 @@ def _compare_on_photos(
     return faces, compared, mismatches
 
 
-def test_lfw_landmarks_equal_dlib(
-    predictor: ShapePredictor, oracle: dlib.shape_predictor, hog: dlib.fhog_object_detector
+@pytest.mark.parametrize(
+    "label, photos, count, min_faces",
+    [("LFW", lfw_photos, 150, 140), ("FG-NET", fgnet_photos, 100, 70)],
+)
+def test_landmarks_equal_dlib(
+    predictor: ShapePredictor,
+    oracle: dlib.shape_predictor,
+    hog: dlib.fhog_object_detector,
+    label: str,
+    photos: Callable[[], tuple[Photo, ...]],
+    count: int,
+    min_faces: int,
 ) -> None:
-    photos = sample(lfw_photos(), 150, seed=1)
-    faces, compared, mismatches = _compare_on_photos(photos, predictor, oracle, hog, upsample=0)
-    print(f"LFW: {compared} boxes on {faces} faces, {len(mismatches)} differ from dlib")
-    assert faces >= 140, f"HOG found only {faces} faces in 150 LFW photos"
-    assert not mismatches, f"{len(mismatches)} of {compared} boxes differ:\n" + "\n".join(
-        mismatches[:10]
-    )
-
-
-def test_fgnet_landmarks_equal_dlib(
-    predictor: ShapePredictor, oracle: dlib.shape_predictor, hog: dlib.fhog_object_detector
-) -> None:
-    photos = sample(fgnet_photos(), 100, seed=2)
-    faces, compared, mismatches = _compare_on_photos(photos, predictor, oracle, hog, upsample=0)
-    print(f"FG-NET: {compared} boxes on {faces} faces, {len(mismatches)} differ from dlib")
-    assert faces >= 70, f"HOG found only {faces} faces in 100 FG-NET photos"
+    chosen = sample(photos(), count, seed=1 if label == "LFW" else 2)
+    faces, compared, mismatches = _compare_on_photos(chosen, predictor, oracle, hog, upsample=0)
+    print(f"{label}: {compared} boxes on {faces} faces, {len(mismatches)} differ from dlib")
+    assert faces >= min_faces, f"HOG found only {faces} faces in {count} {label} photos"
     assert not mismatches, f"{len(mismatches)} of {compared} boxes differ:\n" + "\n".join(
         mismatches[:10]
     )

@@ -29,7 +29,7 @@ from matcher.embed.resnet import (
 )
 from matcher.embed.weights import DLIB_MMOD, DLIB_RESNET, DLIB_SHAPE5, Arrays, load_converted
 from tests.data import fgnet_photos, lfw_photos, sample
-from tests.embed.test_chip import DlibFace, dlib_faces
+from tests.embed.dlib_reference import DlibFace, dlib_faces
 
 # dlib's descriptor costs ~80 ms a face: ~100 faces end to end plus 72 on dlib's chips.
 LFW_COUNT, FGNET_COUNT, UPSCALED_COUNT, SAME_CHIP_COUNT = 60, 36, 12, 72
