@@ -109,7 +109,7 @@ def load_pipeline(settings: Settings) -> FacePipeline:
     device = str(torch_device(settings.device))
     cache_dir = settings.cache_dir
     detector = get_detector(settings.detector, cache_dir, device, settings.detect_threshold)
-    embedder = get_embedder("dlib", cache_dir, device, settings.embed_batch_size)
+    embedder = get_embedder(settings.embedder, cache_dir, device, settings.embed_batch_size)
     log.info("face pipeline ready: detector=%s model=%s device=%s",
              settings.detector, embedder.model_id, device)
     return FacePipeline(settings, detector, embedder)
