@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     threads: int = Field(default=2, ge=1, le=256)
 
     detector: Literal["yunet", "mmod"] = "yunet"
+    # The descriptor network with its own alignment; its model_id tags every stored vector.
+    embedder: Literal["dlib"] = "dlib"
     detect_batch_size: int = Field(default=8, ge=1, le=256)
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     # Photos are detected at this longest side (px); boxes/landmarks are mapped back and chips are
@@ -41,11 +43,11 @@ class Settings(BaseSettings):
     # Face index (matcher/index). The kind follows the collection's size; thresholds were chosen
     # from scripts/bench_index.py (README, "Index"). "auto" picks by size, a name forces a kind.
     index_kind: Literal["auto", "flat", "hnsw", "ivfpq"] = "auto"
-    index_hnsw_min_faces: int = Field(default=200_000, ge=1)
+    index_hnsw_min_faces: int = Field(default=100_000, ge=1)
     index_ivfpq_min_faces: int = Field(default=20_000_000, ge=1)
     index_hnsw_m: int = Field(default=32, ge=4, le=256)
     index_hnsw_ef_construction: int = Field(default=40, ge=8, le=4096)
-    index_hnsw_ef_search: int = Field(default=256, ge=8, le=32768)
+    index_hnsw_ef_search: int = Field(default=384, ge=8, le=32768)
     index_ivf_nlist: int = Field(default=0, ge=0, description="0: about sqrt(faces).")
     index_ivf_nprobe: int = Field(default=64, ge=1)
     index_pq_m: int = Field(default=32, ge=1, le=128)
