@@ -39,6 +39,13 @@ def face_json(face: Face) -> dict[str, Any]:
     }
 
 
+def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
+    """Settings from the environment, with what the command line says on top."""
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    return Settings().model_copy(update=overrides)
+
+
 def _chunks(paths: list[Path], size: int) -> Iterator[list[Path]]:
     for start in range(0, len(paths), size):
         yield paths[start : start + size]
@@ -54,10 +61,7 @@ def embed(
     """Detect and embed the faces of each photo."""
     from matcher.embed import load_pipeline
     from matcher.embed.errors import ImageError
-    overrides: dict[str, Any] = {"small_faces": small_faces}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    settings = Settings(**overrides)
+    settings = _settings(data_dir, small_faces=small_faces)
     pipeline = load_pipeline(settings)
     failures = 0
     for chunk in _chunks(paths, settings.detect_batch_size):
@@ -101,3 +105,53 @@ def _report(as_json: bool, record: dict[str, Any]) -> None:
     else:
         fit = sum(1 for f in record["faces"] if f["quality"]["fit"])
         typer.echo(f"{record['path']}: {len(record['faces'])} face(s), {fit} fit for matching")
+
+
+@app.command("eval")
+def eval_command(
+    cross_age: Annotated[Path, typer.Option(help="Manifest of the cross-age set (FG-NET).")],
+    distractors: Annotated[Path, typer.Option(help="Manifest of distractor people (LFW).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write cmc.png, by_age_gap.png here.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where the weight cache lives.")] = None,
+) -> None:
+    """Cross-age identification accuracy (protocol of ../shared/data/README.md)."""
+    from matcher.embed import load_pipeline
+    from matcher.eval.crossage import evaluate, write_plots
+    from matcher.eval.manifest import ManifestError, read_manifest
+    from matcher.eval.protocol import build_protocol
+
+    settings = _settings(data_dir)
+    try:
+        protocol = build_protocol(
+            read_manifest(cross_age, require_age=True), read_manifest(distractors)
+        )
+    except ManifestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    pipeline = load_pipeline(settings)
+
+    def progress(done: int, total: int) -> None:
+        step = max(1, total // 10)
+        if done == total or done // step != (done - settings.detect_batch_size) // step:
+            typer.echo(f"embedding photos: {done}/{total}", err=True)
+
+    report = evaluate(protocol, pipeline, settings, progress)
+    if plot is not None:
+        for path in write_plots(report, plot):
+            typer.echo(f"wrote {path}", err=True)
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+        return
+    counts = report.counts
+    typer.echo(f"{counts['sightings']} sightings of {counts['sighting_people']} people; "
+               f"{counts['cases']} cases among {counts['gallery']} gallery faces; "
+               f"{counts['non_mated']} non-mated searches")
+    typer.echo(f"faces not found: gallery {counts['faces_not_found_gallery']}, sightings "
+               f"{counts['faces_not_found_sightings']}, non-mated "
+               f"{counts['faces_not_found_non_mated']}")
+    typer.echo(f"rank-1 {report.rank1:.3f}  rank-10 {report.rank10:.3f}  TPIR@FPIR1% "
+               f"{report.tpir_at_fpir_1pct:.3f} (threshold {report.threshold:.3f})")
+    for band, row in report.by_gap.items():
+        typer.echo(f"  gap {band:>5} yrs ({row['searches']:3d}): rank-1 {row['rank1']:.3f}  "
+                   f"rank-10 {row['rank10']:.3f}  TPIR {row['tpir_at_fpir_1pct']:.3f}")

@@ -1,0 +1,1 @@
+"""Accuracy evaluation: the cross-age identification protocol of ../shared/data/README.md."""

@@ -1,0 +1,183 @@
+"""The cross-age evaluation, end to end: manifests -> pipeline -> index -> figures."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from matcher.config import Settings
+from matcher.embed import FacePipeline
+from matcher.embed.errors import ImageError
+from matcher.embed.image import load_image
+from matcher.eval.manifest import LabelledPhoto
+from matcher.eval.metrics import cmc, fpir_threshold, mated_ranks, rates
+from matcher.eval.protocol import GAP_BANDS, Protocol, gap_band
+from matcher.index import FaceIndex
+
+log = logging.getLogger(__name__)
+
+TOP_K = 20  # candidates kept per search: rank-10 and the CMC curve need no more
+
+
+@dataclass(frozen=True)
+class CrossAgeReport:
+    rank1: float
+    rank10: float
+    tpir_at_fpir_1pct: float
+    threshold: float  # the distance that gives 1% FPIR on the non-mated searches
+    by_gap: dict[str, dict[str, float | int]]
+    counts: dict[str, int]
+    cmc: list[float] = field(default_factory=list)  # identification rate at ranks 1..TOP_K
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rank1": self.rank1, "rank10": self.rank10,
+            "tpir_at_fpir_1pct": self.tpir_at_fpir_1pct, "threshold": self.threshold,
+            "by_gap": self.by_gap, "counts": self.counts, "cmc": self.cmc,
+        }
+
+
+Progress = Callable[[int, int], None]
+
+
+def embed_largest_faces(
+    pipeline: FacePipeline, photos: Sequence[LabelledPhoto], progress: Progress | None = None
+) -> list[NDArray[np.float32] | None]:
+    """The descriptor of each photo's largest face; None where no face (or no image) is found."""
+    settings = pipeline.settings
+    vectors: list[NDArray[np.float32] | None] = []
+    batch = settings.detect_batch_size
+    for start in range(0, len(photos), batch):
+        chunk = photos[start : start + batch]
+        images, slots = [], []
+        for photo in chunk:
+            try:
+                data = photo.path.read_bytes()
+                images.append(load_image(data, max_bytes=settings.max_image_bytes,
+                                         max_pixels=settings.max_image_pixels))
+                slots.append(len(vectors))
+            except (OSError, ImageError) as exc:
+                log.warning("cannot read %s: %s", photo.path, exc)
+            vectors.append(None)
+        for slot, faces in zip(slots, pipeline.process(images), strict=True):
+            if faces:
+                largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+                vectors[slot] = largest.vector
+        if progress is not None:
+            progress(min(start + batch, len(photos)), len(photos))
+    return vectors
+
+
+def evaluate(
+    protocol: Protocol,
+    pipeline: FacePipeline,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> CrossAgeReport:
+    photos = protocol.gallery + [s.photo for s in protocol.sightings] + protocol.probes
+    vectors = embed_largest_faces(pipeline, photos, progress)
+    gallery_n, sighting_n = len(protocol.gallery), len(protocol.sightings)
+    gallery_vecs = vectors[:gallery_n]
+    sighting_vecs = vectors[gallery_n : gallery_n + sighting_n]
+    probe_vecs = vectors[gallery_n + sighting_n :]
+
+    owner_of = {identity: n for n, identity in enumerate(
+        sorted({p.identity for p in protocol.gallery}))}
+    index = FaceIndex.from_settings(settings, model_id=pipeline.model_id, dim=pipeline.embedder.dim)
+    kept = [i for i, v in enumerate(gallery_vecs) if v is not None]
+    if not kept:
+        raise ValueError("no face was found in any gallery photo")
+    index.add(
+        np.array(kept, dtype=np.int64),
+        np.array([owner_of[protocol.gallery[i].identity] for i in kept], dtype=np.int64),
+        np.stack([gallery_vecs[i] for i in kept]),  # type: ignore[misc]
+    )
+    ranks, first_distance = _search_mated(index, sighting_vecs, protocol, owner_of)
+    non_mated = _search_non_mated(index, probe_vecs)
+    threshold = fpir_threshold(non_mated)
+    overall = rates(ranks, first_distance, threshold)
+    gaps = np.array([s.gap for s in protocol.sightings])
+    by_gap = {}
+    for band in GAP_BANDS:
+        mask = np.array([gap_band(g) == band for g in gaps], dtype=bool)
+        by_gap[band] = rates(ranks[mask], first_distance[mask], threshold).as_dict()
+    counts = {
+        "sightings": sighting_n,
+        "sighting_people": len({s.case for s in protocol.sightings}),
+        "cases": len(protocol.cases),
+        "gallery": len(kept),
+        "non_mated": len(protocol.probes),
+        "faces_not_found_gallery": gallery_n - len(kept),
+        "faces_not_found_sightings": sum(v is None for v in sighting_vecs),
+        "faces_not_found_non_mated": sum(v is None for v in probe_vecs),
+    }
+    return CrossAgeReport(
+        overall.rank1, overall.rank10, overall.tpir_at_fpir_1pct, threshold, by_gap, counts,
+        cmc(ranks, TOP_K).tolist(),
+    )
+
+
+def _search_mated(
+    index: FaceIndex,
+    vectors: list[NDArray[np.float32] | None],
+    protocol: Protocol,
+    owner_of: dict[str, int],
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Rank of the true case (0 = not in the top TOP_K or no face) and the rank-1 distance."""
+    ranks = np.zeros(len(vectors), dtype=np.int64)
+    first = np.full(len(vectors), np.inf, dtype=np.float32)
+    found = [i for i, v in enumerate(vectors) if v is not None]
+    if found:
+        hits = index.search(np.stack([vectors[i] for i in found]), k=TOP_K)  # type: ignore[misc]
+        truth = np.array([owner_of[protocol.sightings[i].case] for i in found], dtype=np.int64)
+        ranks[found] = mated_ranks(hits.owners, truth)
+        first[found] = hits.distances[:, 0]
+    return ranks, first
+
+
+def _search_non_mated(
+    index: FaceIndex, vectors: list[NDArray[np.float32] | None]
+) -> NDArray[np.float32]:
+    """Best distance of each non-mated search; inf where no face was found."""
+    best = np.full(len(vectors), np.inf, dtype=np.float32)
+    found = [i for i, v in enumerate(vectors) if v is not None]
+    if found:
+        hits = index.search(np.stack([vectors[i] for i in found]), k=1)  # type: ignore[misc]
+        best[found] = hits.distances[:, 0]
+    return best
+
+
+def write_plots(report: CrossAgeReport, folder: Path) -> list[Path]:
+    """A CMC curve and a per-age-gap bar chart as PNG files in `folder`."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cmc_path, gap_path = folder / "cmc.png", folder / "by_age_gap.png"
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(range(1, len(report.cmc) + 1), report.cmc, marker="o")
+    ax.set(xlabel="rank", ylabel="identification rate", ylim=(0, 1),
+           title="Cross-age CMC (mated searches)")
+    ax.grid(True, alpha=0.3)
+    fig.savefig(cmc_path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bands = list(report.by_gap)
+    width = 0.27
+    for offset, metric in enumerate(("rank1", "rank10", "tpir_at_fpir_1pct")):
+        values = [float(report.by_gap[b][metric]) for b in bands]
+        ax.bar(np.arange(len(bands)) + (offset - 1) * width, values, width, label=metric)
+    ax.set_xticks(np.arange(len(bands)), [f"{b} yrs" for b in bands])
+    ax.set(ylim=(0, 1.15), ylabel="rate", title="By age gap between case photo and sighting")
+    ax.legend(loc="upper center", ncol=3, fontsize=8)
+    fig.savefig(gap_path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return [cmc_path, gap_path]

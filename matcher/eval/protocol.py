@@ -1,0 +1,72 @@
+"""Who is a case, a sighting, a distractor or a non-mated probe (../shared/data/README.md).
+
+For each cross-age person: the case photo is the youngest photo taken at age <= 12; each photo
+taken 1-10 years after it is a sighting. Distractor people, sorted by identity, alternate:
+even positions are gallery cases, odd positions non-mated probes; each gives its first photo in
+path order. Pure functions: no pixels here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from matcher.eval.manifest import LabelledPhoto
+
+MAX_CASE_AGE = 12
+MIN_GAP, MAX_GAP = 1, 10
+GAP_BANDS = {"1-2": (1, 2), "3-5": (3, 5), "6-10": (6, 10)}
+
+
+@dataclass(frozen=True)
+class Sighting:
+    photo: LabelledPhoto
+    case: str  # the identity it should be matched to
+    gap: int  # years between the case photo and this one
+
+
+@dataclass(frozen=True)
+class Protocol:
+    cases: list[LabelledPhoto]  # one photo per cross-age person with a young enough photo
+    distractors: list[LabelledPhoto]  # gallery entries of people never searched for
+    sightings: list[Sighting]
+    probes: list[LabelledPhoto]  # non-mated searches: people absent from the gallery
+
+    @property
+    def gallery(self) -> list[LabelledPhoto]:
+        return self.cases + self.distractors
+
+
+def gap_band(gap: int) -> str:
+    return next(name for name, (low, high) in GAP_BANDS.items() if low <= gap <= high)
+
+
+def build_protocol(
+    cross_age: list[LabelledPhoto], distractors: list[LabelledPhoto]
+) -> Protocol:
+    by_person: dict[str, list[LabelledPhoto]] = defaultdict(list)
+    for photo in cross_age:
+        by_person[photo.identity].append(photo)
+    cases, sightings = [], []
+    for identity in sorted(by_person):
+        photos = sorted(by_person[identity], key=lambda p: (p.age if p.age is not None else 999,
+                                                            str(p.path)))
+        young = [p for p in photos if p.age is not None and p.age <= MAX_CASE_AGE]
+        if not young:
+            continue
+        case = young[0]
+        cases.append(case)
+        for photo in photos:
+            gap = (photo.age or 0) - (case.age or 0)
+            if photo is not case and MIN_GAP <= gap <= MAX_GAP:
+                sightings.append(Sighting(photo, identity, gap))
+    first_photo: dict[str, LabelledPhoto] = {}
+    for photo in sorted(distractors, key=lambda p: str(p.path)):
+        first_photo.setdefault(photo.identity, photo)
+    people = sorted(first_photo)
+    return Protocol(
+        cases=cases,
+        distractors=[first_photo[p] for p in people[0::2]],
+        sightings=sightings,
+        probes=[first_photo[p] for p in people[1::2]],
+    )

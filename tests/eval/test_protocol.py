@@ -1,0 +1,74 @@
+"""The protocol's selection rules and the metrics' arithmetic, on hand-made data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from matcher.eval.manifest import LabelledPhoto, ManifestError, read_manifest
+from matcher.eval.metrics import cmc, fpir_threshold, mated_ranks, rates
+from matcher.eval.protocol import build_protocol, gap_band
+
+
+def photo(identity: str, age: int | None, name: str | None = None) -> LabelledPhoto:
+    return LabelledPhoto(Path(name or f"{identity}_{age}.jpg"), identity, age)
+
+
+def test_case_is_the_youngest_photo_up_to_12_and_sightings_are_1_to_10_years_later() -> None:
+    cross_age = [
+        photo("a", 14), photo("a", 3), photo("a", 5), photo("a", 3, "a_3b.jpg"),
+        photo("a", 13), photo("a", 14, "a_14b.jpg"), photo("a", 30),
+        photo("b", 13), photo("b", 20),  # never young enough to be a case
+    ]
+    protocol = build_protocol(cross_age, [])
+    assert [p.path.name for p in protocol.cases] == ["a_3.jpg"]
+    sightings = {(s.photo.path.name, s.gap) for s in protocol.sightings}
+    # Same-age photos (gap 0) and gaps over 10 years are not sightings.
+    assert sightings == {("a_5.jpg", 2), ("a_13.jpg", 10)}
+    assert all(s.case == "a" for s in protocol.sightings)
+
+
+def test_distractors_alternate_by_sorted_identity_with_their_first_photo() -> None:
+    lfw = [photo(name, None, f"{name}_{n}.jpg") for name in ("d", "b", "a", "c") for n in (2, 1)]
+    protocol = build_protocol([], lfw)
+    assert [p.path.name for p in protocol.distractors] == ["a_1.jpg", "c_1.jpg"]
+    assert [p.path.name for p in protocol.probes] == ["b_1.jpg", "d_1.jpg"]
+
+
+@pytest.mark.parametrize("gap, band", [(1, "1-2"), (2, "1-2"), (3, "3-5"), (5, "3-5"),
+                                       (6, "6-10"), (10, "6-10")])
+def test_gap_bands(gap: int, band: str) -> None:
+    assert gap_band(gap) == band
+
+
+def test_manifest_paths_are_relative_to_the_manifest(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,identity,age\nimages/x.jpg,p1,4\nimages/y.jpg,p1,\n")
+    rows = read_manifest(manifest)
+    assert rows[0] == LabelledPhoto(tmp_path / "images/x.jpg", "p1", 4)
+    assert rows[1].age is None
+    with pytest.raises(ManifestError, match="age is required"):
+        read_manifest(manifest, require_age=True)
+    manifest.write_text("file,who\nx.jpg,p1\n")
+    with pytest.raises(ManifestError, match="columns"):
+        read_manifest(manifest)
+    with pytest.raises(ManifestError, match="cannot read"):
+        read_manifest(tmp_path / "missing.csv")
+
+
+def test_ranks_rates_and_the_fpir_threshold() -> None:
+    ranked = np.array([[7, 1, 2], [3, 4, 5], [9, 8, 7]])
+    ranks = mated_ranks(ranked, np.array([7, 5, 1]))
+    np.testing.assert_array_equal(ranks, [1, 3, 0])
+    # 200 non-mated searches: 1% = 2 may return a candidate, so the threshold is the 3rd best.
+    non_mated = np.concatenate([[0.1, 0.2, 0.3], np.full(196, 0.9), [np.inf]]).astype(np.float32)
+    assert fpir_threshold(non_mated) == pytest.approx(0.3)
+    result = rates(ranks, np.array([0.25, 0.1, 0.5], np.float32), threshold=0.3)
+    assert result.rank1 == pytest.approx(1 / 3)
+    assert result.rank10 == pytest.approx(2 / 3)
+    assert result.tpir_at_fpir_1pct == pytest.approx(1 / 3)
+    # The same rank-1 hit farther than the threshold is not a true positive at this FPIR.
+    assert rates(ranks, np.array([0.35, 0.1, 0.5], np.float32), 0.3).tpir_at_fpir_1pct == 0
+    np.testing.assert_allclose(cmc(ranks, 3), [1 / 3, 1 / 3, 2 / 3])
