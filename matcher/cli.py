@@ -56,12 +56,14 @@ def embed(
     paths: Annotated[list[Path], typer.Argument(help="Photos to read.")],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Where the weight cache lives.")] = None,
-    small_faces: Annotated[bool, typer.Option(help="Find smaller faces (slower).")] = False,
+    small_faces: Annotated[
+        bool | None, typer.Option(help="Find smaller faces (slower); default MATCHER_SMALL_FACES.")
+    ] = None,
 ) -> None:
     """Detect and embed the faces of each photo."""
     from matcher.embed import load_pipeline
     from matcher.embed.errors import ImageError
-    settings = _settings(data_dir, small_faces=small_faces)
+    settings = _settings(data_dir, **({} if small_faces is None else {"small_faces": small_faces}))
     pipeline = load_pipeline(settings)
     failures = 0
     for chunk in _chunks(paths, settings.detect_batch_size):
