@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import builtins
 import math
-import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,25 +116,3 @@ class DlibReader:
     def alias_tensor(self) -> TensorShape:
         self.expect_int(1)
         return TensorShape(self.int(), self.int(), self.int(), self.int())
-
-
-def encode_int(value: int) -> bytes:
-    """Inverse of `DlibReader.int`, for tests of the reader."""
-    magnitude = abs(value)
-    body = magnitude.to_bytes(max(1, (magnitude.bit_length() + 7) // 8), "little")
-    return bytes([len(body) | (0x80 if value < 0 else 0)]) + body
-
-
-def encode_float(value: float, digits: int = 24) -> bytes:
-    """Inverse of `DlibReader.float` for finite values (mantissa scaled to `digits` bits)."""
-    mantissa, exponent = math.frexp(value)
-    scaled = int(mantissa * (1 << digits))
-    exponent -= digits
-    while scaled and scaled % 256 == 0:  # dlib drops trailing zero bytes
-        scaled //= 256
-        exponent += 8
-    return encode_int(scaled) + encode_int(exponent)
-
-
-def float32_bytes(values: NDArray[np.float32]) -> bytes:
-    return struct.pack(f"<{values.size}f", *values.ravel().tolist())

@@ -7,8 +7,26 @@ import math
 import numpy as np
 import pytest
 
-from matcher.embed.dlib_format import DlibReader, encode_float, encode_int
+from matcher.embed.dlib_format import DlibReader
 from matcher.embed.errors import ModelFileError
+
+
+def encode_int(value: int) -> bytes:
+    """Inverse of `DlibReader.int`: dlib's writer, for building test streams."""
+    magnitude = abs(value)
+    body = magnitude.to_bytes(max(1, (magnitude.bit_length() + 7) // 8), "little")
+    return bytes([len(body) | (0x80 if value < 0 else 0)]) + body
+
+
+def encode_float(value: float, digits: int = 24) -> bytes:
+    """Inverse of `DlibReader.float` for finite values (mantissa scaled to `digits` bits)."""
+    mantissa, exponent = math.frexp(value)
+    scaled = int(mantissa * (1 << digits))
+    exponent -= digits
+    while scaled and scaled % 256 == 0:  # dlib drops trailing zero bytes
+        scaled //= 256
+        exponent += 8
+    return encode_int(scaled) + encode_int(exponent)
 
 
 @pytest.mark.parametrize("value", [0, 1, -1, 127, 128, 255, 256, -300, 2**40 + 7, -(2**62)])
