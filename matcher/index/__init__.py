@@ -7,6 +7,7 @@ index = FaceIndex.from_settings(settings, model_id="dlib-resnet-v1")
 index.add(face_ids, case_ids, vectors)            # int64, int64, (n, 128) float32
 hits = index.search(queries, k=10)                # hits.owners / .distances / .face_ids (q, k)
 hits = index.search(queries, k=10, owners=girls)  # only those owners (FAISS IDSelector)
+girls = OwnerFilter(girl_case_ids)                # prepared once, reused while nothing changes
 index.remove_owner(case_id)                       # gone from the very next search
 save(index, folder); index = load(folder, model_id, dim=128)
 ```
@@ -25,6 +26,7 @@ from matcher.index.errors import (
     InvalidVectors,
     TooFewFaces,
 )
+from matcher.index.filters import OwnerFilter
 from matcher.index.fusion import FUSIONS, Fusion, OwnerHits, best, mean_top2
 from matcher.index.kinds import IndexParams, Kind, choose_kind
 from matcher.index.persist import load, read_manifest, save
@@ -45,6 +47,7 @@ __all__ = [
     "IndexParams",
     "InvalidVectors",
     "Kind",
+    "OwnerFilter",
     "OwnerHits",
     "TooFewFaces",
     "best",

@@ -3,7 +3,8 @@
 Ground truth is the exact (flat) index over the same faces. Figures are per kind:
 build_s, memory_mb (serialized FAISS structures + id arrays), single-query and batch-64 latency
 p50/p99 (ms, through FaceIndex.search: FAISS + owner ranking; medians over `repeats` runs),
-filtered_p50_ms (single queries restricted to a random half of the owners by an IDSelector),
+filtered_p50_ms (single queries restricted to a random half of the owners by an IDSelector,
+through an OwnerFilter prepared once, as the service keeps one per category),
 recall_at_10 (owners in the top 10 shared with exact search, over planted and stranger
 queries), planted_first (a fresh face of an indexed owner finds that owner first).
 With `sweep`, the approximate kinds are also measured at other search settings (same build),
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import faiss
@@ -24,6 +25,7 @@ from numpy.typing import NDArray
 
 from matcher.index import synthetic
 from matcher.index.collection import FaceIndex
+from matcher.index.filters import OwnerFilter
 from matcher.index.kinds import IndexParams, choose_kind
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,8 @@ log = logging.getLogger(__name__)
 K = 10
 BATCH = 64
 SWEEPS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "hnsw": ("hnsw_ef_search", (64, 128, 256, 512)),
-    "ivfpq": ("ivf_nprobe", (32, 64, 128, 256)),
+    "hnsw": ("hnsw_ef_search", (128, 256, 384, 512, 768)),
+    "ivfpq": ("ivf_nprobe", (64, 128, 256, 512)),
 }
 
 
@@ -43,7 +45,7 @@ def run(
     kinds: Sequence[str] = ("flat", "hnsw", "ivfpq"),
     queries: int = 1000,
     singles: int = 200,
-    batches: int = 10,
+    batches: int = 8,
     repeats: int = 3,
     seed: int = 0,
     sweep: bool = False,
@@ -56,13 +58,15 @@ def run(
         "owners": len(data.centres),
         "chosen": str(choose_kind(n_faces, params)),
         "threads": params.threads,
+        "params": asdict(params),
         "kinds": {},
     }
     half = np.random.default_rng(seed + 3).permutation(len(data.centres))[: len(data.centres) // 2]
+    owner_filter = OwnerFilter(half)
     exact: NDArray[np.int64] | None = None
     for kind in ("flat", *[k for k in kinds if k != "flat"]):
         index, figures = _build(kind, data, params)
-        figures.update(_timings(index, probes, singles, batches, repeats, half))
+        figures.update(_timings(index, probes, singles, batches, repeats, owner_filter))
         owners = index.search(probes, K).owners
         exact = owners if exact is None else exact
         figures.update(_quality(owners, exact, truth))
@@ -123,9 +127,10 @@ def _build(
 
 def _timings(
     index: FaceIndex, probes: NDArray[np.float32], singles: int, batches: int, repeats: int,
-    half: NDArray[np.int64],
+    half: OwnerFilter,
 ) -> dict[str, float]:
     index.search(probes[:BATCH], K)  # warm up
+    index.search(probes[:1], K, owners=half)  # prepares the filter for this index
     single, batch, filtered = [], [], []
     for _ in range(repeats):
         single.append(_latencies(index, probes, 1, singles))
@@ -142,7 +147,7 @@ def _timings(
 
 def _latencies(
     index: FaceIndex, probes: NDArray[np.float32], size: int, count: int,
-    owners: NDArray[np.int64] | None = None,
+    owners: OwnerFilter | None = None,
 ) -> list[float]:
     times = []
     for i in range(max(count, 1)):

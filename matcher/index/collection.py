@@ -19,7 +19,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from matcher.config import Settings
 from matcher.index import kinds
-from matcher.index.errors import DimensionMismatch, DuplicateFaceId, InvalidVectors
+from matcher.index.errors import (
+    DimensionMismatch,
+    DuplicateFaceId,
+    IndexModelMismatch,
+    InvalidVectors,
+)
+from matcher.index.filters import OwnerFilter, as_filter
 from matcher.index.fusion import Fusion, OwnerHits, best, rank_owners
 from matcher.index.kinds import IndexParams, Kind
 from matcher.index.owners import Ids, OwnerMap, as_ids, sorted_unique
@@ -248,11 +254,28 @@ class FaceIndex:
         adds and removals made meanwhile are replayed onto the new index before the swap, so
         the source only needs to be as fresh as the moment rebuild() was called.
         """
+        self._rebuild(lambda: concat_rows(source, self.dim))
+
+    def compact(self) -> None:
+        """Rebuild from the index's own vectors: drops tombstones, follows the size's kind."""
+
+        def snapshot() -> tuple[Ids, Ids, Vectors]:
+            with self.read_state() as state:
+                ids, owners = state.owners.ids, state.owners.owner_of  # immutable arrays
+                vectors = (state.vectors.reconstruct_batch(ids) if len(ids)
+                           else np.empty((0, self.dim), np.float32))
+            return ids, owners, vectors
+
+        self._rebuild(snapshot)
+
+    def _rebuild(self, read: Callable[[], tuple[Ids, Ids, Vectors]]) -> None:
+        # The journal starts before the source is read: whatever changes after that moment is
+        # replayed (idempotently) onto the new state.
         journal: list[_Change] = []
         with self._lock.write():
             self._journals.append(journal)
         try:
-            ids, owners, vectors = concat_rows(source, self.dim)
+            ids, owners, vectors = read()
             state = build_state(ids, owners, vectors, self.dim, self.params)
         except BaseException:
             with self._lock.write():
@@ -263,14 +286,6 @@ class FaceIndex:
             for change in journal:
                 change.replay(state)
             self._state = state
-
-    def compact(self) -> None:
-        """Rebuild from the index's own vectors: drops tombstones, follows the size's kind."""
-        with self.read_state() as state:
-            ids, owners = state.owners.ids, state.owners.owner_of
-            vectors = (state.vectors.reconstruct_batch(ids) if len(ids)
-                       else np.empty((0, self.dim), np.float32))
-        self.rebuild([(ids, owners, vectors)])
 
     def _record(self, change: _Change) -> None:
         """Called under the write lock."""
@@ -285,7 +300,7 @@ class FaceIndex:
     def swap(self, other: FaceIndex) -> None:
         """Serve `other`'s faces from now on (e.g. an index just loaded from disk)."""
         if (other.model_id, other.dim) != (self.model_id, self.dim):
-            raise DimensionMismatch(f"cannot swap in an index of {other.model_id}/{other.dim} "
+            raise IndexModelMismatch(f"cannot swap in an index of {other.model_id}/{other.dim} "
                                     f"into {self.model_id}/{self.dim}")
         self.swap_state(other._state)
 
@@ -298,11 +313,12 @@ class FaceIndex:
     # -- search ----------------------------------------------------------------------------
 
     def search(
-        self, queries: ArrayLike, k: int = 10, owners: ArrayLike | None = None
+        self, queries: ArrayLike, k: int = 10, owners: ArrayLike | OwnerFilter | None = None
     ) -> OwnerHits:
         """The k closest owners of each query (fused Euclidean distance, ascending).
 
-        `owners` restricts the search to those owners through a FAISS IDSelector. For the
+        `owners` restricts the search to those owners through a FAISS IDSelector (an
+        OwnerFilter keeps its selector across searches until the collection changes). For the
         default fusion (`best`) the ranking equals exact search over the kind's shortlist:
         the shortlist grows until k distinct owners are found or the candidates are exhausted,
         so an owner with many faces cannot crowd the others out.
@@ -310,12 +326,14 @@ class FaceIndex:
         array = check_vectors(queries, self.dim)
         if k < 1:
             raise InvalidVectors(f"k must be >= 1, got {k}")
-        allowed = None if owners is None else as_ids(owners, "owners")
+        allowed = None if owners is None else as_filter(owners)
         kinds.set_threads(min(self.params.threads, len(array)))
         with self._lock.read():
             return self._search(self._state, array, k, allowed)
 
-    def _search(self, state: State, queries: Vectors, k: int, allowed: Ids | None) -> OwnerHits:
+    def _search(
+        self, state: State, queries: Vectors, k: int, allowed: OwnerFilter | None
+    ) -> OwnerHits:
         face_search, candidates = self._face_search(state, allowed)
         q = len(queries)
         hits = OwnerHits(
@@ -337,18 +355,20 @@ class FaceIndex:
                 return hits
             rows, depth = rows[short], min(candidates, depth * GROWTH)
 
-    def _face_search(self, state: State, allowed: Ids | None) -> tuple[FaceSearch, int]:
+    def _face_search(
+        self, state: State, allowed: OwnerFilter | None
+    ) -> tuple[FaceSearch, int]:
         """A function (queries, depth) -> nearest faces, and how many faces it can return."""
         if allowed is None:
             sel = None if state.tomb_sel is None else state.tomb_sel[0]
             return _StructureSearch(state, self.params, sel), len(state.owners)
-        face_ids = state.owners.faces_of(allowed)
-        if not face_ids.size:
+        prepared = allowed.prepare(state.owners)
+        count = int(prepared.face_ids.size)
+        if not count:
             return _StructureSearch(state, self.params, None), 0
-        if state.kind is not Kind.FLAT and face_ids.size <= self.params.filter_exact_max:
-            return _subset_search(state.vectors, face_ids), int(face_ids.size)
-        sel, keep_alive = kinds.id_selector(face_ids)
-        return _StructureSearch(state, self.params, sel, keep_alive), int(face_ids.size)
+        if state.kind is not Kind.FLAT and count <= self.params.filter_exact_max:
+            return _subset_search(state.vectors, prepared.face_ids), count
+        return _StructureSearch(state, self.params, prepared.selector, prepared), count
 
 
 @dataclass(frozen=True)
@@ -358,7 +378,7 @@ class _StructureSearch:
     state: State
     params: IndexParams
     sel: faiss.IDSelector | None
-    keep_alive: object = None  # memory the selector reads (a bitmap)
+    keep_alive: object = None  # what owns the memory the selector reads (a bitmap)
 
     def __call__(
         self, queries: Vectors, depth: int

@@ -52,11 +52,11 @@ class IndexParams:
     """The index part of Settings, as one value (tests and benchmarks vary it directly)."""
 
     kind: str = "auto"
-    hnsw_min_faces: int = 200_000
+    hnsw_min_faces: int = 100_000
     ivfpq_min_faces: int = 20_000_000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 40
-    hnsw_ef_search: int = 256
+    hnsw_ef_search: int = 384
     ivf_nlist: int = 0
     ivf_nprobe: int = 64
     pq_m: int = 32

@@ -101,6 +101,14 @@ class OwnerMap:
     def faces_of(self, owners: Ids) -> Ids:
         """Face ids of the given owners (unknown owners have none), grouped by owner."""
         owners = sorted_unique(as_ids(owners, "owners"))
+        if not owners.size or not len(self.by_owner):
+            return _EMPTY
+        top = int(self.by_owner[-1]) + 1
+        if top <= 8 * len(self.by_owner) + 1_000_000:
+            # Dense owner ids (a store's): one O(N) gather beats binary searches (~5x at 1M).
+            allowed = np.zeros(top, dtype=bool)
+            allowed[owners[owners < top]] = True
+            return self.faces_by_owner[allowed[self.by_owner]]
         starts = np.searchsorted(self.by_owner, owners, side="left")
         stops = np.searchsorted(self.by_owner, owners, side="right")
         return self.faces_by_owner[_ranges(starts, stops)]

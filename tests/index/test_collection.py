@@ -16,6 +16,7 @@ from matcher.index import (
     IndexParams,
     InvalidVectors,
     Kind,
+    OwnerFilter,
     kinds,
     mean_top2,
 )
@@ -263,3 +264,26 @@ def test_index_params_defaults_match_settings(monkeypatch: pytest.MonkeyPatch) -
         if name.startswith("MATCHER_INDEX_"):
             monkeypatch.delenv(name)
     assert IndexParams() == IndexParams.from_settings(Settings())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_prepared_filter_follows_changes(
+    kind: str, faces: Collection, face_model: FaceModel
+) -> None:
+    index = make_index(faces, kind, filter_exact_max=0)  # always through the IDSelector
+    allowed = np.arange(0, int(faces.owners.max()), 2)
+    girls = OwnerFilter(allowed)
+    queries, truth = planted(face_model, faces, 30, seed=8)
+    first = index.search(queries, 10, owners=girls)
+    assert np.isin(first.owners, allowed).all()
+    mated = np.isin(truth, allowed)
+    assert np.mean(first.owners[mated, 0] == truth[mated]) >= 0.9
+    # removed: gone at once, also for HNSW whose faces stay in the graph as tombstones
+    target = int(first.owners[0, 0])
+    index.remove_owner(target)
+    assert target not in index.search(queries, 10, owners=girls).owners
+    # added: a new face of an allowed owner is found through the same filter
+    index.add([10**9], [int(allowed[1])], queries[0])
+    assert index.search(queries[0], 1, owners=girls).face_ids[0, 0] == 10**9
+    assert np.array_equal(index.search(queries, 10, owners=allowed).owners,
+                          index.search(queries, 10, owners=girls).owners)

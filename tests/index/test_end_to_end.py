@@ -18,7 +18,7 @@ PEOPLE = 30
 DISTRACTORS = 20
 
 
-def _embed(settings: Settings, photos: list[Photo]) -> np.ndarray:
+def _embed(settings: Settings, photos: list[Photo]) -> tuple[str, np.ndarray]:
     pipeline = load_pipeline(settings)
     images = [load_image(p.path.read_bytes(), max_bytes=settings.max_image_bytes,
                          max_pixels=settings.max_image_pixels) for p in photos]
@@ -26,7 +26,7 @@ def _embed(settings: Settings, photos: list[Photo]) -> np.ndarray:
     for faces in pipeline.process(images):
         assert faces, "LFW photos have a face"
         vectors.append(max(faces, key=lambda f: f.box[2] - f.box[0]).vector)  # the central one
-    return np.stack(vectors)
+    return pipeline.model_id, np.stack(vectors)
 
 
 @pytest.mark.needs_data
@@ -42,10 +42,10 @@ def test_second_photo_finds_the_person_of_the_first(settings: Settings, tmp_path
     singles = singles[:DISTRACTORS]
     enrolled = [p[0] for p in pairs] + singles
     probes = [p[1] for p in pairs]
-    vectors = _embed(settings, enrolled + probes)
+    model_id, vectors = _embed(settings, enrolled + probes)
     enrolled_vectors, probe_vectors = vectors[: len(enrolled)], vectors[len(enrolled) :]
 
-    index = FaceIndex.from_settings(settings, "dlib-resnet-v1")
+    index = FaceIndex.from_settings(settings, model_id)
     owners = np.arange(len(enrolled))  # person i owns enrolled photo i; probes are 0..PEOPLE-1
     index.add(np.arange(len(enrolled)) + 100, owners, enrolled_vectors)
     hits = index.search(probe_vectors, k=5)
@@ -55,7 +55,7 @@ def test_second_photo_finds_the_person_of_the_first(settings: Settings, tmp_path
     assert np.mean(hits.distances[:, 0] < 0.6) >= 0.8
 
     save(index, tmp_path)
-    reloaded = load(tmp_path, "dlib-resnet-v1", 128)
+    reloaded = load(tmp_path, model_id, 128)
     np.testing.assert_array_equal(reloaded.search(probe_vectors, k=5).owners, hits.owners)
     index.remove_owner(0)
     assert 0 not in index.search(probe_vectors[:1], k=5).owners

@@ -26,6 +26,14 @@ def test_owner_map_operations() -> None:
     assert single.ids.tolist() == [10, 50] and single.by_owner.tolist() == [5, 11]
 
 
+def test_faces_of_dense_and_sparse_owner_ids() -> None:
+    ids = np.arange(10)
+    for scale in (1, 10**12):  # a boolean table over owner ids, or binary searches
+        owners = OwnerMap.build(ids, (ids % 4) * scale)
+        assert sorted(owners.faces_of(np.array([1, 3, 7]) * scale).tolist()) == [1, 3, 5, 7, 9]
+        assert owners.faces_of(np.array([5 * scale])).size == 0
+
+
 def test_owner_map_refuses_bad_changes() -> None:
     owners = OwnerMap.build(np.array([1, 2]), np.array([1, 1]))
     with pytest.raises(DuplicateFaceId):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from matcher.index import (
+    FaceIndex,
     IndexCorrupt,
     IndexModelMismatch,
     IndexNotFound,
@@ -74,6 +75,15 @@ def test_missing_truncated_altered_and_mismatched_are_refused(
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(IndexCorrupt, match="unreadable"):
         load(tmp_path, MODEL_ID, DIM)
+
+
+def test_a_loaded_index_swaps_in_only_for_its_model(faces: Collection, tmp_path: Path) -> None:
+    save(make_index(faces), tmp_path)
+    serving = FaceIndex(MODEL_ID, DIM, params())
+    serving.swap(load(tmp_path, MODEL_ID, DIM))
+    assert len(serving) == len(faces.ids)
+    with pytest.raises(IndexModelMismatch):
+        FaceIndex("other-model", DIM, params()).swap(load(tmp_path, MODEL_ID, DIM))
 
 
 def test_a_consistent_checksum_over_inconsistent_content_is_refused(
