@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # FAISS OpenMP threads (oversubscription is many times slower; see `threads`).
     index_threads: int = Field(default=2, ge=1, le=256)
 
+    # The store (matcher/store). None: SQLite at <data_dir>/matcher.db (WAL). Otherwise an
+    # SQLAlchemy URL, e.g. postgresql+psycopg://user:password@host/dbname.
+    database_url: str | None = None
+    # How long an SQLite writer waits for another one before giving up ("database is locked").
+    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
@@ -71,6 +77,10 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
+
+    @property
+    def photos_dir(self) -> Path:
+        return self.data_dir / "photos"
 
 
 @lru_cache(maxsize=1)

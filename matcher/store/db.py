@@ -1,0 +1,113 @@
+"""Engines, sessions and migrations.
+
+SQLite (the default, at `<data_dir>/matcher.db`) runs in WAL mode with foreign keys on and a busy
+timeout. Transactions are left to the driver's default: reads run outside any transaction and a
+transaction begins at its first write, so it waits (up to the busy timeout) for the write lock
+instead of failing with "database is locked". That is close to PostgreSQL's READ COMMITTED.
+The two usual alternatives are worse with an ORM session, which holds its transaction open until
+commit: "BEGIN IMMEDIATE" on every session let a test session that had only read hold off another
+connection's DELETE for the whole busy timeout, and a deferred BEGIN fails at once (no busy wait,
+SQLITE_BUSY_SNAPSHOT) when a transaction that has read tries to write after another writer
+committed.
+Consequence: no SAVEPOINTs (`Session.begin_nested`) on SQLite.
+PostgreSQL is reached through `MATCHER_DATABASE_URL`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from matcher.config import Settings
+from matcher.store.errors import MigrationError
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_FILE = "matcher.db"
+
+
+def database_url(settings: Settings) -> URL:
+    """The configured URL, or SQLite under the data dir."""
+    if settings.database_url:
+        url = make_url(settings.database_url)
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+psycopg")  # the driver we ship
+        return url
+    return URL.create("sqlite+pysqlite", database=str(settings.data_dir / SQLITE_FILE))
+
+
+def make_engine(settings: Settings) -> Engine:
+    """An engine for the configured database (the data dir is created for SQLite)."""
+    url = database_url(settings)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        return sqlite_engine(url, settings.sqlite_busy_timeout_ms)
+    return create_engine(url, pool_pre_ping=True)
+
+
+def sqlite_engine(url: URL | str, busy_timeout_ms: int = 10_000) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL mode, much faster
+        cursor.close()
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    # Rows stay readable after commit: the service returns them after the transaction ends.
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that commits when the block ends and rolls back when it raises."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if engine is not None:
+        config.attributes["engine"] = engine
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Brings the schema up to `revision` (idempotent: nothing happens when already there)."""
+    try:
+        command.upgrade(alembic_config(engine), revision)
+    except Exception as error:  # Alembic and the drivers raise many kinds; name the step
+        raise MigrationError(f"migrating the store to {revision} failed: {error}") from error
+    log.info("store schema at %s (%s)", revision, engine.url.get_backend_name())
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def table_names(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())

@@ -1,0 +1,82 @@
+"""API keys: random, shown once, stored as a SHA-256 with a short non-secret prefix.
+
+A key reads `mk_<prefix>_<secret>`: the prefix (12 hex chars) finds the row, the SHA-256 of the
+whole key is compared in constant time. The keys carry 256 random bits, so a fast hash is
+enough (no password stretching needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from matcher.store.errors import NotFound
+from matcher.store.models import ApiKey, Role, utcnow
+
+log = logging.getLogger(__name__)
+
+KEY_SCHEME = "mk"
+
+
+class ApiKeyNotFound(NotFound):
+    pass
+
+
+def hash_key(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
+
+
+def _prefix_of(plaintext: str) -> str | None:
+    parts = plaintext.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_SCHEME or len(parts[1]) != 12:
+        return None
+    return parts[1]
+
+
+def create_key(session: Session, role: Role | str, name: str) -> tuple[ApiKey, str]:
+    """A new key row (flushed, not committed) and the plaintext key, which is never stored."""
+    role = Role(role)
+    prefix = secrets.token_hex(6)
+    plaintext = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(prefix=prefix, key_hash=hash_key(plaintext), role=role, name=name)
+    session.add(key)
+    session.flush()
+    log.info("created %s key %d (%s)", role.value, key.id, prefix)
+    return key, plaintext
+
+
+def verify_key(session: Session, plaintext: str) -> ApiKey | None:
+    """The live key row for this plaintext; None for a wrong, malformed or revoked key."""
+    prefix = _prefix_of(plaintext)
+    if prefix is None:
+        return None
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    if key is None or not hmac.compare_digest(key.key_hash, hash_key(plaintext)):
+        return None
+    if key.revoked_at is not None:
+        return None
+    return key
+
+
+def revoke_key(session: Session, key_id: int) -> ApiKey:
+    """Marks a key revoked (idempotent: the first revocation time stays)."""
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise ApiKeyNotFound(f"no API key {key_id}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.flush()
+        log.info("revoked key %d (%s)", key.id, key.prefix)
+    return key
+
+
+def list_keys(session: Session, include_revoked: bool = False) -> list[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.id)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return list(session.scalars(query))

@@ -1,0 +1,350 @@
+"""The tables: cases, their photos, sightings, faces, candidates and API keys (SQLAlchemy 2).
+
+The schema itself is created by the Alembic migrations in `matcher/store/migrations`; these
+classes must match them (tests/store/test_migrations.py compares the two).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from matcher.store.errors import InvalidRecord
+
+# Named constraints, so later migrations (batch mode on SQLite) can find and alter them.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 64-bit ids on PostgreSQL; SQLite only auto-increments a column declared INTEGER (also 64-bit).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes in and out (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise InvalidRecord("datetimes must be timezone-aware")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Category(StrEnum):
+    CHILD = "child"
+    ELDERLY = "elderly"
+
+
+class Sex(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    UNKNOWN = "unknown"
+
+
+class CaseStatus(StrEnum):
+    ACTIVE = "active"
+    FOUND = "found"
+    CLOSED = "closed"
+
+
+class CandidateStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class Role(StrEnum):
+    TIP_APP = "tip_app"
+    INVESTIGATOR = "investigator"
+    CASE_MANAGER = "case_manager"
+    ADMIN = "admin"
+
+
+# Fields of a case that its manager may publish; everything else stays internal.
+PUBLIC_CASE_FIELDS = frozenset({
+    "category", "name", "sex", "date_of_birth", "age_when_missing", "missing_since",
+    "last_seen_place", "last_seen_lat", "last_seen_lon", "description", "status", "photos",
+})
+
+
+def _enum(kind: type[StrEnum]) -> Enum:
+    # VARCHAR plus a named CHECK (declared in __table_args__): portable and easy to extend.
+    return Enum(
+        kind, native_enum=False, create_constraint=False, length=16, validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+def _one_of(column: str, kind: type[StrEnum]) -> CheckConstraint:
+    values = ", ".join(f"'{m.value}'" for m in kind)
+    return CheckConstraint(f"{column} IN ({values})", name=column)
+
+
+def _lat_lon(prefix: str = "") -> tuple[CheckConstraint, ...]:
+    lat, lon = f"{prefix}lat", f"{prefix}lon"
+    return (
+        CheckConstraint(f"{lat} IS NULL OR ({lat} >= -90 AND {lat} <= 90)", name=lat),
+        CheckConstraint(f"{lon} IS NULL OR ({lon} >= -180 AND {lon} <= 180)", name=lon),
+        CheckConstraint(f"({lat} IS NULL) = ({lon} IS NULL)", name=f"{prefix}lat_lon_together"),
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UtcDateTime()}
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        _one_of("category", Category),
+        _one_of("sex", Sex),
+        _one_of("status", CaseStatus),
+        CheckConstraint(
+            "date_of_birth IS NOT NULL OR age_when_missing IS NOT NULL", name="dob_or_age"
+        ),
+        CheckConstraint(
+            "age_when_missing IS NULL OR (age_when_missing >= 0 AND age_when_missing < 150)",
+            name="age_when_missing",
+        ),
+        *_lat_lon("last_seen_"),
+        Index("ix_cases_status_category", "status", "category"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    category: Mapped[Category] = mapped_column(_enum(Category))
+    name: Mapped[str] = mapped_column(String(200))
+    sex: Mapped[Sex] = mapped_column(_enum(Sex), default=Sex.UNKNOWN)
+    date_of_birth: Mapped[dt.date | None] = mapped_column(Date)
+    age_when_missing: Mapped[float | None] = mapped_column(Float)  # years
+    missing_since: Mapped[dt.date] = mapped_column(Date)
+    last_seen_place: Mapped[str | None] = mapped_column(Text)
+    last_seen_lat: Mapped[float | None] = mapped_column(Float)
+    last_seen_lon: Mapped[float | None] = mapped_column(Float)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus), default=CaseStatus.ACTIVE)
+    public_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    photos: Mapped[list[CasePhoto]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="CasePhoto.id",
+    )
+
+
+class CasePhoto(Base):
+    __tablename__ = "case_photos"
+    __table_args__ = (
+        UniqueConstraint("case_id", "sha256", name="uq_case_photos_case_id_sha256"),
+        CheckConstraint("age_at_photo IS NULL OR age_at_photo >= 0", name="age_at_photo"),
+        Index("ix_case_photos_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(Id, ForeignKey("cases.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the stored JPEG; names the file
+    path: Mapped[str] = mapped_column(String(200))  # relative to the data dir
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    taken_on: Mapped[dt.date | None] = mapped_column(Date)
+    age_at_photo: Mapped[float | None] = mapped_column(Float)  # years, when the date is unknown
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="photos")
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="case_photo", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Face.id",
+    )
+
+
+class Sighting(Base):
+    __tablename__ = "sightings"
+    __table_args__ = (
+        *_lat_lon(),
+        Index("ix_sightings_uploaded_at", "uploaded_at"),
+        Index("ix_sightings_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    taken_at: Mapped[dt.datetime | None] = mapped_column()
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    app: Mapped[str] = mapped_column(String(200))  # the tip app that sent it (its key's name)
+    api_key_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
+    )
+    reporter_contact: Mapped[str | None] = mapped_column(Text)  # private: never log, never list
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(200))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+
+    faces: Mapped[list[Face]] = relationship(
+        back_populates="sighting", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="Face.id",
+    )
+
+
+class Face(Base):
+    """A face in a case photo or in a sighting (exactly one): one id space for every index."""
+
+    __tablename__ = "faces"
+    __table_args__ = (
+        CheckConstraint(
+            "(case_photo_id IS NULL) <> (sighting_id IS NULL)", name="one_owner"
+        ),
+        CheckConstraint("dim > 0 AND length(descriptor) = 4 * dim", name="descriptor_size"),
+        Index("ix_faces_model_id_case_photo_id", "model_id", "case_photo_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_photo_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("case_photos.id", ondelete="CASCADE"), index=True
+    )
+    sighting_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("sightings.id", ondelete="CASCADE"), index=True
+    )
+    box: Mapped[list[float]] = mapped_column(JSON)  # [left, top, right, bottom], photo px
+    landmarks: Mapped[list[list[float]]] = mapped_column(JSON)  # [[x, y] x 5], photo px
+    score: Mapped[float] = mapped_column(Float)  # detection score
+    size_px: Mapped[float] = mapped_column(Float)
+    sharpness: Mapped[float] = mapped_column(Float)
+    unfit_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    fit: Mapped[bool] = mapped_column(Boolean)
+    model_id: Mapped[str] = mapped_column(String(64))
+    dim: Mapped[int] = mapped_column(Integer)
+    descriptor: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32 x dim
+
+    case_photo: Mapped[CasePhoto | None] = relationship(back_populates="faces")
+    sighting: Mapped[Sighting | None] = relationship(back_populates="faces")
+
+    @property
+    def vector(self) -> NDArray[np.float32]:
+        return descriptor_from_bytes(self.descriptor, self.dim)
+
+
+class Candidate(Base):
+    """A case proposed for a sighting face, waiting for (or after) an investigator's review."""
+
+    __tablename__ = "candidates"
+    __table_args__ = (
+        _one_of("status", CandidateStatus),
+        CheckConstraint("rank >= 1", name="rank"),
+        UniqueConstraint(
+            "sighting_face_id", "case_id", "model_id",
+            name="uq_candidates_sighting_face_id_case_id_model_id",
+        ),
+        Index("ix_candidates_status_case_id", "status", "case_id"),
+        Index("ix_candidates_case_id", "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    sighting_face_id: Mapped[int] = mapped_column(Id, ForeignKey("faces.id", ondelete="CASCADE"))
+    case_id: Mapped[int] = mapped_column(Id, ForeignKey("cases.id", ondelete="CASCADE"))
+    case_face_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("faces.id", ondelete="CASCADE"), index=True
+    )
+    distance: Mapped[float] = mapped_column(Float)
+    rank: Mapped[int] = mapped_column(Integer)
+    model_id: Mapped[str] = mapped_column(String(64))
+    threshold: Mapped[float] = mapped_column(Float)  # the threshold in force when it was found
+    status: Mapped[CandidateStatus] = mapped_column(
+        _enum(CandidateStatus), default=CandidateStatus.PENDING
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reviewed_at: Mapped[dt.datetime | None] = mapped_column()
+    reviewed_by: Mapped[str | None] = mapped_column(String(200))  # the reviewer key's name
+
+    sighting_face: Mapped[Face] = relationship(foreign_keys=[sighting_face_id])
+    case_face: Mapped[Face] = relationship(foreign_keys=[case_face_id])
+    case: Mapped[Case] = relationship()
+
+
+class ApiKey(Base):
+    """An API key: only its SHA-256 is stored, with a short non-secret prefix to look it up."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (_one_of("role", Role),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))  # hex SHA-256 of the whole key
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+def descriptor_to_bytes(vector: ArrayLike) -> tuple[bytes, int]:
+    """A 1-d descriptor as little-endian float32 bytes, and its dimension."""
+    array = np.asarray(vector)
+    if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.floating):
+        raise InvalidRecord(f"a descriptor must be a non-empty 1-d float array, got "
+                            f"{array.dtype} of shape {array.shape}")
+    array = array.astype("<f4", copy=False)
+    if not np.all(np.isfinite(array)):
+        raise InvalidRecord("a descriptor must be finite")
+    return array.tobytes(), int(array.size)
+
+
+def descriptor_from_bytes(data: bytes, dim: int) -> NDArray[np.float32]:
+    if len(data) != 4 * dim:
+        raise InvalidRecord(f"descriptor of {len(data)} bytes cannot hold {dim} float32")
+    return np.frombuffer(data, dtype="<f4").astype(np.float32)
+
+
+def descriptors_from_bytes(rows: list[bytes], dim: int) -> NDArray[np.float32]:
+    """Many descriptors of one dimension as an (n, dim) float32 array, in one copy."""
+    if not rows:
+        return np.empty((0, dim), dtype=np.float32)
+    if any(len(row) != 4 * dim for row in rows):
+        raise InvalidRecord(f"a descriptor does not hold {dim} float32")
+    return np.frombuffer(b"".join(rows), dtype="<f4").reshape(len(rows), dim).astype(np.float32)
+

@@ -1,0 +1,352 @@
+"""Plain functions over the store, used by the service: cases, photos, sightings, candidates.
+
+They add and flush but never commit: the caller owns the transaction (`session_scope`, or
+`photo_transaction` when a photo file goes with the rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from matcher.store.errors import (
+    CandidateNotFound,
+    CaseNotFound,
+    InvalidRecord,
+    SightingNotFound,
+)
+from matcher.store.models import (
+    PUBLIC_CASE_FIELDS,
+    Candidate,
+    CandidateStatus,
+    Case,
+    CasePhoto,
+    CaseStatus,
+    Category,
+    Face,
+    Sex,
+    Sighting,
+    descriptor_to_bytes,
+    descriptors_from_bytes,
+    utcnow,
+)
+from matcher.store.photos import StoredPhoto
+
+log = logging.getLogger(__name__)
+
+# (face ids, case ids, vectors): the batches FaceIndex.rebuild reads.
+FaceRowBatch = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]
+
+
+@dataclass(frozen=True)
+class NewCase:
+    category: Category | str
+    name: str
+    missing_since: dt.date
+    sex: Sex | str = Sex.UNKNOWN
+    date_of_birth: dt.date | None = None
+    age_when_missing: float | None = None
+    last_seen_place: str | None = None
+    last_seen_lat: float | None = None
+    last_seen_lon: float | None = None
+    description: str = ""
+    public_fields: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face as the pipeline reports it (the service converts matcher.embed's Face)."""
+
+    box: tuple[float, float, float, float]
+    landmarks: ArrayLike  # (5, 2)
+    score: float
+    size_px: float
+    sharpness: float
+    vector: ArrayLike  # (dim,) float
+    model_id: str
+    unfit_reasons: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class NewSighting:
+    app: str
+    uploaded_at: dt.datetime | None = None  # now when None
+    taken_at: dt.datetime | None = None
+    lat: float | None = None
+    lon: float | None = None
+    api_key_id: int | None = None
+    reporter_contact: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class NewCandidate:
+    sighting_face_id: int
+    case_id: int
+    case_face_id: int
+    distance: float
+    rank: int
+    model_id: str
+    threshold: float
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+
+def _public_fields(fields: Iterable[str]) -> list[str]:
+    chosen = list(dict.fromkeys(fields))
+    unknown = set(chosen) - PUBLIC_CASE_FIELDS
+    if unknown:
+        raise InvalidRecord(f"unknown public fields: {sorted(unknown)}")
+    return chosen
+
+
+def _lat_lon(lat: float | None, lon: float | None) -> None:
+    if (lat is None) != (lon is None):
+        raise InvalidRecord("latitude and longitude go together")
+    if lat is not None and lon is not None and not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InvalidRecord(f"not a position: {lat}, {lon}")
+
+
+def create_case(session: Session, new: NewCase) -> Case:
+    if new.date_of_birth is None and new.age_when_missing is None:
+        raise InvalidRecord("a case needs a date of birth or the age when missing")
+    _lat_lon(new.last_seen_lat, new.last_seen_lon)
+    case = Case(
+        category=Category(new.category), name=new.name, sex=Sex(new.sex),
+        date_of_birth=new.date_of_birth, age_when_missing=new.age_when_missing,
+        missing_since=new.missing_since, last_seen_place=new.last_seen_place,
+        last_seen_lat=new.last_seen_lat, last_seen_lon=new.last_seen_lon,
+        description=new.description, status=CaseStatus.ACTIVE,
+        public_fields=_public_fields(new.public_fields),
+    )
+    session.add(case)
+    session.flush()
+    log.info("created case %d (%s)", case.id, case.category.value)
+    return case
+
+
+def get_case(session: Session, case_id: int) -> Case:
+    case = session.get(Case, case_id, options=[selectinload(Case.photos).selectinload(
+        CasePhoto.faces)])
+    if case is None:
+        raise CaseNotFound(f"no case {case_id}")
+    return case
+
+
+def list_cases(
+    session: Session, status: CaseStatus | str | None = None,
+    category: Category | str | None = None, limit: int = 100, after_id: int = 0,
+) -> list[Case]:
+    """Cases by id, `limit` at a time after `after_id` (keyset pagination)."""
+    query = select(Case).where(Case.id > after_id).order_by(Case.id).limit(limit)
+    if status is not None:
+        query = query.where(Case.status == CaseStatus(status))
+    if category is not None:
+        query = query.where(Case.category == Category(category))
+    return list(session.scalars(query))
+
+
+def set_case_status(session: Session, case_id: int, status: CaseStatus | str) -> Case:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise CaseNotFound(f"no case {case_id}")
+    case.status = CaseStatus(status)
+    session.flush()
+    log.info("case %d is now %s", case.id, case.status.value)
+    return case
+
+
+def set_public_fields(session: Session, case_id: int, fields: Iterable[str]) -> Case:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise CaseNotFound(f"no case {case_id}")
+    case.public_fields = _public_fields(fields)
+    session.flush()
+    return case
+
+
+def delete_case(session: Session, case_id: int) -> None:
+    """Deletes a case with its photos' rows, faces and candidates (files go to the sweep)."""
+    case = session.get(Case, case_id)
+    if case is None:
+        raise CaseNotFound(f"no case {case_id}")
+    session.delete(case)
+    session.flush()
+    log.info("deleted case %d", case_id)
+
+
+# --- faces and photos ------------------------------------------------------------------------
+
+
+def _face_row(face: NewFace) -> Face:
+    descriptor, dim = descriptor_to_bytes(face.vector)
+    landmarks = np.asarray(face.landmarks, dtype=np.float64)
+    if landmarks.ndim != 2 or landmarks.shape[1] != 2:
+        raise InvalidRecord(f"landmarks must be (n, 2) points, got shape {landmarks.shape}")
+    if len(face.box) != 4:
+        raise InvalidRecord("a box is (left, top, right, bottom)")
+    return Face(
+        box=[float(v) for v in face.box], landmarks=landmarks.tolist(), score=float(face.score),
+        size_px=float(face.size_px), sharpness=float(face.sharpness),
+        unfit_reasons=list(face.unfit_reasons), fit=not face.unfit_reasons,
+        model_id=face.model_id, dim=dim, descriptor=descriptor,
+    )
+
+
+def add_case_photo(
+    session: Session, case_id: int, photo: StoredPhoto, faces: Sequence[NewFace] = (),
+    taken_on: dt.date | None = None, age_at_photo: float | None = None,
+) -> CasePhoto:
+    if session.get(Case, case_id) is None:
+        raise CaseNotFound(f"no case {case_id}")
+    row = CasePhoto(
+        case_id=case_id, sha256=photo.sha256, path=photo.path, width=photo.width,
+        height=photo.height, taken_on=taken_on, age_at_photo=age_at_photo,
+        faces=[_face_row(face) for face in faces],
+    )
+    session.add(row)
+    session.flush()
+    log.info("case %d: photo %d with %d faces", case_id, row.id, len(faces))
+    return row
+
+
+def create_sighting(
+    session: Session, new: NewSighting, photo: StoredPhoto, faces: Sequence[NewFace] = ()
+) -> Sighting:
+    _lat_lon(new.lat, new.lon)
+    row = Sighting(
+        uploaded_at=new.uploaded_at or utcnow(), taken_at=new.taken_at, lat=new.lat, lon=new.lon,
+        app=new.app, api_key_id=new.api_key_id, reporter_contact=new.reporter_contact,
+        sha256=photo.sha256, path=photo.path, width=photo.width, height=photo.height,
+        faces=[_face_row(face) for face in faces],
+    )
+    session.add(row)
+    session.flush()
+    log.info("sighting %d from %s with %d faces", row.id, new.app, len(faces))
+    return row
+
+
+def get_sighting(session: Session, sighting_id: int) -> Sighting:
+    sighting = session.get(Sighting, sighting_id, options=[selectinload(Sighting.faces)])
+    if sighting is None:
+        raise SightingNotFound(f"no sighting {sighting_id}")
+    return sighting
+
+
+def get_faces(session: Session, face_ids: Iterable[int]) -> list[Face]:
+    ids = list(face_ids)
+    return list(session.scalars(select(Face).where(Face.id.in_(ids)).order_by(Face.id)))
+
+
+# --- candidates ------------------------------------------------------------------------------
+
+
+def add_candidates(session: Session, candidates: Sequence[NewCandidate]) -> list[Candidate]:
+    rows = [
+        Candidate(
+            sighting_face_id=c.sighting_face_id, case_id=c.case_id, case_face_id=c.case_face_id,
+            distance=float(c.distance), rank=int(c.rank), model_id=c.model_id,
+            threshold=float(c.threshold), status=CandidateStatus.PENDING,
+        )
+        for c in candidates
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def list_candidates(
+    session: Session, status: CandidateStatus | str | None = None, case_id: int | None = None,
+    sighting_id: int | None = None, limit: int = 100, after_id: int = 0,
+) -> list[Candidate]:
+    query = select(Candidate).where(Candidate.id > after_id).order_by(Candidate.id).limit(limit)
+    if status is not None:
+        query = query.where(Candidate.status == CandidateStatus(status))
+    if case_id is not None:
+        query = query.where(Candidate.case_id == case_id)
+    if sighting_id is not None:
+        query = query.join(Face, Face.id == Candidate.sighting_face_id).where(
+            Face.sighting_id == sighting_id)
+    return list(session.scalars(query))
+
+
+def set_candidate_status(
+    session: Session, candidate_id: int, status: CandidateStatus | str,
+    reviewed_by: str | None = None,
+) -> Candidate:
+    candidate = session.get(Candidate, candidate_id)
+    if candidate is None:
+        raise CandidateNotFound(f"no candidate {candidate_id}")
+    candidate.status = CandidateStatus(status)
+    pending = candidate.status is CandidateStatus.PENDING
+    candidate.reviewed_at = None if pending else utcnow()
+    candidate.reviewed_by = None if pending else reviewed_by
+    session.flush()
+    log.info("candidate %d (case %d) is now %s", candidate.id, candidate.case_id,
+             candidate.status.value)
+    return candidate
+
+
+# --- the source of the face index ------------------------------------------------------------
+
+
+def _active_case_faces(model_id: str) -> Any:
+    return (
+        select(Face.id, CasePhoto.case_id, Face.descriptor, Face.dim)
+        .join(CasePhoto, Face.case_photo_id == CasePhoto.id)
+        .join(Case, CasePhoto.case_id == Case.id)
+        .where(Face.model_id == model_id, Case.status == CaseStatus.ACTIVE)
+    )
+
+
+def active_case_face_rows(
+    session: Session, model_id: str, batch_size: int = 10_000
+) -> Iterator[FaceRowBatch]:
+    """(face ids, case ids, vectors) of every face of every active case, by face id, in batches.
+
+    The store is the truth: this is what FaceIndex.rebuild reads at start-up. Faces of other
+    models and of found or closed cases are left out. Keyset pagination keeps memory flat.
+    """
+    after = 0
+    while True:
+        rows = session.execute(
+            _active_case_faces(model_id).where(Face.id > after).order_by(Face.id)
+            .limit(batch_size)
+        ).all()
+        if not rows:
+            return
+        dims = {row.dim for row in rows}
+        if len(dims) != 1:
+            raise InvalidRecord(f"faces of {model_id} have several dimensions: {sorted(dims)}")
+        ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
+        owners = np.fromiter((row.case_id for row in rows), dtype=np.int64, count=len(rows))
+        vectors = descriptors_from_bytes([row.descriptor for row in rows], dims.pop())
+        yield ids, owners, vectors
+        after = int(ids[-1])
+
+
+@dataclass(frozen=True)
+class FaceSetSummary:
+    """Cheap fingerprint of the active case faces of a model: an index built from a different
+    set is stale. Any added, deleted or (by case status) hidden face changes count or id sum."""
+
+    count: int
+    id_sum: int
+    max_id: int
+
+
+def active_case_face_summary(session: Session, model_id: str) -> FaceSetSummary:
+    faces = _active_case_faces(model_id).subquery()
+    count, id_sum, max_id = session.execute(
+        select(func.count(), func.coalesce(func.sum(faces.c.id), 0),
+               func.coalesce(func.max(faces.c.id), 0))
+    ).one()
+    return FaceSetSummary(int(count), int(id_sum), int(max_id))

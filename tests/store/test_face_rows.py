@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from matcher.store import (
+    active_case_face_rows,
+    active_case_face_summary,
+    add_case_photo,
+    create_case,
+    set_case_status,
+    store_photo,
+)
+from tests.store.builders import MODEL, new_case, new_face, pixels, vector
+
+
+def test_rows_hold_only_active_cases_of_the_model(session: Session, data_dir: Path) -> None:
+    expected: dict[int, tuple[int, int]] = {}  # face id -> (case id, seed)
+    for seed, status in ((1, "active"), (2, "found"), (3, "closed"), (4, "active")):
+        case = create_case(session, new_case(f"case {seed}"))
+        photo = store_photo(data_dir, pixels(seed))
+        seeds = [seed * 100 + i for i in range(3)]
+        row = add_case_photo(session, case.id, photo, [new_face(s) for s in seeds])
+        add_case_photo(session, case.id, store_photo(data_dir, pixels(seed + 50)),
+                       [new_face(seed + 1000, model_id="other-model", dim=64)])
+        set_case_status(session, case.id, status)
+        if status == "active":
+            expected.update({f.id: (case.id, s) for f, s in zip(row.faces, seeds, strict=True)})
+    session.commit()
+
+    batches = list(active_case_face_rows(session, MODEL, batch_size=4))
+    assert [len(ids) for ids, _, _ in batches] == [4, 2]
+    ids = np.concatenate([b[0] for b in batches])
+    owners = np.concatenate([b[1] for b in batches])
+    vectors = np.concatenate([b[2] for b in batches])
+    assert ids.dtype == owners.dtype == np.int64 and vectors.dtype == np.float32
+    assert ids.tolist() == sorted(expected)
+    assert owners.tolist() == [expected[i][0] for i in ids]
+    for face_id, row in zip(ids, vectors, strict=True):
+        assert row.tobytes() == vector(expected[int(face_id)][1]).tobytes()
+    other = list(active_case_face_rows(session, "other-model"))
+    assert len(other) == 1 and other[0][2].shape == (2, 64)
+    assert list(active_case_face_rows(session, "no-such-model")) == []
+
+
+def test_the_summary_changes_when_the_face_set_does(session: Session, data_dir: Path) -> None:
+    empty = active_case_face_summary(session, MODEL)
+    assert (empty.count, empty.id_sum, empty.max_id) == (0, 0, 0)
+    cases = [create_case(session, new_case(str(i))) for i in range(2)]
+    for i, case in enumerate(cases):
+        add_case_photo(session, case.id, store_photo(data_dir, pixels(i)), [new_face(i)])
+    session.commit()
+    both = active_case_face_summary(session, MODEL)
+    assert both.count == 2
+    set_case_status(session, cases[0].id, "found")
+    session.commit()
+    one = active_case_face_summary(session, MODEL)
+    assert one.count == 1 and one != both
+    set_case_status(session, cases[0].id, "active")
+    session.commit()
+    assert active_case_face_summary(session, MODEL) == both
