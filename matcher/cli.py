@@ -157,3 +157,69 @@ def eval_command(
     for band, row in report.by_gap.items():
         typer.echo(f"  gap {band:>5} yrs ({row['searches']:3d}): rank-1 {row['rank1']:.3f}  "
                    f"rank-10 {row['rank10']:.3f}  TPIR {row['tpir_at_fpir_1pct']:.3f}")
+
+
+@app.command()
+def serve(
+    data_dir: Annotated[Path | None, typer.Option(help="Store, photos, caches.")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+) -> None:
+    """Serve the HTTP API (a first start creates the store and prints an admin key once)."""
+    import uvicorn
+
+    from matcher.api import create_app
+
+    settings = _settings(data_dir)
+    _bootstrap(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _bootstrap(settings: Settings) -> None:
+    from matcher.service import InvalidAdminKey, bootstrap_admin
+    from matcher.store import make_engine, migrate, session_factory
+
+    engine = make_engine(settings)
+    try:
+        migrate(engine)
+        given = settings.admin_key.get_secret_value() if settings.admin_key else None
+        plaintext = bootstrap_admin(session_factory(engine), given)
+    except InvalidAdminKey as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    finally:
+        engine.dispose()
+    if plaintext is not None:
+        typer.echo("First start: an admin API key was created. It is shown only this once:",
+                   err=True)
+        typer.echo(plaintext)
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="tip_app, investigator, case_manager or admin.")],
+    name: Annotated[str, typer.Option(help="Who holds the key (an app, a desk).")],
+    data_dir: Annotated[Path | None, typer.Option(help="Store, photos, caches.")] = None,
+) -> None:
+    """Create an API key; the key alone is printed on the last line (shown only once)."""
+    from matcher.service import new_key
+    from matcher.store import Role, make_engine, migrate, session_factory
+
+    try:
+        chosen = Role(role)
+    except ValueError as exc:
+        typer.echo(f"error: unknown role {role!r}; one of {[r.value for r in Role]}", err=True)
+        raise typer.Exit(code=2) from exc
+    settings = _settings(data_dir)
+    engine = make_engine(settings)
+    try:
+        migrate(engine)
+        row, plaintext = new_key(session_factory(engine), chosen, name)
+    finally:
+        engine.dispose()
+    typer.echo(f"created {chosen.value} key {row.id} for {name}", err=True)
+    typer.echo(plaintext)

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # How long an SQLite writer waits for another one before giving up ("database is locked").
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+
+    # The service (matcher/service, matcher/api). Every sighting face is searched for its
+    # `match_top_k` closest active cases and all of them are stored as candidates, each with the
+    # threshold in force; a candidate is "under threshold" (a likely match) when its distance is
+    # at most `match_threshold`. 0.6 is dlib's same-person threshold, kept until the cross-age
+    # calibration (matcher eval) picks one for children.
+    match_threshold: float = Field(default=0.6, gt=0.0, le=4.0)
+    match_top_k: int = Field(default=10, ge=1, le=1000)
+    # Decoding, detection, embedding and index searches run in this many worker threads; more
+    # uploads at once wait in line for a worker (queued, never dropped).
+    workers: int = Field(default=2, ge=1, le=256)
+    # A first start with no admin key stores this one (format `mk_<12 hex>_<secret>`) instead of
+    # printing a random one. Never logged.
+    admin_key: SecretStr | None = None
 
     @field_validator("device")
     @classmethod

@@ -1,0 +1,50 @@
+"""The FastAPI app: the service is opened once in the lifespan and handed to the routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request
+
+from matcher.api import errors
+from matcher.api.deps import Worker
+from matcher.api.routes import alerts, cases, keys, sightings
+from matcher.api.schemas import Health
+from matcher.config import Settings
+from matcher.embed import FacePipeline
+from matcher.service import Matcher, open_matcher
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> FastAPI:
+    """The app. `pipeline` lets tests share one loaded pipeline between apps; by default the
+    lifespan loads it (once per process)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        matcher = await anyio.to_thread.run_sync(open_matcher, settings, pipeline)
+        app.state.matcher = matcher
+        app.state.worker = Worker(settings.workers)
+        log.info("serving model %s with %d active case faces", matcher.model_id,
+                 len(matcher.index))
+        try:
+            yield
+        finally:
+            matcher.close()
+
+    app = FastAPI(title="matcher", version="1", lifespan=lifespan,
+                  description="Matches sighting photos against missing-person cases.")
+    errors.install(app)
+    for module in (sightings, alerts, cases, keys):
+        app.include_router(module.router, prefix="/v1")
+
+    @app.get("/healthz", response_model=Health, tags=["operations"])
+    async def healthz(request: Request) -> Health:
+        matcher: Matcher = request.app.state.matcher
+        return Health(status="ok", model_id=matcher.model_id)
+
+    return app

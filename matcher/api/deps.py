@@ -1,0 +1,85 @@
+"""Dependencies: the service context, the worker pool, and API-key roles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import anyio
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from matcher.service import Matcher, authenticate
+from matcher.store import ApiKey, Role
+
+T = TypeVar("T")
+
+
+class Unauthenticated(Exception):
+    """No key, or a wrong or revoked one (401)."""
+
+
+class Forbidden(Exception):
+    """A live key whose role may not use this endpoint (403)."""
+
+
+def get_matcher(request: Request) -> Matcher:
+    matcher: Matcher = request.app.state.matcher
+    return matcher
+
+
+MatcherDep = Annotated[Matcher, Depends(get_matcher)]
+
+
+class Worker:
+    """Runs blocking service calls (torch, FAISS, the database) off the event loop, at most
+    `settings.workers` at once; the rest wait their turn in anyio's queue."""
+
+    def __init__(self, limit: int) -> None:
+        self.limiter = anyio.CapacityLimiter(limit)
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+
+def get_worker(request: Request) -> Worker:
+    worker: Worker = request.app.state.worker
+    return worker
+
+
+WorkerDep = Annotated[Worker, Depends(get_worker)]
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+async def current_key(
+    matcher: MatcherDep, worker: WorkerDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_header)],
+) -> ApiKey:
+    plaintext = bearer.credentials if bearer is not None else header
+    if not plaintext:
+        raise Unauthenticated("an API key is required (Authorization: Bearer or X-API-Key)")
+    key = await worker(authenticate, matcher.sessions, plaintext)
+    if key is None:
+        raise Unauthenticated("the API key is wrong or revoked")
+    return key
+
+
+def require(*roles: Role) -> Callable[..., Any]:
+    """A dependency that lets through keys of these roles only."""
+
+    async def check(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+        if key.role not in roles:
+            raise Forbidden(f"a {key.role.value} key may not do this")
+        return key
+
+    return check
+
+
+TipApp = Annotated[ApiKey, Depends(require(Role.TIP_APP))]
+Investigator = Annotated[ApiKey, Depends(require(Role.INVESTIGATOR))]
+CaseReader = Annotated[ApiKey, Depends(require(Role.INVESTIGATOR, Role.CASE_MANAGER))]
+CaseManager = Annotated[ApiKey, Depends(require(Role.CASE_MANAGER))]
+Admin = Annotated[ApiKey, Depends(require(Role.ADMIN))]

@@ -1,0 +1,70 @@
+"""Library exceptions -> HTTP status codes with a JSON body {"error": code, "detail": text}.
+
+The only place where the service's, the store's and the pipeline's exceptions meet HTTP.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from matcher.api.deps import Forbidden, Unauthenticated
+from matcher.embed.errors import ImageError, ImageTooLarge
+from matcher.index import FaceIndexError
+from matcher.service import DuplicatePhoto
+from matcher.store import InvalidRecord, NotFound, UnsupportedPhoto
+
+
+class UploadTooLarge(Exception):
+    """More bytes than MATCHER_MAX_IMAGE_BYTES arrived (before any decoding)."""
+
+
+def _json(status: int, error: str, detail: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status,
+                        headers=headers or None)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own list of what failed, under the same "error" key as every other 4xx.
+        return JSONResponse({"error": "invalid_request", "detail": jsonable_encoder(
+            exc.errors(), exclude={"input"})}, status_code=422)
+
+    @app.exception_handler(Unauthenticated)
+    async def unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
+        return _json(401, "unauthenticated", str(exc), **{"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return _json(403, "forbidden", str(exc))
+
+    @app.exception_handler(ImageError)
+    async def bad_image(_: Request, exc: ImageError) -> JSONResponse:
+        return _json(413 if isinstance(exc, ImageTooLarge) else 422, exc.reason, str(exc))
+
+    @app.exception_handler(UploadTooLarge)
+    async def too_large(_: Request, exc: UploadTooLarge) -> JSONResponse:
+        return _json(413, "too_large", str(exc))
+
+    @app.exception_handler(UnsupportedPhoto)
+    async def unsupported(_: Request, exc: UnsupportedPhoto) -> JSONResponse:
+        return _json(422, "unsupported", str(exc))
+
+    @app.exception_handler(InvalidRecord)
+    async def invalid(_: Request, exc: InvalidRecord) -> JSONResponse:
+        return _json(422, "invalid", str(exc))
+
+    @app.exception_handler(DuplicatePhoto)
+    async def duplicate(_: Request, exc: DuplicatePhoto) -> JSONResponse:
+        return _json(409, "duplicate_photo", str(exc))
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _json(404, "not_found", str(exc))
+
+    @app.exception_handler(FaceIndexError)
+    async def index_error(_: Request, exc: FaceIndexError) -> JSONResponse:
+        return _json(500, "index_error", "the face index refused the change; see the logs")

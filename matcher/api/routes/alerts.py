@@ -1,0 +1,40 @@
+"""The public feed tip apps show: active cases, public fields only."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response
+
+from matcher.api.deps import MatcherDep, TipApp, WorkerDep
+from matcher.api.schemas import AlertPublic
+from matcher.service import alert_feed, public_photo
+
+router = APIRouter(tags=["alerts"])
+
+
+@router.get("/alerts", response_model=list[AlertPublic])
+async def get_alerts(
+    request: Request, response: Response, _: TipApp, matcher: MatcherDep, worker: WorkerDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> list[AlertPublic] | Response:
+    feed = await worker(alert_feed, matcher)
+    if if_none_match is not None and feed.etag in {t.strip() for t in if_none_match.split(",")}:
+        return Response(status_code=304, headers={"ETag": feed.etag})
+    response.headers["ETag"] = feed.etag
+    return [
+        AlertPublic(case_id=a.case_id, fields=a.fields, photo_urls=[
+            str(request.url_for("get_alert_photo", case_id=a.case_id, photo_id=p))
+            for p in a.photo_ids])
+        for a in feed.alerts
+    ]
+
+
+@router.get("/alerts/{case_id}/photos/{photo_id}", name="get_alert_photo",
+            response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+async def get_alert_photo(
+    case_id: int, photo_id: int, _: TipApp, matcher: MatcherDep, worker: WorkerDep
+) -> Response:
+    """A case photo its manager made public (404 otherwise, or once the case is not active)."""
+    data = await worker(public_photo, matcher, case_id, photo_id)
+    return Response(data, media_type="image/jpeg")

@@ -1,0 +1,61 @@
+"""Use cases, callable without HTTP: the API, the CLI, scripts and tests share them.
+
+```python
+matcher = open_matcher(settings)                    # store migrated, index rebuilt from it
+case, _ = register_case(matcher, NewCase(...), [CasePhotoUpload(jpeg)])
+result = ingest_sighting(matcher, jpeg, NewSighting(app="tips"))
+candidates = sighting_candidates(matcher, result.sighting_id)
+update_case(matcher, case.id, status="found")       # out of the index before it returns
+```
+Functions are synchronous and thread-safe; they may run torch and FAISS, so async callers run
+them in a worker thread.
+"""
+
+from matcher.service.alerts import Alert, AlertFeed, alert_feed, public_photo
+from matcher.service.cases import (
+    CasePhotoResult,
+    CasePhotoUpload,
+    add_photo,
+    create_case,
+    read_case,
+    register_case,
+    update_case,
+)
+from matcher.service.context import Matcher, open_matcher
+from matcher.service.errors import DuplicatePhoto, InvalidAdminKey, ServiceError
+from matcher.service.faces import FaceFeedback
+from matcher.service.keys import authenticate, bootstrap_admin, new_key, revoke
+from matcher.service.sightings import (
+    SightingResult,
+    ingest_sighting,
+    read_sighting,
+    sighting_candidates,
+)
+
+__all__ = [
+    "Alert",
+    "AlertFeed",
+    "CasePhotoResult",
+    "CasePhotoUpload",
+    "DuplicatePhoto",
+    "FaceFeedback",
+    "InvalidAdminKey",
+    "Matcher",
+    "ServiceError",
+    "SightingResult",
+    "add_photo",
+    "alert_feed",
+    "authenticate",
+    "bootstrap_admin",
+    "create_case",
+    "ingest_sighting",
+    "new_key",
+    "open_matcher",
+    "public_photo",
+    "read_case",
+    "read_sighting",
+    "register_case",
+    "revoke",
+    "sighting_candidates",
+    "update_case",
+]

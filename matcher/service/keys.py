@@ -1,0 +1,58 @@
+"""API keys: create, revoke, and the first admin key of a new installation."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from matcher.service.errors import InvalidAdminKey
+from matcher.store import ApiKey, Role, create_key, revoke_key, session_scope, verify_key
+from matcher.store.keys import hash_key
+
+log = logging.getLogger(__name__)
+
+_KEY_FORMAT = re.compile(r"^mk_([0-9a-f]{12})_[A-Za-z0-9_-]{32,}$")
+
+
+def new_key(sessions: sessionmaker[Session], role: Role | str, name: str) -> tuple[ApiKey, str]:
+    """The new key's row and its plaintext (shown once, never stored)."""
+    with session_scope(sessions) as session:
+        return create_key(session, role, name)
+
+
+def revoke(sessions: sessionmaker[Session], key_id: int) -> ApiKey:
+    with session_scope(sessions) as session:
+        return revoke_key(session, key_id)
+
+
+def authenticate(sessions: sessionmaker[Session], plaintext: str) -> ApiKey | None:
+    with sessions() as session:
+        return verify_key(session, plaintext)
+
+
+def bootstrap_admin(sessions: sessionmaker[Session], given: str | None = None) -> str | None:
+    """On a store with no live admin key, stores `given` (MATCHER_ADMIN_KEY) or a new random
+    one. Returns the plaintext to show once when a random key was made, else None."""
+    with session_scope(sessions) as session:
+        live = session.scalar(select(ApiKey.id).where(
+            ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None)).limit(1))
+        if given is not None:
+            match = _KEY_FORMAT.match(given)
+            if match is None:
+                raise InvalidAdminKey("MATCHER_ADMIN_KEY must look like mk_<12 hex>_<32+ "
+                                      "url-safe chars>; `matcher keys create` makes one")
+            if verify_key(session, given) is not None:
+                return None
+            if session.scalar(select(ApiKey.id).where(ApiKey.prefix == match.group(1))):
+                raise InvalidAdminKey("MATCHER_ADMIN_KEY's prefix belongs to another key")
+            session.add(ApiKey(prefix=match.group(1), key_hash=hash_key(given), role=Role.ADMIN,
+                               name="admin (MATCHER_ADMIN_KEY)"))
+            log.info("stored the admin key from MATCHER_ADMIN_KEY")
+            return None
+        if live is not None:
+            return None
+        _, plaintext = create_key(session, Role.ADMIN, "admin (first start)")
+        return plaintext

@@ -1,0 +1,96 @@
+"""Sighting use cases: ingest a photo from a tip app, and read its ranked candidates.
+
+Every face of the sighting is detected and embedded; every fit face is searched against the
+active case index and its top `match_top_k` cases are stored as candidates (distance, rank,
+model id and the `match_threshold` in force), whether or not they are under the threshold:
+an investigator may want the near misses, and the threshold can be recalibrated later without
+re-running old sightings. Unfit faces (too small, too blurred) are stored with their reasons
+but not searched: their descriptors drift too far to rank cases (scripts/calibrate_quality.py).
+A sighting with no usable face is kept, with the reasons.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from matcher.service import faces as face_ops
+from matcher.service.context import Matcher
+from matcher.store import (
+    Candidate,
+    NewCandidate,
+    NewSighting,
+    Sighting,
+    add_candidates,
+    create_sighting,
+    get_sighting,
+    list_candidates,
+    photo_transaction,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SightingResult:
+    sighting_id: int
+    faces: list[face_ops.FaceFeedback]
+    candidates: int  # rows stored, over all faces
+
+
+def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> SightingResult:
+    """Decode, detect, embed, search, then store photo, faces and candidates together.
+
+    Raises ImageError for unusable bytes and InvalidRecord for impossible values (e.g. a
+    latitude without a longitude); nothing is stored then.
+    """
+    image = face_ops.decode(matcher, data)
+    found = face_ops.detect(matcher, image)
+    fit = [i for i, face in enumerate(found) if face.quality.fit]
+    k = matcher.settings.match_top_k
+    hits = matcher.index.search(face_ops.vectors([found[i] for i in fit]), k=k) if fit else None
+    threshold = matcher.settings.match_threshold
+    with matcher.sessions() as session, photo_transaction(
+        session, matcher.settings.data_dir, matcher.settings.max_image_pixels
+    ) as photos:
+        sighting = create_sighting(
+            session, new, photos.store(image), face_ops.new_faces(found, matcher.model_id)
+        )
+        rows: list[NewCandidate] = []
+        if hits is not None:
+            for query, i in enumerate(fit):
+                face_id = sighting.faces[i].id
+                for rank in range(k):
+                    case_id = int(hits.owners[query, rank])
+                    if case_id < 0:
+                        break
+                    rows.append(NewCandidate(
+                        sighting_face_id=face_id, case_id=case_id,
+                        case_face_id=int(hits.face_ids[query, rank]),
+                        distance=float(hits.distances[query, rank]), rank=rank + 1,
+                        model_id=matcher.model_id, threshold=threshold,
+                    ))
+        add_candidates(session, rows)
+        sighting_id = sighting.id
+    best = float(np.min(hits.distances[:, 0])) if hits is not None and rows else None
+    log.info("sighting %d: %d faces, %d fit, %d candidates, best distance %s", sighting_id,
+             len(found), len(fit), len(rows), f"{best:.3f}" if best is not None else "-")
+    return SightingResult(sighting_id, face_ops.feedback(found), len(rows))
+
+
+def sighting_candidates(matcher: Matcher, sighting_id: int, limit: int = 1000) -> list[Candidate]:
+    """The sighting's candidates by face, then rank (SightingNotFound for an unknown id)."""
+    with matcher.sessions() as session:
+        get_sighting(session, sighting_id)
+        rows = list_candidates(session, sighting_id=sighting_id, limit=limit)
+        for row in rows:  # loaded while the session is open: the API reads them after
+            _ = row.case, row.case_face
+        return sorted(rows, key=lambda c: (c.sighting_face_id, c.rank))
+
+
+def read_sighting(matcher: Matcher, sighting_id: int) -> Sighting:
+    """The sighting with its faces loaded (SightingNotFound for an unknown id)."""
+    with matcher.sessions() as session:
+        return get_sighting(session, sighting_id)

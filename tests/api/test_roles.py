@@ -1,0 +1,105 @@
+"""Every endpoint x every role, and no key, a wrong key and a revoked key."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from matcher.service import CasePhotoUpload, ingest_sighting, new_key, register_case
+from matcher.store import NewCase, NewSighting, Role
+from tests.api.builders import case_body
+from tests.api.conftest import auth, matcher_of
+from tests.data import lfw_photos, require_test_data
+
+TIP, INV, MGR, ADM = Role.TIP_APP, Role.INVESTIGATOR, Role.CASE_MANAGER, Role.ADMIN
+Call = Callable[[TestClient, dict[str, str], dict[str, Any]], Response]
+
+
+def _photo(ctx: dict[str, Any]) -> dict[str, Any]:
+    # A new photo each call: a case refuses the same pixels twice (409).
+    ctx["n"] = ctx.get("n", 0) + 1
+    return {"photo": ("p.jpg", lfw_photos()[ctx["n"]].path.read_bytes(), "image/jpeg")}
+
+
+# (name, request, roles allowed, status for an allowed role)
+ENDPOINTS: list[tuple[str, Call, set[Role], int]] = [
+    ("POST /v1/sightings", lambda c, h, x: c.post(
+        "/v1/sightings", files=_photo(x), headers=h), {TIP}, 201),
+    ("GET /v1/alerts", lambda c, h, x: c.get("/v1/alerts", headers=h), {TIP}, 200),
+    ("GET /v1/alerts/photo", lambda c, h, x: c.get(
+        f"/v1/alerts/{x['case']}/photos/{x['photo']}", headers=h), {TIP}, 200),
+    ("POST /v1/cases", lambda c, h, x: c.post(
+        "/v1/cases", json=case_body("New"), headers=h), {MGR}, 201),
+    ("PATCH /v1/cases/{id}", lambda c, h, x: c.patch(
+        f"/v1/cases/{x['case']}", json={"public_fields": ["name", "photos"]}, headers=h),
+     {MGR}, 200),
+    ("POST /v1/cases/{id}/photos", lambda c, h, x: c.post(
+        f"/v1/cases/{x['case']}/photos", files=_photo(x), headers=h), {MGR}, 201),
+    ("GET /v1/cases/{id}", lambda c, h, x: c.get(f"/v1/cases/{x['case']}", headers=h),
+     {INV, MGR}, 200),
+    ("GET /v1/sightings/{id}", lambda c, h, x: c.get(
+        f"/v1/sightings/{x['sighting']}", headers=h), {INV}, 200),
+    ("GET /v1/sightings/{id}/candidates", lambda c, h, x: c.get(
+        f"/v1/sightings/{x['sighting']}/candidates", headers=h), {INV}, 200),
+    ("POST /v1/keys", lambda c, h, x: c.post(
+        "/v1/keys", json={"role": "tip_app", "name": "app"}, headers=h), {ADM}, 201),
+    ("DELETE /v1/keys/{id}", lambda c, h, x: c.delete(
+        f"/v1/keys/{x['spare_key']}", headers=h), {ADM}, 204),
+]
+
+
+@pytest.fixture
+def ctx(client: TestClient) -> dict[str, Any]:
+    require_test_data()
+    matcher = matcher_of(client)
+    jpeg = lfw_photos()[0].path.read_bytes()
+    case, photos = register_case(
+        matcher, NewCase(category="child", name="Case", missing_since=dt.date(2021, 1, 1),
+                         age_when_missing=9, public_fields=["photos"]),
+        [CasePhotoUpload(jpeg)])
+    sighting = ingest_sighting(matcher, jpeg, NewSighting(app="seed"))
+    spare, _ = new_key(matcher.sessions, Role.TIP_APP, "spare")
+    return {"jpeg": jpeg, "case": case.id, "photo": photos[0].photo_id,
+            "sighting": sighting.sighting_id, "spare_key": spare.id}
+
+
+@pytest.mark.parametrize(("name", "call", "allowed", "ok"), ENDPOINTS,
+                         ids=[e[0] for e in ENDPOINTS])
+def test_role_matrix(
+    client: TestClient, keys: dict[Role, str], ctx: dict[str, Any],
+    name: str, call: Call, allowed: set[Role], ok: int,
+) -> None:
+    no_key = call(client, {}, ctx)
+    assert no_key.status_code == 401, name
+    assert no_key.json()["error"] == "unauthenticated"
+    assert call(client, {"X-API-Key": "mk_000000000000_wrong"}, ctx).status_code == 401
+    for role in Role:
+        if role in allowed:
+            continue
+        refused = call(client, auth(keys[role]), ctx)
+        assert refused.status_code == 403, (name, role)
+        assert refused.json()["error"] == "forbidden"
+    for role in allowed:
+        response = call(client, {"X-API-Key": keys[role]}, ctx)  # the other header works too
+        assert response.status_code == ok, (name, role, response.text)
+
+
+def test_healthz_needs_no_key(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_a_revoked_key_is_refused(client: TestClient, keys: dict[Role, str]) -> None:
+    made = client.post("/v1/keys", json={"role": "investigator", "name": "desk"},
+                       headers=auth(keys[ADM]))
+    assert made.status_code == 201
+    body = made.json()
+    assert client.get("/v1/cases/999", headers=auth(body["key"])).status_code == 404
+    assert client.delete(f"/v1/keys/{body['id']}", headers=auth(keys[ADM])).status_code == 204
+    assert client.get("/v1/cases/999", headers=auth(body["key"])).status_code == 401
+    assert client.delete("/v1/keys/99999", headers=auth(keys[ADM])).status_code == 404
