@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     index_ivfpq_min_faces: int = Field(default=20_000_000, ge=1)
     index_hnsw_m: int = Field(default=32, ge=4, le=256)
     index_hnsw_ef_construction: int = Field(default=40, ge=8, le=4096)
+    # 384: recall@10 0.962, 3.9 ms p50 at 1M faces on 2 cores (README, "Index").
     index_hnsw_ef_search: int = Field(default=384, ge=8, le=32768)
     index_ivf_nlist: int = Field(default=0, ge=0, description="0: about sqrt(faces).")
     index_ivf_nprobe: int = Field(default=64, ge=1)
