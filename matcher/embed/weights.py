@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from matcher.embed.errors import DownloadRefused
+from matcher.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -110,19 +109,5 @@ def load_converted(
                 log.warning("ignoring unreadable weight cache %s: %s", cache_path, exc)
     arrays = converter(data)
     if cache_path is not None:
-        _write_npz_atomically(cache_path, arrays)
+        write_atomic(cache_path, lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]
     return arrays
-
-
-def _write_npz_atomically(path: Path, arrays: Arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)  # type: ignore[arg-type]
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise

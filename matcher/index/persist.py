@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import secrets
 import zipfile
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from matcher.files import write_atomic
 from matcher.index.collection import FaceIndex, State
 from matcher.index.errors import (
     IndexCorrupt,
@@ -164,28 +164,9 @@ def _state(path: Path, manifest: dict[str, Any], dim: int) -> State:
 
 
 def _write_atomic(path: Path, write: Any) -> tuple[int, str]:
-    """Write through `write(handle)` to a temp file, fsync, rename over `path`, fsync the dir."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        size, digest = tmp.stat().st_size, _sha256(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return size, digest
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """`write_atomic`, returning the size and sha256 of what was written."""
+    write_atomic(path, write)
+    return path.stat().st_size, _sha256(path)
 
 
 def _sha256(path: Path) -> str:

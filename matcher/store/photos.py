@@ -15,7 +15,6 @@ import hashlib
 import io
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
+from matcher.files import write_atomic
 from matcher.store.errors import UnsupportedPhoto
 from matcher.store.models import CasePhoto, Sighting
 
@@ -83,26 +83,6 @@ def encode_jpeg(image: NDArray[np.uint8] | bytes, max_pixels: int = DEFAULT_MAX_
     return out.getvalue()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename over, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-
-
 def store_photo(
     data_dir: Path, image: NDArray[np.uint8] | bytes, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> StoredPhoto:
@@ -115,14 +95,14 @@ def store_photo(
         width, height = decoded.size
     created = not target.exists()
     if created:
-        write_atomic(target, jpeg)
+        write_atomic(target, lambda handle: handle.write(jpeg))
         log.info("stored photo %s (%dx%d)", sha256[:12], width, height)
     else:
         # Reused by a transaction in flight: look young, so the orphan sweep leaves it alone.
         try:
             os.utime(target)
         except FileNotFoundError:  # swept in between: write it again
-            write_atomic(target, jpeg)
+            write_atomic(target, lambda handle: handle.write(jpeg))
             created = True
     return StoredPhoto(sha256, relative, width, height, created)
 
