@@ -5,10 +5,12 @@ The only place where the service's, the store's and the pipeline's exceptions me
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from matcher.api.deps import Forbidden, Unauthenticated
 from matcher.embed.errors import ImageError, ImageTooLarge
@@ -26,6 +28,24 @@ def _json(status: int, error: str, detail: str, **headers: str) -> JSONResponse:
                         headers=headers or None)
 
 
+# Exceptions whose message is safe to show and whose mapping is just a status and a code.
+_PLAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    Forbidden: (403, "forbidden"),
+    UploadTooLarge: (413, "too_large"),
+    UnsupportedPhoto: (422, "unsupported"),
+    InvalidRecord: (422, "invalid"),
+    DuplicatePhoto: (409, "duplicate_photo"),
+    NotFound: (404, "not_found"),
+}
+
+
+def _plain_handler(status: int, code: str) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(_: Request, exc: Exception) -> Response:
+        return _json(status, code, str(exc))
+
+    return handle
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -37,33 +57,12 @@ def install(app: FastAPI) -> None:
     async def unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
         return _json(401, "unauthenticated", str(exc), **{"WWW-Authenticate": "Bearer"})
 
-    @app.exception_handler(Forbidden)
-    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
-        return _json(403, "forbidden", str(exc))
-
     @app.exception_handler(ImageError)
     async def bad_image(_: Request, exc: ImageError) -> JSONResponse:
         return _json(413 if isinstance(exc, ImageTooLarge) else 422, exc.reason, str(exc))
 
-    @app.exception_handler(UploadTooLarge)
-    async def too_large(_: Request, exc: UploadTooLarge) -> JSONResponse:
-        return _json(413, "too_large", str(exc))
-
-    @app.exception_handler(UnsupportedPhoto)
-    async def unsupported(_: Request, exc: UnsupportedPhoto) -> JSONResponse:
-        return _json(422, "unsupported", str(exc))
-
-    @app.exception_handler(InvalidRecord)
-    async def invalid(_: Request, exc: InvalidRecord) -> JSONResponse:
-        return _json(422, "invalid", str(exc))
-
-    @app.exception_handler(DuplicatePhoto)
-    async def duplicate(_: Request, exc: DuplicatePhoto) -> JSONResponse:
-        return _json(409, "duplicate_photo", str(exc))
-
-    @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return _json(404, "not_found", str(exc))
+    for exc_type, (status, code) in _PLAIN_ERRORS.items():
+        app.add_exception_handler(exc_type, _plain_handler(status, code))
 
     @app.exception_handler(FaceIndexError)
     async def index_error(_: Request, exc: FaceIndexError) -> JSONResponse:
