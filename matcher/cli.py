@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -159,20 +160,32 @@ def eval_command(
                    f"rank-10 {row['rank10']:.3f}  TPIR {row['tpir_at_fpir_1pct']:.3f}")
 
 
+class LogFormat(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+
+
 @app.command()
 def serve(
     data_dir: Annotated[Path | None, typer.Option(help="Store, photos, caches.")] = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    log_format: Annotated[LogFormat, typer.Option(
+        help="Logs on stderr: one JSON object per line, or text.")] = LogFormat.JSON,
 ) -> None:
     """Serve the HTTP API (a first start creates the store and prints an admin key once)."""
     import uvicorn
 
     from matcher.api import create_app
+    from matcher.logs import configure_logging
 
+    configure_logging(logging.INFO, json=log_format == LogFormat.JSON)
     settings = _settings(data_dir)
     _bootstrap(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    # Our handler formats uvicorn's lines too (log_config=None), and our access log, which
+    # writes route templates instead of raw paths and query strings, replaces uvicorn's.
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
+                log_level="info", access_log=False)
 
 
 def _bootstrap(settings: Settings) -> None:

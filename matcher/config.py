@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # A first start with no admin key stores this one (format `mk_<12 hex>_<secret>`) instead of
     # printing a random one. Never logged.
     admin_key: SecretStr | None = None
+    # `GET /metrics` without a key for a request from loopback that no proxy forwarded (no
+    # X-Forwarded-For, Forwarded or X-Real-IP): a Prometheus on the same machine. Turn it off
+    # behind a local reverse proxy that does not add X-Forwarded-For.
+    metrics_open_on_loopback: bool = True
 
     @field_validator("device")
     @classmethod
@@ -96,6 +100,10 @@ class Settings(BaseSettings):
     @property
     def photos_dir(self) -> Path:
         return self.data_dir / "photos"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
 
 
 @lru_cache(maxsize=1)

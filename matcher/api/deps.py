@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from matcher.service import Matcher, authenticate
-from matcher.store import ApiKey, Role
+from matcher.store import Actor, ApiKey, Role
 
 T = TypeVar("T")
 
@@ -68,18 +68,19 @@ async def current_key(
 
 
 def require(*roles: Role) -> Callable[..., Any]:
-    """A dependency that lets through keys of these roles only."""
+    """A dependency that lets through keys of these roles only, as the Actor to audit."""
 
-    async def check(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+    async def check(request: Request, key: Annotated[ApiKey, Depends(current_key)]) -> Actor:
         if key.role not in roles:
             raise Forbidden(f"a {key.role.value} key may not do this")
-        return key
+        client = request.client.host if request.client is not None else None
+        return Actor(key_id=key.id, name=key.name, role=key.role.value, client=client)
 
     return check
 
 
-TipApp = Annotated[ApiKey, Depends(require(Role.TIP_APP))]
-Investigator = Annotated[ApiKey, Depends(require(Role.INVESTIGATOR))]
-CaseReader = Annotated[ApiKey, Depends(require(Role.INVESTIGATOR, Role.CASE_MANAGER))]
-CaseManager = Annotated[ApiKey, Depends(require(Role.CASE_MANAGER))]
-Admin = Annotated[ApiKey, Depends(require(Role.ADMIN))]
+TipApp = Annotated[Actor, Depends(require(Role.TIP_APP))]
+Investigator = Annotated[Actor, Depends(require(Role.INVESTIGATOR))]
+CaseReader = Annotated[Actor, Depends(require(Role.INVESTIGATOR, Role.CASE_MANAGER))]
+CaseManager = Annotated[Actor, Depends(require(Role.CASE_MANAGER))]
+Admin = Annotated[Actor, Depends(require(Role.ADMIN))]

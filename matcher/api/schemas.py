@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from matcher.store import CandidateStatus, CaseStatus, Category, Role, Sex
+from matcher.store import PUBLIC_CASE_FIELDS, CandidateStatus, CaseStatus, Category, Role, Sex
+
+
+def _public_fields(names: list[str]) -> list[str]:
+    unknown = sorted(set(names) - PUBLIC_CASE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown public fields {unknown}; known: {sorted(PUBLIC_CASE_FIELDS)}")
+    return names
 
 
 class FaceFeedback(BaseModel):
@@ -44,6 +51,7 @@ class SightingPublic(BaseModel):
     lat: float | None
     lon: float | None
     app: str
+    note: str | None
     width: int
     height: int
     faces: list[FaceRecord]
@@ -58,18 +66,48 @@ class CaseCreate(BaseModel):
     date_of_birth: dt.date | None = None
     age_when_missing: float | None = Field(default=None, ge=0, lt=150)
     missing_since: dt.date
-    last_seen_place: str | None = None
+    last_seen_place: str | None = Field(default=None, max_length=2000)
     last_seen_lat: float | None = Field(default=None, ge=-90, le=90)
     last_seen_lon: float | None = Field(default=None, ge=-180, le=180)
-    description: str = ""
+    description: str = Field(default="", max_length=20_000)
     public_fields: list[str] = []
+
+    @field_validator("public_fields")
+    @classmethod
+    def _known_public_fields(cls, value: list[str]) -> list[str]:
+        return _public_fields(value)
 
 
 class CaseUpdate(BaseModel):
+    """Only the fields sent change. Status and public fields move the case in and out of
+    matching and of the public feed; the rest is description."""
+
     model_config = ConfigDict(extra="forbid")
 
     status: CaseStatus | None = None
     public_fields: list[str] | None = None
+    category: Category | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    sex: Sex | None = None
+    date_of_birth: dt.date | None = None
+    age_when_missing: float | None = Field(default=None, ge=0, lt=150)
+    missing_since: dt.date | None = None
+    last_seen_place: str | None = Field(default=None, max_length=2000)
+    last_seen_lat: float | None = Field(default=None, ge=-90, le=90)
+    last_seen_lon: float | None = Field(default=None, ge=-180, le=180)
+    description: str | None = Field(default=None, max_length=20_000)
+
+    @field_validator("public_fields")
+    @classmethod
+    def _known_public_fields(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _public_fields(value)
+
+    @field_validator("category", "name", "sex", "missing_since")
+    @classmethod
+    def _required(cls, value: object) -> object:
+        if value is None:  # sent as null: these have no "unknown"
+            raise ValueError("may be changed but not cleared")
+        return value
 
 
 class CasePhotoPublic(BaseModel):
@@ -89,8 +127,8 @@ class CasePhotoReceipt(BaseModel):
     faces: list[FaceFeedback]
 
 
-class CasePublic(BaseModel):
-    """A case as investigators and case managers see it (everything but files)."""
+class CaseSummary(BaseModel):
+    """A case in a list: its fields without photos."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -108,6 +146,11 @@ class CasePublic(BaseModel):
     status: CaseStatus
     public_fields: list[str]
     created_at: dt.datetime
+
+
+class CasePublic(CaseSummary):
+    """A case as investigators and case managers see it (everything but files)."""
+
     photos: list[CasePhotoPublic] = []
 
 
@@ -119,6 +162,9 @@ class CandidatePublic(BaseModel):
     case_status: CaseStatus
     case_face_id: int
     case_photo_id: int | None
+    sighting_face_crop_url: str
+    case_face_crop_url: str
+    case_photo_url: str | None
     distance: float
     rank: int
     model_id: str

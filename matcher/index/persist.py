@@ -45,8 +45,14 @@ METRIC = "l2"
 _CHUNK = 1 << 20
 
 
-def save(index: FaceIndex, directory: Path) -> dict[str, Any]:
-    """Write the index to `directory` atomically; returns the manifest written."""
+def save(
+    index: FaceIndex, directory: Path, source: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write the index to `directory` atomically; returns the manifest written.
+
+    `source` describes what the index was built from (e.g. a fingerprint of the store's rows),
+    so a later start can tell whether it is still current.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     with index.read_state() as state:  # a consistent snapshot; writing happens off the lock
         arrays = _arrays(state)
@@ -69,6 +75,7 @@ def save(index: FaceIndex, directory: Path) -> dict[str, Any]:
         "file": name,
         "bytes": size,
         "sha256": digest,
+        "source": source or {},
     }
     text = json.dumps(manifest, indent=2).encode()
     _write_atomic(directory / MANIFEST, lambda handle: handle.write(text))

@@ -16,17 +16,22 @@ from matcher.service.cases import (
     CasePhotoResult,
     CasePhotoUpload,
     add_photo,
+    browse_cases,
     create_case,
+    edit,
     read_case,
     register_case,
+    remove_photo,
     update_case,
 )
 from matcher.service.context import Matcher, open_matcher
 from matcher.service.errors import DuplicatePhoto, InvalidAdminKey, ServiceError
 from matcher.service.faces import FaceFeedback
 from matcher.service.keys import authenticate, bootstrap_admin, new_key, revoke
+from matcher.service.media import case_photo_image, face_crop, sighting_photo
 from matcher.service.sightings import (
     SightingResult,
+    browse_sightings,
     ingest_sighting,
     read_sighting,
     sighting_candidates,
@@ -47,7 +52,12 @@ __all__ = [
     "alert_feed",
     "authenticate",
     "bootstrap_admin",
+    "browse_cases",
+    "browse_sightings",
+    "case_photo_image",
     "create_case",
+    "edit",
+    "face_crop",
     "ingest_sighting",
     "new_key",
     "open_matcher",
@@ -55,7 +65,9 @@ __all__ = [
     "read_case",
     "read_sighting",
     "register_case",
+    "remove_photo",
     "revoke",
     "sighting_candidates",
+    "sighting_photo",
     "update_case",
 ]

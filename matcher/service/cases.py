@@ -1,7 +1,8 @@
-"""Case use cases: register a case, add its photos, change its status.
+"""Case use cases: register a case, add and remove its photos, edit it, change its status.
 
 Every change is committed to the store first and applied to the active index before the
-function returns: a case marked found or closed is out of the very next search.
+function returns: a case marked found or closed is out of the very next search. Every change
+and every read is recorded in the audit trail, in the same transaction, under the `actor`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -18,14 +20,24 @@ from matcher.service import faces as face_ops
 from matcher.service.context import Matcher
 from matcher.service.errors import DuplicatePhoto
 from matcher.store import (
+    SYSTEM,
+    Actor,
+    AuditEntry,
     Case,
     CaseNotFound,
     CasePhoto,
     CaseStatus,
+    Category,
     NewCase,
     add_case_photo,
+    delete_case_photo,
+    edit_case,
     get_case,
+    is_referenced,
+    list_cases,
+    photo_path,
     photo_transaction,
+    record,
     session_scope,
     set_case_status,
     set_public_fields,
@@ -49,14 +61,18 @@ class CasePhotoResult:
     faces: list[face_ops.FaceFeedback]
 
 
-def create_case(matcher: Matcher, new: NewCase) -> Case:
+def create_case(matcher: Matcher, new: NewCase, actor: Actor = SYSTEM) -> Case:
     """A new active case with no photos yet (raises InvalidRecord for impossible values)."""
     with session_scope(matcher.sessions) as session:
         case_id = store_case(session, new).id
-    return read_case(matcher, case_id)  # with its (empty) photos loaded for the caller
+        record(session, actor, AuditEntry("create", "case", case_id))
+    with matcher.sessions() as session:
+        return get_case(session, case_id)  # with its (empty) photos loaded for the caller
 
 
-def add_photo(matcher: Matcher, case_id: int, upload: CasePhotoUpload) -> CasePhotoResult:
+def add_photo(
+    matcher: Matcher, case_id: int, upload: CasePhotoUpload, actor: Actor = SYSTEM
+) -> CasePhotoResult:
     """Stores a case photo with its faces; an active case's faces join the index at once.
 
     Raises ImageError for unusable bytes, CaseNotFound, DuplicatePhoto (the case has these
@@ -83,6 +99,8 @@ def add_photo(matcher: Matcher, case_id: int, upload: CasePhotoUpload) -> CasePh
             )
             face_ids = [face.id for face in row.faces]
             photo_id = row.id
+            record(session, actor, AuditEntry("create", "case_photo", photo_id,
+                                              {"case_id": case_id, "faces": len(face_ids)}))
         if active and face_ids:
             matcher.index.add(np.asarray(face_ids, dtype=np.int64),
                               np.full(len(face_ids), case_id, dtype=np.int64),
@@ -93,16 +111,47 @@ def add_photo(matcher: Matcher, case_id: int, upload: CasePhotoUpload) -> CasePh
 
 
 def register_case(
-    matcher: Matcher, new: NewCase, photos: Sequence[CasePhotoUpload] = ()
+    matcher: Matcher, new: NewCase, photos: Sequence[CasePhotoUpload] = (),
+    actor: Actor = SYSTEM,
 ) -> tuple[Case, list[CasePhotoResult]]:
     """A case and its photos (each photo is its own transaction; the case comes first)."""
-    case = create_case(matcher, new)
-    return case, [add_photo(matcher, case.id, photo) for photo in photos]
+    case = create_case(matcher, new, actor)
+    return case, [add_photo(matcher, case.id, photo, actor) for photo in photos]
+
+
+def remove_photo(matcher: Matcher, case_id: int, photo_id: int, actor: Actor = SYSTEM) -> None:
+    """Deletes a case photo, its faces (out of the index before this returns) and the
+    candidates they produced; the file goes too unless another row uses the same pixels."""
+    with matcher.case_lock:
+        with session_scope(matcher.sessions) as session:
+            face_ids, sha256 = delete_case_photo(session, case_id, photo_id)
+            record(session, actor, AuditEntry("delete", "case_photo", photo_id,
+                                              {"case_id": case_id, "faces": len(face_ids)}))
+        live = matcher.index.faces_of(case_id)
+        gone = np.intersect1d(live, np.asarray(face_ids, dtype=np.int64))
+        if gone.size:
+            matcher.index.remove(gone)
+    with matcher.sessions() as session:
+        if not is_referenced(session, sha256):
+            (matcher.settings.data_dir / photo_path(sha256)).unlink(missing_ok=True)
+    log.info("case %d: photo %d removed, %d faces left the index", case_id, photo_id,
+             gone.size)
+
+
+def edit(matcher: Matcher, case_id: int, changes: dict[str, Any],
+         actor: Actor = SYSTEM) -> Case:
+    """Edits a case's descriptive fields (see EDITABLE_CASE_FIELDS); matching is unchanged."""
+    with session_scope(matcher.sessions) as session:
+        edit_case(session, case_id, changes)
+        record(session, actor, AuditEntry("update", "case", case_id,
+                                          {"fields": sorted(changes)}))
+    with matcher.sessions() as session:
+        return get_case(session, case_id)
 
 
 def update_case(
     matcher: Matcher, case_id: int, status: CaseStatus | str | None = None,
-    public_fields: Sequence[str] | None = None,
+    public_fields: Sequence[str] | None = None, actor: Actor = SYSTEM,
 ) -> Case:
     """Changes status and/or public fields. Found/closed cases leave the index before this
     returns; a case made active again comes back through a rebuild from the store (removed
@@ -117,6 +166,10 @@ def update_case(
                 set_public_fields(session, case_id, public_fields)
             if status is not None:
                 set_case_status(session, case_id, status)
+            record(session, actor, AuditEntry("update", "case", case_id, {
+                "status": None if status is None else CaseStatus(status).value,
+                "was": before.status.value if status is not None else None,
+                "public_fields": None if public_fields is None else list(public_fields)}))
         with matcher.sessions() as session:
             case = get_case(session, case_id)
         now_active = case.status is CaseStatus.ACTIVE
@@ -129,7 +182,22 @@ def update_case(
     return case
 
 
-def read_case(matcher: Matcher, case_id: int) -> Case:
-    """The case with its photos and their faces loaded."""
-    with matcher.sessions() as session:
-        return get_case(session, case_id)
+def read_case(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> Case:
+    """The case with its photos and their faces loaded; the read is audited."""
+    with session_scope(matcher.sessions) as session:
+        case = get_case(session, case_id)
+        record(session, actor, AuditEntry("read", "case", case_id))
+        return case
+
+
+def browse_cases(
+    matcher: Matcher, actor: Actor = SYSTEM, status: CaseStatus | None = None,
+    category: Category | None = None, limit: int = 100, after_id: int = 0,
+) -> list[Case]:
+    """A page of cases by id (keyset: pass the last id as `after_id`); each one read is audited."""
+    with session_scope(matcher.sessions) as session:
+        cases = list_cases(session, status=status, category=category, limit=limit,
+                           after_id=after_id)
+        record(session, actor, *(AuditEntry("read", "case", case.id, {"via": "list"})
+                                 for case in cases))
+        return cases

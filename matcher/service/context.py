@@ -1,23 +1,34 @@
 """The service's long-lived parts: store, face pipeline and active case index, built once.
 
-`open_matcher(settings)` migrates the store, loads the pipeline and rebuilds the active case
-index from the store (the store is the truth: the index is never trusted over it). The API's
-lifespan calls it once; the CLI and tests call it directly.
+`open_matcher(settings)` migrates the store, loads the pipeline and opens the active case
+index: the copy saved at the last clean shutdown when it holds exactly the store's active case
+faces, else a rebuild from the store (the store is the truth: the index is never trusted over
+it). The API's lifespan calls it once; the CLI and tests call it directly.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
-from matcher.index import FaceIndex
-from matcher.store import active_case_face_rows, make_engine, migrate, session_factory
+from matcher.index import FaceIndex, IndexFileError, IndexParams, persist
+from matcher.store import (
+    FaceSetSummary,
+    active_case_face_rows,
+    active_case_face_summary,
+    make_engine,
+    migrate,
+    session_factory,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +59,63 @@ class Matcher:
         log.info("active case index rebuilt: %d faces of %d cases", len(self.index),
                  self.index.owner_count)
 
+    def save_index(self) -> None:
+        """Saves the index with a fingerprint of the faces it holds, for the next start."""
+        with self.index.read_state() as state:
+            held = _fingerprint(state.owners.ids)
+        source = {"active_case_faces": asdict(held)}
+        persist.save(self.index, active_index_dir(self.settings), source=source)
+
     def close(self) -> None:
+        """Saves the index (requests must have stopped) and releases the store."""
+        try:
+            self.save_index()
+        except (OSError, IndexFileError) as error:  # the next start rebuilds: never fatal
+            log.warning("could not save the active case index: %s", error)
         self.engine.dispose()
 
 
+def active_index_dir(settings: Settings) -> Path:
+    return settings.index_dir / "active-cases"
+
+
+def _fingerprint(ids: NDArray[np.int64]) -> FaceSetSummary:
+    return FaceSetSummary(int(ids.size), int(ids.sum()), int(ids.max()) if ids.size else 0)
+
+
+def _saved_index(settings: Settings, directory: Path, model_id: str,
+                 wanted: FaceSetSummary) -> FaceIndex | None:
+    """The saved index if it holds exactly `wanted`, else None (and why, in the log)."""
+    try:
+        manifest = persist.read_manifest(directory)
+        held = manifest.get("source", {}).get("active_case_faces")
+        if held != asdict(wanted):
+            log.info("saved index is stale (holds %s, the store has %s): rebuilding", held,
+                     asdict(wanted))
+            return None
+        index = persist.load(directory, model_id, DIM, IndexParams.from_settings(settings))
+    except IndexFileError as error:
+        log.info("no usable saved index (%s): rebuilding from the store", error)
+        return None
+    with index.read_state() as state:
+        if _fingerprint(state.owners.ids) != wanted:  # the manifest lied: trust the data
+            return None
+    return index
+
+
 def open_matcher(settings: Settings, pipeline: FacePipeline | None = None) -> Matcher:
-    """Store migrated, pipeline loaded (unless given), index rebuilt from the store."""
+    """Store migrated, pipeline loaded (unless given), index loaded if current or rebuilt."""
     engine = make_engine(settings)
     migrate(engine)
     pipeline = pipeline or load_pipeline(settings)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        wanted = active_case_face_summary(session, pipeline.model_id)
+    saved = _saved_index(settings, active_index_dir(settings), pipeline.model_id, wanted)
+    if saved is not None:
+        log.info("loaded the saved active case index: %d faces", len(saved))
+        return Matcher(settings, engine, sessions, pipeline, saved)
     index = FaceIndex.from_settings(settings, model_id=pipeline.model_id, dim=DIM)
-    matcher = Matcher(settings, engine, session_factory(engine), pipeline, index)
+    matcher = Matcher(settings, engine, sessions, pipeline, index)
     matcher.rebuild_index()
     return matcher

@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import numpy as np
-
 from matcher.service import faces as face_ops
 from matcher.service.context import Matcher
 from matcher.store import (
+    SYSTEM,
+    Actor,
+    AuditEntry,
     Candidate,
     NewCandidate,
     NewSighting,
@@ -27,7 +28,11 @@ from matcher.store import (
     create_sighting,
     get_sighting,
     list_candidates,
+    list_sightings,
+    matchable,
     photo_transaction,
+    record,
+    session_scope,
 )
 
 log = logging.getLogger(__name__)
@@ -55,8 +60,9 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
     with matcher.sessions() as session, photo_transaction(
         session, matcher.settings.data_dir, matcher.settings.max_image_pixels
     ) as photos:
+        stored = photos.store(image)
         sighting = create_sighting(
-            session, new, photos.store(image), face_ops.new_faces(found, matcher.model_id)
+            session, new, stored, face_ops.new_faces(found, matcher.model_id)
         )
         rows: list[NewCandidate] = []
         if hits is not None:
@@ -72,25 +78,48 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
                         distance=float(hits.distances[query, rank]), rank=rank + 1,
                         model_id=matcher.model_id, threshold=threshold,
                     ))
-        add_candidates(session, rows)
+        # Under the case lock, a case closed after the search above cannot get a candidate:
+        # either its closing commits first and `matchable` drops it, or ours does.
+        with matcher.case_lock:
+            rows = matchable(session, rows)
+            add_candidates(session, rows)
+            session.commit()
         sighting_id = sighting.id
-    best = float(np.min(hits.distances[:, 0])) if hits is not None and rows else None
+    best = min((row.distance for row in rows), default=None)
     log.info("sighting %d: %d faces, %d fit, %d candidates, best distance %s", sighting_id,
              len(found), len(fit), len(rows), f"{best:.3f}" if best is not None else "-")
     return SightingResult(sighting_id, face_ops.feedback(found), len(rows))
 
 
-def sighting_candidates(matcher: Matcher, sighting_id: int, limit: int = 1000) -> list[Candidate]:
-    """The sighting's candidates by face, then rank (SightingNotFound for an unknown id)."""
-    with matcher.sessions() as session:
+def sighting_candidates(
+    matcher: Matcher, sighting_id: int, actor: Actor = SYSTEM, limit: int = 1000
+) -> list[Candidate]:
+    """The sighting's candidates by face, then rank (SightingNotFound for an unknown id);
+    each candidate read is audited."""
+    with session_scope(matcher.sessions) as session:
         get_sighting(session, sighting_id)
         rows = list_candidates(session, sighting_id=sighting_id, limit=limit)
         for row in rows:  # loaded while the session is open: the API reads them after
             _ = row.case, row.case_face
+        record(session, actor, *(AuditEntry("read", "candidate", row.id, {
+            "sighting_id": sighting_id, "case_id": row.case_id}) for row in rows))
         return sorted(rows, key=lambda c: (c.sighting_face_id, c.rank))
 
 
-def read_sighting(matcher: Matcher, sighting_id: int) -> Sighting:
-    """The sighting with its faces loaded (SightingNotFound for an unknown id)."""
-    with matcher.sessions() as session:
-        return get_sighting(session, sighting_id)
+def read_sighting(matcher: Matcher, sighting_id: int, actor: Actor = SYSTEM) -> Sighting:
+    """The sighting with its faces loaded (SightingNotFound for an unknown id); audited."""
+    with session_scope(matcher.sessions) as session:
+        sighting = get_sighting(session, sighting_id)
+        record(session, actor, AuditEntry("read", "sighting", sighting_id))
+        return sighting
+
+
+def browse_sightings(
+    matcher: Matcher, actor: Actor = SYSTEM, limit: int = 100, before_id: int | None = None
+) -> list[Sighting]:
+    """The newest sightings first, a page at a time (pass the last id as `before_id`)."""
+    with session_scope(matcher.sessions) as session:
+        rows = list_sightings(session, limit=limit, before_id=before_id)
+        record(session, actor, *(AuditEntry("read", "sighting", row.id, {"via": "list"})
+                                 for row in rows))
+        return rows

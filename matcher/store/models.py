@@ -94,8 +94,25 @@ class CaseStatus(StrEnum):
 
 class CandidateStatus(StrEnum):
     PENDING = "pending"
-    CONFIRMED = "confirmed"
-    REJECTED = "rejected"
+    CONFIRMED = "confirmed"  # an investigator decided "match"
+    REJECTED = "rejected"  # "not_match": never proposed again for this face and case
+    NEEDS_INFO = "needs_info"
+
+
+class Verdict(StrEnum):
+    """An investigator's decision on a candidate."""
+
+    MATCH = "match"
+    NOT_MATCH = "not_match"
+    NEEDS_INFO = "needs_info"
+
+    @property
+    def candidate_status(self) -> CandidateStatus:
+        return {
+            Verdict.MATCH: CandidateStatus.CONFIRMED,
+            Verdict.NOT_MATCH: CandidateStatus.REJECTED,
+            Verdict.NEEDS_INFO: CandidateStatus.NEEDS_INFO,
+        }[self]
 
 
 class Role(StrEnum):
@@ -221,6 +238,7 @@ class Sighting(Base):
         Id, ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
     )
     reporter_contact: Mapped[str | None] = mapped_column(Text)  # private: never log, never list
+    note: Mapped[str | None] = mapped_column(Text)  # the reporter's words; investigators only
     sha256: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(String(200))
     width: Mapped[int] = mapped_column(Integer)
@@ -305,6 +323,56 @@ class Candidate(Base):
     sighting_face: Mapped[Face] = relationship(foreign_keys=[sighting_face_id])
     case_face: Mapped[Face] = relationship(foreign_keys=[case_face_id])
     case: Mapped[Case] = relationship()
+
+
+class Decision(Base):
+    """One investigator decision on a candidate; the latest one sets the candidate's status.
+
+    Keyed on the sighting face and the case (not on the candidate row or a vector id), so a
+    `not_match` outlives re-matching and reindexing with another model.
+    """
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        _one_of("verdict", Verdict),
+        Index("ix_decisions_sighting_face_id_case_id", "sighting_face_id", "case_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    candidate_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("candidates.id", ondelete="SET NULL"), index=True
+    )
+    sighting_face_id: Mapped[int] = mapped_column(Id, ForeignKey("faces.id", ondelete="CASCADE"))
+    case_id: Mapped[int] = mapped_column(Id, ForeignKey("cases.id", ondelete="CASCADE"),
+                                         index=True)
+    verdict: Mapped[Verdict] = mapped_column(_enum(Verdict))
+    note: Mapped[str] = mapped_column(Text, default="")
+    api_key_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    reviewer: Mapped[str] = mapped_column(String(200))  # the deciding key's name
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who read or changed what, when and from where. Rows are only ever added."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_object_type_object_id", "object_type", "object_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    api_key_id: Mapped[int | None] = mapped_column(Id)  # no foreign key: the trail outlives keys
+    actor: Mapped[str] = mapped_column(String(200))  # the key's name
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))  # read, decide, create, update, delete...
+    object_type: Mapped[str] = mapped_column(String(32))  # candidate, case, case_photo, ...
+    object_id: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(64))  # address the request came from
+    detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
 
 
 class ApiKey(Base):

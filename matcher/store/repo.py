@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from matcher.store.errors import (
     CandidateNotFound,
     CaseNotFound,
     InvalidRecord,
+    NotFound,
     SightingNotFound,
 )
 from matcher.store.models import (
@@ -31,9 +32,11 @@ from matcher.store.models import (
     CasePhoto,
     CaseStatus,
     Category,
+    Decision,
     Face,
     Sex,
     Sighting,
+    Verdict,
     descriptor_to_bytes,
     descriptors_from_bytes,
     utcnow,
@@ -84,6 +87,7 @@ class NewSighting:
     lon: float | None = None
     api_key_id: int | None = None
     reporter_contact: str | None = field(default=None, repr=False)
+    note: str | None = field(default=None, repr=False)  # free text: never logged
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,37 @@ def set_public_fields(session: Session, case_id: int, fields: Iterable[str]) -> 
     return case
 
 
+# What a case manager may change after registration (status and public fields have their own
+# functions: they move the case in and out of matching and of the public feed).
+EDITABLE_CASE_FIELDS = frozenset({
+    "category", "name", "sex", "date_of_birth", "age_when_missing", "missing_since",
+    "last_seen_place", "last_seen_lat", "last_seen_lon", "description",
+})
+
+
+def edit_case(session: Session, case_id: int, changes: dict[str, Any]) -> Case:
+    """Sets the given fields, checked together (a latitude needs its longitude, a case needs a
+    date of birth or an age); raises InvalidRecord and changes nothing otherwise."""
+    unknown = set(changes) - EDITABLE_CASE_FIELDS
+    if unknown:
+        raise InvalidRecord(f"these case fields cannot be edited: {sorted(unknown)}")
+    case = session.get(Case, case_id)
+    if case is None:
+        raise CaseNotFound(f"no case {case_id}")
+    merged = {name: changes.get(name, getattr(case, name)) for name in EDITABLE_CASE_FIELDS}
+    if merged["date_of_birth"] is None and merged["age_when_missing"] is None:
+        raise InvalidRecord("a case needs a date of birth or the age when missing")
+    if not merged["name"]:
+        raise InvalidRecord("a case needs a name")
+    _lat_lon(merged["last_seen_lat"], merged["last_seen_lon"])
+    merged["category"], merged["sex"] = Category(merged["category"]), Sex(merged["sex"])
+    for name in changes:
+        setattr(case, name, merged[name])
+    session.flush()
+    log.info("case %d: edited %s", case_id, sorted(changes))
+    return case
+
+
 def delete_case(session: Session, case_id: int) -> None:
     """Deletes a case with its photos' rows, faces and candidates (files go to the sweep)."""
     case = session.get(Case, case_id)
@@ -218,6 +253,20 @@ def add_case_photo(
     return row
 
 
+def delete_case_photo(session: Session, case_id: int, photo_id: int) -> tuple[list[int], str]:
+    """Deletes a case photo with its faces and the candidates they produced (decisions stay:
+    they key on sighting face and case). Returns the removed face ids and the photo's sha256
+    (its file may be shared; the caller removes it once no row references it)."""
+    photo = session.get(CasePhoto, photo_id, options=[selectinload(CasePhoto.faces)])
+    if photo is None or photo.case_id != case_id:
+        raise NotFound(f"case {case_id} has no photo {photo_id}")
+    face_ids, sha256 = [face.id for face in photo.faces], photo.sha256
+    session.delete(photo)
+    session.flush()
+    log.info("case %d: deleted photo %d with %d faces", case_id, photo_id, len(face_ids))
+    return face_ids, sha256
+
+
 def create_sighting(
     session: Session, new: NewSighting, photo: StoredPhoto, faces: Sequence[NewFace] = ()
 ) -> Sighting:
@@ -225,7 +274,7 @@ def create_sighting(
     row = Sighting(
         uploaded_at=new.uploaded_at or utcnow(), taken_at=new.taken_at, lat=new.lat, lon=new.lon,
         app=new.app, api_key_id=new.api_key_id, reporter_contact=new.reporter_contact,
-        sha256=photo.sha256, path=photo.path, width=photo.width, height=photo.height,
+        note=new.note, sha256=photo.sha256, path=photo.path, width=photo.width, height=photo.height,
         faces=[_face_row(face) for face in faces],
     )
     session.add(row)
@@ -239,6 +288,17 @@ def get_sighting(session: Session, sighting_id: int) -> Sighting:
     if sighting is None:
         raise SightingNotFound(f"no sighting {sighting_id}")
     return sighting
+
+
+def list_sightings(
+    session: Session, limit: int = 100, before_id: int | None = None
+) -> list[Sighting]:
+    """Newest first, with faces; keyset pagination on the id."""
+    query = select(Sighting).options(selectinload(Sighting.faces)).order_by(
+        Sighting.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(Sighting.id < before_id)
+    return list(session.scalars(query))
 
 
 def get_faces(session: Session, face_ids: Iterable[int]) -> list[Face]:
@@ -261,6 +321,32 @@ def add_candidates(session: Session, candidates: Sequence[NewCandidate]) -> list
     session.add_all(rows)
     session.flush()
     return rows
+
+
+def matchable(session: Session, candidates: Sequence[NewCandidate]) -> list[NewCandidate]:
+    """The candidates still worth an investigator's time, ranks renumbered per face.
+
+    Drops cases that are no longer active (closed while the search ran) and pairs of sighting
+    face and case that an investigator has already judged `not_match`, whatever model found
+    them: look-alikes and siblings would otherwise come back at every re-match.
+    """
+    if not candidates:
+        return []
+    case_ids = {c.case_id for c in candidates}
+    active = set(session.scalars(select(Case.id).where(
+        Case.id.in_(case_ids), Case.status == CaseStatus.ACTIVE)))
+    face_ids = {c.sighting_face_id for c in candidates}
+    rejected = {(int(f), int(c)) for f, c in session.execute(
+        select(Decision.sighting_face_id, Decision.case_id).where(
+            Decision.sighting_face_id.in_(face_ids), Decision.case_id.in_(case_ids),
+            Decision.verdict == Verdict.NOT_MATCH))}
+    kept: list[NewCandidate] = []
+    ranks: dict[int, int] = {}
+    for c in sorted(candidates, key=lambda c: (c.sighting_face_id, c.rank)):
+        if c.case_id in active and (c.sighting_face_id, c.case_id) not in rejected:
+            ranks[c.sighting_face_id] = rank = ranks.get(c.sighting_face_id, 0) + 1
+            kept.append(replace(c, rank=rank))
+    return kept
 
 
 def list_candidates(

@@ -10,7 +10,13 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from matcher.service import CasePhotoUpload, ingest_sighting, new_key, register_case
+from matcher.service import (
+    CasePhotoUpload,
+    ingest_sighting,
+    new_key,
+    read_sighting,
+    register_case,
+)
 from matcher.store import NewCase, NewSighting, Role
 from tests.api.builders import case_body
 from tests.api.conftest import auth, matcher_of
@@ -42,6 +48,16 @@ ENDPOINTS: list[tuple[str, Call, set[Role], int]] = [
         f"/v1/cases/{x['case']}/photos", files=_photo(x), headers=h), {MGR}, 201),
     ("GET /v1/cases/{id}", lambda c, h, x: c.get(f"/v1/cases/{x['case']}", headers=h),
      {INV, MGR}, 200),
+    ("GET /v1/cases", lambda c, h, x: c.get("/v1/cases", headers=h), {INV, MGR}, 200),
+    ("GET /v1/cases/{id}/photos/{id}/image", lambda c, h, x: c.get(
+        f"/v1/cases/{x['case']}/photos/{x['photo']}/image", headers=h), {INV, MGR}, 200),
+    ("DELETE /v1/cases/{id}/photos/{id}", lambda c, h, x: c.delete(
+        f"/v1/cases/{x['case']}/photos/{x['spare_photo']}", headers=h), {MGR}, 204),
+    ("GET /v1/sightings", lambda c, h, x: c.get("/v1/sightings", headers=h), {INV}, 200),
+    ("GET /v1/sightings/{id}/photo", lambda c, h, x: c.get(
+        f"/v1/sightings/{x['sighting']}/photo", headers=h), {INV}, 200),
+    ("GET /v1/faces/{id}/crop", lambda c, h, x: c.get(
+        f"/v1/faces/{x['sighting_face']}/crop", headers=h), {INV}, 200),
     ("GET /v1/sightings/{id}", lambda c, h, x: c.get(
         f"/v1/sightings/{x['sighting']}", headers=h), {INV}, 200),
     ("GET /v1/sightings/{id}/candidates", lambda c, h, x: c.get(
@@ -50,6 +66,7 @@ ENDPOINTS: list[tuple[str, Call, set[Role], int]] = [
         "/v1/keys", json={"role": "tip_app", "name": "app"}, headers=h), {ADM}, 201),
     ("DELETE /v1/keys/{id}", lambda c, h, x: c.delete(
         f"/v1/keys/{x['spare_key']}", headers=h), {ADM}, 204),
+    ("GET /metrics", lambda c, h, x: c.get("/metrics", headers=h), {ADM}, 200),
 ]
 
 
@@ -61,11 +78,13 @@ def ctx(client: TestClient) -> dict[str, Any]:
     case, photos = register_case(
         matcher, NewCase(category="child", name="Case", missing_since=dt.date(2021, 1, 1),
                          age_when_missing=9, public_fields=["photos"]),
-        [CasePhotoUpload(jpeg)])
+        [CasePhotoUpload(jpeg), CasePhotoUpload(lfw_photos()[-1].path.read_bytes())])
     sighting = ingest_sighting(matcher, jpeg, NewSighting(app="seed"))
     spare, _ = new_key(matcher.sessions, Role.TIP_APP, "spare")
     return {"jpeg": jpeg, "case": case.id, "photo": photos[0].photo_id,
-            "sighting": sighting.sighting_id, "spare_key": spare.id}
+            "spare_photo": photos[1].photo_id, "sighting": sighting.sighting_id,
+            "sighting_face": read_sighting(matcher, sighting.sighting_id).faces[0].id,
+            "spare_key": spare.id}
 
 
 @pytest.mark.parametrize(("name", "call", "allowed", "ok"), ENDPOINTS,

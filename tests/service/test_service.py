@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from matcher.service import (
     sighting_candidates,
     update_case,
 )
-from matcher.store import CaseStatus, NewCase, NewSighting
+from matcher.store import CaseStatus, NewCase, NewSighting, session_scope, set_case_status
 from tests.data import lfw_photos, require_test_data
 
 
@@ -60,3 +61,55 @@ def test_the_index_is_rebuilt_from_the_store_at_start_up(
         assert all(row.case_id != closed.id for row in rows)
     finally:
         second.close()
+
+
+def test_a_clean_restart_loads_the_saved_index_and_a_changed_store_rebuilds_it(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_test_data()
+    app_settings = settings.model_copy(update={"data_dir": tmp_path})
+    photos = [p.path.read_bytes() for p in lfw_photos()[:2]]
+    first = open_matcher(app_settings, pipeline)
+    kept, _ = register_case(first, new_case("kept"), [CasePhotoUpload(photos[0])])
+    hidden, _ = register_case(first, new_case("hidden"), [CasePhotoUpload(photos[1])])
+    first.close()  # saves the index
+
+    with caplog.at_level(logging.INFO, logger="matcher.service.context"):
+        second = open_matcher(app_settings, pipeline)
+    assert "loaded the saved active case index: 2 faces" in caplog.text
+    assert second.index.owner_count == 2
+    # Changed behind the service's back (another process, a restore): the save is stale.
+    with session_scope(second.sessions) as session:
+        set_case_status(session, hidden.id, CaseStatus.FOUND)
+    second.close()
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="matcher.service.context"):
+        third = open_matcher(app_settings, pipeline)
+    try:
+        assert "saved index is stale" in caplog.text
+        assert third.index.owner_count == 1 and third.index.faces_of(hidden.id).size == 0
+        assert third.index.faces_of(kept.id).size == 1
+    finally:
+        third.close()
+
+
+def test_a_case_closed_while_a_sighting_is_searched_gets_no_candidate(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path
+) -> None:
+    require_test_data()
+    matcher = open_matcher(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
+    try:
+        photos = [p.path.read_bytes() for p in lfw_photos()[:2]]
+        closing, _ = register_case(matcher, new_case("closing"), [CasePhotoUpload(photos[0])])
+        other, _ = register_case(matcher, new_case("other"), [CasePhotoUpload(photos[1])])
+        # The race window: the store says closed, the index still holds the case's faces
+        # (update_case would remove them a moment later).
+        with session_scope(matcher.sessions) as session:
+            set_case_status(session, closing.id, CaseStatus.CLOSED)
+        assert matcher.index.faces_of(closing.id).size == 1
+        result = ingest_sighting(matcher, photos[0], NewSighting(app="test"))
+        rows = sighting_candidates(matcher, result.sighting_id)
+        assert [(row.case_id, row.rank) for row in rows] == [(other.id, 1)]
+    finally:
+        matcher.close()

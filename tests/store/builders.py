@@ -45,9 +45,10 @@ def pixels(seed: int, height: int = 48, width: int = 64) -> NDArray[np.uint8]:
     return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def jpeg_with_gps(seed: int = 0) -> bytes:
-    """A JPEG carrying EXIF with GPS coordinates, a camera model and an orientation tag."""
-    image = Image.fromarray(pixels(seed))
+def jpeg_with_gps(seed: int = 0, image: Image.Image | None = None) -> bytes:
+    """A JPEG carrying EXIF with GPS coordinates, a camera model and an orientation tag (of
+    random pixels, or of `image`)."""
+    image = image if image is not None else Image.fromarray(pixels(seed))
     exif = Image.Exif()
     exif[0x0110] = "Phone X"  # Model
     exif[0x0112] = 1  # Orientation

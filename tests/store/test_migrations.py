@@ -12,7 +12,10 @@ from matcher.store import current_revision, database_url, make_engine, migrate
 from matcher.store.db import alembic_config
 from matcher.store.models import Base
 
-TABLES = {"cases", "case_photos", "sightings", "faces", "candidates", "api_keys"}
+TABLES = {
+    "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
+    "audit_events",
+}
 
 
 def test_migrations_create_every_table_on_an_empty_database(empty_engine: Engine) -> None:
@@ -20,13 +23,13 @@ def test_migrations_create_every_table_on_an_empty_database(empty_engine: Engine
     assert not set(inspect(empty_engine).get_table_names()) & TABLES
     migrate(empty_engine)
     assert set(inspect(empty_engine).get_table_names()) >= TABLES | {"alembic_version"}
-    assert current_revision(empty_engine) == "0001"
+    assert current_revision(empty_engine) == "0002"
 
 
 def test_migrating_again_changes_nothing(engine: Engine) -> None:
     migrate(engine)
     migrate(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
 
 
 def test_the_migrations_go_down_and_up_again(engine: Engine) -> None:

@@ -16,6 +16,7 @@ from matcher.store import (
     CasePhoto,
     CaseStatus,
     Category,
+    Decision,
     Face,
     InvalidRecord,
     NewCandidate,
@@ -23,6 +24,7 @@ from matcher.store import (
     Role,
     Sex,
     Sighting,
+    Verdict,
     add_candidates,
     add_case_photo,
     create_case,
@@ -33,6 +35,7 @@ from matcher.store import (
     get_sighting,
     list_candidates,
     list_cases,
+    matchable,
     set_candidate_status,
     set_case_status,
     store_photo,
@@ -175,9 +178,34 @@ def test_candidates_are_listed_and_reviewed(session: Session, data_dir: Path) ->
     session.commit()
     assert reviewed.reviewed_by == "inv 7" and reviewed.reviewed_at is not None
     assert [c.id for c in list_candidates(session, status="pending")] == [rows[1].id]
+    set_candidate_status(session, rows[1].id, CandidateStatus.NEEDS_INFO, "inv 7")
+    session.commit()  # the CHECK constraint of migration 0002 allows it
+    assert [c.id for c in list_candidates(session, status="needs_info")] == [rows[1].id]
     with pytest.raises(IntegrityError):  # one candidate per sighting face, case and model
         add_candidates(session, [NewCandidate(face, case_a, faces_a[0], 0.3, 1, MODEL, 0.45)])
     session.rollback()
+
+
+def test_only_active_cases_not_judged_different_stay_matchable(
+    session: Session, data_dir: Path
+) -> None:
+    cases = [_case_with_faces(session, data_dir, seed) for seed in (1, 2, 3, 4)]
+    (closed, _), (rejected, _), (kept, _), (other, _) = cases
+    sighting_id, face = _sighting(session, data_dir, 5)
+    _, second_face = _sighting(session, data_dir, 6)
+    set_case_status(session, closed, "closed")
+    session.add(Decision(sighting_face_id=face, case_id=rejected, verdict=Verdict.NOT_MATCH,
+                         reviewer="inv 7"))
+    session.flush()
+    found = [NewCandidate(face, case_id, faces[0], 0.3 + rank / 10, rank, MODEL, 0.45)
+             for rank, (case_id, faces) in enumerate(cases, start=1)]
+    found.append(NewCandidate(second_face, rejected, cases[1][1][0], 0.4, 1, MODEL, 0.45))
+    kept_rows = matchable(session, found)
+    # The rejection holds for that face only; ranks close up behind what was dropped.
+    assert [(c.sighting_face_id, c.case_id, c.rank) for c in kept_rows] == [
+        (face, kept, 1), (face, other, 2), (second_face, rejected, 1)]
+    assert [c.distance for c in kept_rows[:2]] == [found[2].distance, found[3].distance]
+    assert matchable(session, []) == []
 
 
 def test_case_status_changes(session: Session) -> None:

@@ -5,56 +5,109 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from matcher.api.deps import CaseManager, CaseReader, MatcherDep, WorkerDep
+from matcher.api.metrics import MetricsDep
 from matcher.api.schemas import (
     CaseCreate,
     CasePhotoReceipt,
     CasePublic,
+    CaseSummary,
     CaseUpdate,
     FaceFeedback,
 )
 from matcher.api.upload import read_upload
-from matcher.service import CasePhotoUpload, add_photo, create_case, read_case, update_case
-from matcher.store import NewCase
+from matcher.api.urls import JPEG, NO_STORE
+from matcher.service import (
+    CasePhotoUpload,
+    add_photo,
+    browse_cases,
+    case_photo_image,
+    create_case,
+    edit,
+    read_case,
+    remove_photo,
+    update_case,
+)
+from matcher.store import CaseStatus, Category, NewCase
 
 router = APIRouter(tags=["cases"])
 
 
 @router.post("/cases", status_code=201, response_model=CasePublic)
 async def post_case(
-    body: CaseCreate, _: CaseManager, matcher: MatcherDep, worker: WorkerDep
+    body: CaseCreate, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
 ) -> CasePublic:
-    case = await worker(create_case, matcher, NewCase(**body.model_dump()))
+    case = await worker(create_case, matcher, NewCase(**body.model_dump()), actor)
     return CasePublic.model_validate(case)
+
+
+@router.get("/cases", response_model=list[CaseSummary])
+async def get_cases(
+    actor: CaseReader, matcher: MatcherDep, worker: WorkerDep,
+    status: CaseStatus | None = None, category: Category | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after_id: Annotated[int, Query(ge=0, description="the last id of the previous page")] = 0,
+) -> list[CaseSummary]:
+    """Cases by id, a page at a time."""
+    cases = await worker(browse_cases, matcher, actor, status, category, limit, after_id)
+    return [CaseSummary.model_validate(case) for case in cases]
 
 
 @router.patch("/cases/{case_id}", response_model=CasePublic)
 async def patch_case(
-    case_id: int, body: CaseUpdate, _: CaseManager, matcher: MatcherDep, worker: WorkerDep
+    case_id: int, body: CaseUpdate, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
 ) -> CasePublic:
-    """A case marked found or closed is out of matching before this returns."""
-    case = await worker(update_case, matcher, case_id, body.status, body.public_fields)
+    """Changes the fields sent. A case marked found or closed is out of matching before this
+    returns. Descriptive fields are checked together first, so a refused edit changes
+    nothing."""
+    changes = body.model_dump(exclude_unset=True)
+    status, public_fields = changes.pop("status", None), changes.pop("public_fields", None)
+    case = await worker(read_case, matcher, case_id, actor)
+    if changes:
+        case = await worker(edit, matcher, case_id, changes, actor)
+    if status is not None or public_fields is not None:
+        case = await worker(update_case, matcher, case_id, status, public_fields, actor)
     return CasePublic.model_validate(case)
 
 
 @router.post("/cases/{case_id}/photos", status_code=201, response_model=CasePhotoReceipt)
 async def post_case_photo(
-    case_id: int, _: CaseManager, matcher: MatcherDep, worker: WorkerDep,
-    photo: Annotated[UploadFile, File()],
+    case_id: int, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep,
+    metrics: MetricsDep, photo: Annotated[UploadFile, File()],
     taken_on: Annotated[dt.date | None, Form()] = None,
     age_at_photo: Annotated[float | None, Form(ge=0, lt=150)] = None,
 ) -> CasePhotoReceipt:
     data = await read_upload(photo, matcher.settings.max_image_bytes)
     result = await worker(add_photo, matcher, case_id,
-                          CasePhotoUpload(data, taken_on, age_at_photo))
+                          CasePhotoUpload(data, taken_on, age_at_photo), actor)
+    metrics.case_photo_added(result)
     return CasePhotoReceipt(case_id=result.case_id, photo_id=result.photo_id, faces=[
         FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])
 
 
+@router.delete("/cases/{case_id}/photos/{photo_id}", status_code=204, response_class=Response)
+async def delete_case_photo(
+    case_id: int, photo_id: int, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
+) -> Response:
+    """The photo, its faces (out of matching before this returns) and their candidates go;
+    investigators' decisions stay."""
+    await worker(remove_photo, matcher, case_id, photo_id, actor)
+    return Response(status_code=204)
+
+
+@router.get("/cases/{case_id}/photos/{photo_id}/image", response_class=Response,
+            responses=JPEG)
+async def get_case_photo_image(
+    case_id: int, photo_id: int, actor: CaseReader, matcher: MatcherDep, worker: WorkerDep
+) -> Response:
+    data = await worker(case_photo_image, matcher, case_id, photo_id, actor)
+    return Response(data, media_type="image/jpeg", headers=NO_STORE)
+
+
 @router.get("/cases/{case_id}", response_model=CasePublic)
 async def get_case(
-    case_id: int, _: CaseReader, matcher: MatcherDep, worker: WorkerDep
+    case_id: int, actor: CaseReader, matcher: MatcherDep, worker: WorkerDep
 ) -> CasePublic:
-    return CasePublic.model_validate(await worker(read_case, matcher, case_id))
+    return CasePublic.model_validate(await worker(read_case, matcher, case_id, actor))

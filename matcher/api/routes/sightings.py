@@ -5,12 +5,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 
 from matcher.api.deps import Investigator, MatcherDep, TipApp, WorkerDep
+from matcher.api.metrics import MetricsDep
 from matcher.api.schemas import CandidatePublic, FaceFeedback, SightingPublic, SightingReceipt
 from matcher.api.upload import read_upload
-from matcher.service import ingest_sighting, read_sighting, sighting_candidates
+from matcher.api.urls import JPEG, NO_STORE, case_photo_url, crop_url
+from matcher.service import (
+    browse_sightings,
+    face_crop,
+    ingest_sighting,
+    read_sighting,
+    sighting_candidates,
+    sighting_photo,
+)
 from matcher.store import Candidate, NewSighting
 
 router = APIRouter(tags=["sightings"])
@@ -18,7 +27,7 @@ router = APIRouter(tags=["sightings"])
 
 @router.post("/sightings", status_code=201, response_model=SightingReceipt)
 async def post_sighting(
-    key: TipApp, matcher: MatcherDep, worker: WorkerDep,
+    key: TipApp, matcher: MatcherDep, worker: WorkerDep, metrics: MetricsDep,
     photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF, BMP or TIFF")],
     taken_at: Annotated[dt.datetime | None, Form()] = None,
     lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
@@ -26,41 +35,72 @@ async def post_sighting(
     note: Annotated[str | None, Form(max_length=2000)] = None,
     reporter_contact: Annotated[str | None, Form(max_length=500)] = None,
 ) -> SightingReceipt:
-    """Every face is matched; the answer says which faces were usable, never which cases.
-
-    `note` is validated but not stored yet (the store has no column for it).
-    """
+    """Every face is matched; the answer says which faces were usable, never which cases."""
     if taken_at is not None and taken_at.tzinfo is None:
         taken_at = taken_at.replace(tzinfo=dt.UTC)
     data = await read_upload(photo, matcher.settings.max_image_bytes)
-    new = NewSighting(app=key.name, taken_at=taken_at, lat=lat, lon=lon, api_key_id=key.id,
-                      reporter_contact=reporter_contact)
+    new = NewSighting(app=key.name, taken_at=taken_at, lat=lat, lon=lon, api_key_id=key.key_id,
+                      reporter_contact=reporter_contact, note=note)
     result = await worker(ingest_sighting, matcher, data, new)
+    metrics.sighting_ingested(result)
     return SightingReceipt(id=result.sighting_id, faces=[
         FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])
 
 
 def _candidate(row: Candidate) -> CandidatePublic:
+    photo_id = row.case_face.case_photo_id
     return CandidatePublic(
         id=row.id, sighting_face_id=row.sighting_face_id, case_id=row.case_id,
         case_name=row.case.name, case_status=row.case.status, case_face_id=row.case_face_id,
-        case_photo_id=row.case_face.case_photo_id, distance=row.distance, rank=row.rank,
-        model_id=row.model_id, threshold=row.threshold,
+        case_photo_id=photo_id, sighting_face_crop_url=crop_url(row.sighting_face_id),
+        case_face_crop_url=crop_url(row.case_face_id),
+        case_photo_url=None if photo_id is None else case_photo_url(row.case_id, photo_id),
+        distance=row.distance, rank=row.rank, model_id=row.model_id, threshold=row.threshold,
         under_threshold=row.distance <= row.threshold, status=row.status,
     )
 
 
+@router.get("/sightings", response_model=list[SightingPublic])
+async def get_sightings(
+    actor: Investigator, matcher: MatcherDep, worker: WorkerDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, description="the last id of the previous page")]
+    = None,
+) -> list[SightingPublic]:
+    """The newest sightings first, a page at a time."""
+    rows = await worker(browse_sightings, matcher, actor, limit, before_id)
+    return [SightingPublic.model_validate(row) for row in rows]
+
+
 @router.get("/sightings/{sighting_id}/candidates", response_model=list[CandidatePublic])
 async def get_candidates(
-    sighting_id: int, _: Investigator, matcher: MatcherDep, worker: WorkerDep
+    sighting_id: int, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
 ) -> list[CandidatePublic]:
     """Ranked cases per sighting face (rank 1 closest), near misses included."""
-    rows = await worker(sighting_candidates, matcher, sighting_id)
+    rows = await worker(sighting_candidates, matcher, sighting_id, actor)
     return [_candidate(row) for row in rows]
+
+
+@router.get("/sightings/{sighting_id}/photo", response_class=Response, responses=JPEG)
+async def get_sighting_photo(
+    sighting_id: int, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
+) -> Response:
+    """The stored photo: re-encoded at upload, without EXIF, GPS or any other metadata."""
+    data = await worker(sighting_photo, matcher, sighting_id, actor)
+    return Response(data, media_type="image/jpeg", headers=NO_STORE)
 
 
 @router.get("/sightings/{sighting_id}", response_model=SightingPublic)
 async def get_sighting(
-    sighting_id: int, _: Investigator, matcher: MatcherDep, worker: WorkerDep
+    sighting_id: int, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
 ) -> SightingPublic:
-    return SightingPublic.model_validate(await worker(read_sighting, matcher, sighting_id))
+    return SightingPublic.model_validate(await worker(read_sighting, matcher, sighting_id, actor))
+
+
+@router.get("/faces/{face_id}/crop", response_class=Response, responses=JPEG, tags=["faces"])
+async def get_face_crop(
+    face_id: int, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
+) -> Response:
+    """A face of a sighting or of a case photo, with a margin, at most 320 px."""
+    data = await worker(face_crop, matcher, face_id, actor)
+    return Response(data, media_type="image/jpeg", headers=NO_STORE)

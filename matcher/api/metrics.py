@@ -1,0 +1,247 @@
+"""Operations: Prometheus metrics at `GET /metrics`, the access log and request ids.
+
+Every app has its own registry (tests build many apps in one process). One ASGI middleware
+times each request, labels it with the route *template* (`/v1/sightings/{sighting_id}`, never
+the raw path, so ids neither explode the label set nor reach the logs), writes one access-log
+line and echoes the request id. The upload routes add what only they know through `MetricsDep`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.datastructures import MutableHeaders
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from matcher import logs
+from matcher.api.deps import Forbidden, MatcherDep, WorkerDep, _bearer, _header, current_key
+from matcher.service import CasePhotoResult, SightingResult
+from matcher.store import Role
+
+access_log = logging.getLogger("matcher.access")
+log = logging.getLogger(__name__)
+
+# Uploads take seconds on CPU (detection and embedding), reads milliseconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+UNMATCHED = "unmatched"
+# A proxy in front of the service connects from loopback too: a request it forwarded is not a
+# local one, whatever its socket says.
+_PROXY_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
+
+
+class Metrics:
+    """The app's registry and its series."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        self.latency = Histogram(
+            "matcher_http_request_duration_seconds", "HTTP requests by route template.",
+            ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=reg)
+        self.sightings = Counter(
+            "matcher_sightings_uploaded", "Sightings stored.", registry=reg)
+        self.faces = Counter(
+            "matcher_faces_found", "Faces found in uploaded photos.", ["source", "fit"],
+            registry=reg)
+        self.candidates = Counter(
+            "matcher_candidates_stored", "Candidate (sighting face, case) pairs stored.",
+            registry=reg)
+        self.case_photos = Counter(
+            "matcher_case_photos_added", "Case photos stored.", registry=reg)
+        for source in ("sighting", "case_photo"):
+            for fit in ("true", "false"):
+                self.faces.labels(source=source, fit=fit)
+        index_faces = Gauge(
+            "matcher_index_case_faces", "Faces of active cases in the search index.",
+            registry=reg)
+        index_faces.set_function(lambda: _index_size(app))
+        self._app = app
+        self._routes: list[tuple[re.Pattern[str], str, frozenset[str]]] | None = None
+
+    def sighting_ingested(self, result: SightingResult) -> None:
+        self.sightings.inc()
+        self._count_faces("sighting", [face.fit for face in result.faces])
+        self.candidates.inc(result.candidates)
+
+    def case_photo_added(self, result: CasePhotoResult) -> None:
+        self.case_photos.inc()
+        self._count_faces("case_photo", [face.fit for face in result.faces])
+
+    def _count_faces(self, source: str, fits: list[bool]) -> None:
+        for fit in (True, False):
+            count = sum(1 for f in fits if f is fit)
+            if count:
+                self.faces.labels(source=source, fit=str(fit).lower()).inc(count)
+
+    def route_template(self, scope: Scope) -> str:
+        """The template of the route that served `scope`, or "unmatched".
+
+        Starlette's `scope["route"]` says whether a route matched, but an included router's
+        route has no prefix in recent FastAPI; the full templates come from the app's OpenAPI
+        paths, matched as the router does (method first, then path alone for a 405).
+        """
+        route = scope.get("route")
+        if route is None:
+            return UNMATCHED
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        routes = self._route_table()
+        method = scope.get("method", "")
+        for wanted in (True, False):
+            for regex, template, methods in routes:
+                if (not wanted or method in methods) and regex.match(path):
+                    return template
+        # A route left out of the schema (/docs, /openapi.json): its own path is a template.
+        own = getattr(route, "path", None)
+        return own if isinstance(own, str) else UNMATCHED
+
+    def _route_table(self) -> list[tuple[re.Pattern[str], str, frozenset[str]]]:
+        if self._routes is None:
+            try:
+                paths = self._app.openapi().get("paths", {})
+            except Exception:  # a broken schema must not break every request
+                log.exception("no OpenAPI schema: route labels fall back to route paths")
+                paths = {}
+            self._routes = [(compile_path(template)[0], template,
+                             frozenset(op.upper() for op in operations))
+                            for template, operations in paths.items()]
+        return self._routes
+
+
+def _index_size(app: FastAPI) -> float:
+    matcher = getattr(app.state, "matcher", None)
+    return float(len(matcher.index)) if matcher is not None else float("nan")
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is a plain token, else a fresh one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(text):
+                return text
+            break
+    return uuid.uuid4().hex
+
+
+class ObserveRequests:
+    """Times every HTTP request into the histogram and writes one access-log line for it.
+
+    The line holds method, route template, status, milliseconds and the request id: no path,
+    query string, header or body, so nothing a client typed reaches the logs.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _request_id(scope)
+        status = 500  # if the app raises before it answers, the server error middleware will
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                MutableHeaders(scope=message).append("X-Request-ID", rid)
+            await send(message)
+
+        token = logs.request_id.set(rid)
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - start
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            route = self.metrics.route_template(scope)
+            self.metrics.latency.labels(method=method, route=route,
+                                        status=str(status)).observe(seconds)
+            ms = round(seconds * 1000, 1)
+            access_log.info("%s %s %d %.1f ms", method, route, status, ms, extra={
+                "request_id": rid, "method": method, "route": route, "status": status,
+                "ms": ms})
+            logs.request_id.reset(token)
+
+
+def is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # "testclient", a unix socket's name...
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def from_loopback(request: Request) -> bool:
+    """A request from this machine that no proxy forwarded."""
+    if any(name in request.headers for name in _PROXY_HEADERS):
+        return False
+    return is_loopback(request.client.host if request.client else None)
+
+
+async def metrics_reader(
+    request: Request, matcher: MatcherDep, worker: WorkerDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    header: Annotated[str | None, Depends(_header)],
+) -> None:
+    """An admin key; or no key at all from loopback when `metrics_open_on_loopback` is on (a
+    local Prometheus or curl). A key that is sent is always checked."""
+    if (bearer is None and not header and matcher.settings.metrics_open_on_loopback
+            and from_loopback(request)):
+        return
+    key = await current_key(matcher, worker, bearer, header)
+    if key.role is not Role.ADMIN:
+        raise Forbidden(f"a {key.role.value} key may not do this")
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", response_class=Response, dependencies=[Depends(metrics_reader)],
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+async def get_metrics_text(metrics: MetricsDep) -> Response:
+    """Prometheus text format: requests, uploads, faces, candidates, indexed case faces."""
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def install(app: FastAPI) -> None:
+    """Metrics, the access log and request ids for `app`, and its `GET /metrics`."""
+    metrics = Metrics(app)
+    app.state.metrics = metrics
+    app.add_middleware(ObserveRequests, metrics=metrics)
+    app.include_router(router)
