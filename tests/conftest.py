@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
 
@@ -10,6 +15,7 @@ import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
 import torch
 
 from matcher.config import Settings
+from tests.store.postgres import throwaway_server
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -21,3 +27,34 @@ def pytest_configure(config: pytest.Config) -> None:
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings with a throwaway data dir (the weight cache lands there)."""
     return Settings(data_dir=tmp_path_factory.mktemp("matcher-data"), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    url = os.environ.get("MATCHER_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    with throwaway_server() as server_url:
+        yield server_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """None for SQLite (the default: <data_dir>/matcher.db), else a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    admin_url = make_url(request.getfixturevalue("postgres_admin_url"))
+    if admin_url.drivername in ("postgresql", "postgres"):
+        admin_url = admin_url.set(drivername="postgresql+psycopg")
+    name = f"matcher_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

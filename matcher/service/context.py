@@ -29,6 +29,7 @@ from matcher.store import (
     migrate,
     session_factory,
 )
+from matcher.store.review import sighting_face_rows
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,13 @@ class Matcher:
     # Serialises case changes with their index updates, so a case closed while a photo is being
     # added to it cannot leave that photo's faces in the index.
     case_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Fit faces of stored sightings (owner: sighting id), for retro-matching new case photos
+    # and linking sightings of one person; rebuilt from the store by open_matcher.
+    sighting_index: FaceIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sighting_index = FaceIndex.from_settings(self.settings, model_id=self.model_id,
+                                                      dim=self.index.dim)
 
     @property
     def model_id(self) -> str:
@@ -58,6 +66,13 @@ class Matcher:
             self.index.rebuild(active_case_face_rows(session, self.model_id))
         log.info("active case index rebuilt: %d faces of %d cases", len(self.index),
                  self.index.owner_count)
+
+    def rebuild_sighting_index(self) -> None:
+        """Reads every fit sighting face from the store into the sighting index."""
+        with self.sessions() as session:
+            self.sighting_index.rebuild(sighting_face_rows(session, self.model_id))
+        log.info("sighting index rebuilt: %d faces of %d sightings", len(self.sighting_index),
+                 self.sighting_index.owner_count)
 
     def save_index(self) -> None:
         """Saves the index with a fingerprint of the faces it holds, for the next start."""
@@ -114,8 +129,10 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None) -> Ma
     saved = _saved_index(settings, active_index_dir(settings), pipeline.model_id, wanted)
     if saved is not None:
         log.info("loaded the saved active case index: %d faces", len(saved))
-        return Matcher(settings, engine, sessions, pipeline, saved)
-    index = FaceIndex.from_settings(settings, model_id=pipeline.model_id, dim=DIM)
-    matcher = Matcher(settings, engine, sessions, pipeline, index)
-    matcher.rebuild_index()
+        matcher = Matcher(settings, engine, sessions, pipeline, saved)
+    else:
+        index = FaceIndex.from_settings(settings, model_id=pipeline.model_id, dim=DIM)
+        matcher = Matcher(settings, engine, sessions, pipeline, index)
+        matcher.rebuild_index()
+    matcher.rebuild_sighting_index()
     return matcher

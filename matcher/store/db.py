@@ -16,8 +16,9 @@ PostgreSQL is reached through `MATCHER_DATABASE_URL`.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,25 @@ def sqlite_engine(url: URL | str, busy_timeout_ms: int = 10_000) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL mode, much faster
         cursor.close()
+        add_math_functions(dbapi_connection)
 
     return engine
+
+
+def add_math_functions(connection: sqlite3.Connection, force: bool = False) -> None:
+    """sin and cos (the review queue's distance filter) where SQLite was built without them."""
+    if not force:
+        try:
+            connection.execute("SELECT sin(0), cos(0)")
+            return
+        except sqlite3.OperationalError:
+            pass
+    for name, fn in (("sin", math.sin), ("cos", math.cos)):
+        connection.create_function(name, 1, _null_safe(fn), deterministic=True)
+
+
+def _null_safe(fn: Callable[[float], float]) -> Callable[[float | None], float | None]:
+    return lambda value: None if value is None else fn(value)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

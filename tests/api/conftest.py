@@ -23,14 +23,22 @@ def pipeline(settings: Settings) -> FacePipeline:
 
 
 @pytest.fixture
+def api_database_url() -> str | None:
+    """SQLite under the data dir. Modules that must also pass on PostgreSQL import
+    `on_both_databases` from tests/api/databases.py, which overrides this fixture."""
+    return None
+
+
+@pytest.fixture
 def make_client(
-    settings: Settings, pipeline: FacePipeline, tmp_path: Path
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path, api_database_url: str | None
 ) -> Iterator[Callable[..., TestClient]]:
     """Builds `with TestClient(app)` clients over tmp_path (lifespan runs); closes them after."""
     opened: list[TestClient] = []
 
     def make(**overrides: object) -> TestClient:
-        app_settings = settings.model_copy(update={"data_dir": tmp_path / "data", **overrides})
+        app_settings = settings.model_copy(update={
+            "data_dir": tmp_path / "data", "database_url": api_database_url, **overrides})
         client = TestClient(create_app(app_settings, pipeline))
         client.__enter__()
         opened.append(client)

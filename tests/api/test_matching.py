@@ -13,6 +13,7 @@ from PIL import Image
 from matcher.store import Role
 from tests.api.builders import case_body, photo_file
 from tests.api.conftest import auth
+from tests.api.databases import on_both_databases  # noqa: F401
 from tests.data import Photo, fgnet_photos, lfw_photos, require_test_data
 
 # One FG-NET child: the case is registered from photos at 8 and 10, sighted again at 14.

@@ -12,6 +12,7 @@ from PIL import Image
 from matcher.store import Role, list_events
 from tests.api.builders import case_body, photo_file
 from tests.api.conftest import auth, matcher_of
+from tests.api.databases import on_both_databases  # noqa: F401
 from tests.data import lfw_photos, require_test_data
 from tests.store.builders import jpeg_with_gps
 

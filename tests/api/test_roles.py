@@ -20,6 +20,7 @@ from matcher.service import (
 from matcher.store import NewCase, NewSighting, Role
 from tests.api.builders import case_body
 from tests.api.conftest import auth, matcher_of
+from tests.api.databases import on_both_databases  # noqa: F401
 from tests.data import lfw_photos, require_test_data
 
 TIP, INV, MGR, ADM = Role.TIP_APP, Role.INVESTIGATOR, Role.CASE_MANAGER, Role.ADMIN

@@ -1,55 +1,17 @@
-"""Every store test runs against SQLite and against a real PostgreSQL server.
-
-Each test gets an empty database: a fresh SQLite file, or a fresh PostgreSQL database created
-on the session's server and dropped afterwards.
-"""
+"""Every store test runs against SQLite and against a real PostgreSQL server (`db_url`, from
+tests/conftest.py): a fresh SQLite file, or a fresh PostgreSQL database dropped afterwards."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.config import Settings
 from matcher.store import make_engine, migrate, session_factory
-from tests.store.postgres import throwaway_server
-
-
-@pytest.fixture(scope="session")
-def postgres_admin_url() -> Iterator[str]:
-    url = os.environ.get("MATCHER_TEST_POSTGRES_URL")
-    if url:
-        yield url
-        return
-    with throwaway_server() as server_url:
-        yield server_url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
-    """None for SQLite (the default: <data_dir>/matcher.db), else a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield None
-        return
-    admin_url = make_url(request.getfixturevalue("postgres_admin_url"))
-    if admin_url.drivername in ("postgresql", "postgres"):
-        admin_url = admin_url.set(drivername="postgresql+psycopg")
-    name = f"matcher_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture

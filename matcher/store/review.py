@@ -1,0 +1,369 @@
+"""Store queries of the investigators' review: the queue, decisions, and sighting faces.
+
+The queue is one SQL query: filters (status, threshold in force, case, category, a circle on
+the map, a time range) and keyset paging all run in the database, so a page costs the same
+with ten candidates or ten million. Like repo.py, functions flush but never commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from matcher.store.errors import CandidateNotFound, InvalidRecord
+from matcher.store.models import (
+    Candidate,
+    CandidateStatus,
+    Case,
+    CasePhoto,
+    Category,
+    Decision,
+    Face,
+    Sighting,
+    Verdict,
+    descriptors_from_bytes,
+    utcnow,
+)
+from matcher.store.repo import FaceRowBatch
+
+EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
+NOTE_MAX = 2000
+OPEN = (CandidateStatus.PENDING, CandidateStatus.NEEDS_INFO)  # still waiting for a verdict
+
+TimeField = Literal["seen", "taken", "uploaded"]
+Order = Literal["distance", "recent"]
+
+
+# --- sighting faces: the source of the sighting index ----------------------------------------
+
+
+def sighting_face_rows(
+    session: Session, model_id: str, batch_size: int = 10_000
+) -> Iterator[FaceRowBatch]:
+    """(face ids, sighting ids, vectors) of every fit sighting face of the model, by face id.
+
+    What the sighting index (retro-matching, sighting links) is rebuilt from at start-up.
+    Unfit faces are left out, as they are out of matching. Keyset pagination keeps memory flat.
+    """
+    after = 0
+    while True:
+        rows = session.execute(
+            select(Face.id, Face.sighting_id, Face.descriptor, Face.dim)
+            .where(Face.model_id == model_id, Face.sighting_id.is_not(None), Face.fit,
+                   Face.id > after)
+            .order_by(Face.id).limit(batch_size)
+        ).all()
+        if not rows:
+            return
+        dims = {row.dim for row in rows}
+        if len(dims) != 1:
+            raise InvalidRecord(f"faces of {model_id} have several dimensions: {sorted(dims)}")
+        ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
+        owners = np.fromiter((row.sighting_id for row in rows), dtype=np.int64, count=len(rows))
+        yield ids, owners, descriptors_from_bytes([row.descriptor for row in rows], dims.pop())
+        after = int(ids[-1])
+
+
+def fit_sighting_faces(session: Session, sighting_id: int, model_id: str) -> list[Face]:
+    """The faces of a sighting that are in (or would be in) the sighting index."""
+    return list(session.scalars(select(Face).where(
+        Face.sighting_id == sighting_id, Face.model_id == model_id, Face.fit).order_by(Face.id)))
+
+
+def sightings_by_id(session: Session, ids: Iterable[int]) -> dict[int, Sighting]:
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    return {row.id: row for row in session.scalars(select(Sighting).where(
+        Sighting.id.in_(wanted)))}
+
+
+# --- the queue -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GeoCircle:
+    """Sightings taken within `radius_km` (great-circle distance) of a point."""
+
+    lat: float
+    lon: float
+    radius_km: float
+
+    def __post_init__(self) -> None:
+        if not (-90 <= self.lat <= 90 and -180 <= self.lon <= 180):
+            raise InvalidRecord(f"not a position: {self.lat}, {self.lon}")
+        if not self.radius_km > 0:
+            raise InvalidRecord("the radius must be positive")
+
+    @classmethod
+    def maybe(cls, lat: float | None, lon: float | None,
+              radius_km: float | None) -> GeoCircle | None:
+        given = [v is not None for v in (lat, lon, radius_km)]
+        if not any(given):
+            return None
+        if lat is None or lon is None or radius_km is None:
+            raise InvalidRecord("lat, lon and radius_km go together")
+        return cls(lat, lon, radius_km)
+
+
+@dataclass(frozen=True)
+class ReviewQuery:
+    """Which candidates to list. The defaults are the queue: pending, under the threshold that
+    was in force when each was found, closest first."""
+
+    statuses: tuple[CandidateStatus, ...] = (CandidateStatus.PENDING,)
+    under_threshold: bool = True
+    case_id: int | None = None
+    category: Category | None = None
+    near: GeoCircle | None = None
+    since: dt.datetime | None = None  # inclusive
+    until: dt.datetime | None = None  # exclusive
+    time_field: TimeField = "seen"  # "seen": taken_at, or uploaded_at when unknown
+    order: Order = "distance"  # "recent": newest sighting first
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the previous page ended: its last row's sort key and candidate id (opaque text)."""
+
+    key: float | dt.datetime
+    candidate_id: int
+
+    def encode(self) -> str:
+        key = repr(self.key) if isinstance(self.key, float) else self.key.isoformat()
+        text = f"{'d' if isinstance(self.key, float) else 't'}|{key}|{self.candidate_id}"
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str, order: Order) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            kind, key, candidate_id = raw.split("|")
+            if kind != {"distance": "d", "recent": "t"}[order]:
+                raise ValueError(kind)
+            value: float | dt.datetime = (float(key) if kind == "d"
+                                          else dt.datetime.fromisoformat(key))
+            return cls(value, int(candidate_id))
+        except (ValueError, UnicodeDecodeError, binascii.Error) as error:
+            raise InvalidRecord(f"not a cursor of this listing: {text!r}") from error
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """A candidate with everything a reviewer sees about it, loaded in one query."""
+
+    candidate: Candidate
+    sighting_face: Face
+    sighting: Sighting
+    case: Case
+    case_face: Face
+    case_photo: CasePhoto | None
+
+    @property
+    def seen_at(self) -> dt.datetime:
+        return self.sighting.taken_at or self.sighting.uploaded_at
+
+
+def _time(field: TimeField) -> Any:
+    return {"seen": func.coalesce(Sighting.taken_at, Sighting.uploaded_at),
+            "taken": Sighting.taken_at, "uploaded": Sighting.uploaded_at}[field]
+
+
+def _within(circle: GeoCircle) -> list[ColumnElement[bool]]:
+    """A bounding box (cheap comparisons) then the exact haversine test, all in SQL.
+
+    haversine: d <= r  <=>  a <= sin^2(r / 2R), with a = sin^2(dlat/2) + cos lat0 cos lat
+    sin^2(dlon/2); no asin needed. SQLite gets sin and cos from matcher.store.db.
+    """
+    rad = math.pi / 180
+    angle = circle.radius_km / EARTH_RADIUS_KM  # radians of arc
+    lat0, lon0 = circle.lat, circle.lon
+    conditions: list[ColumnElement[bool]] = [
+        Sighting.lat.is_not(None), Sighting.lon.is_not(None),
+        Sighting.lat.between(lat0 - angle / rad, lat0 + angle / rad),
+    ]
+    ratio = math.sin(angle) / max(math.cos(lat0 * rad), 1e-12)
+    if angle < math.pi / 2 and ratio < 1:  # else the circle holds a pole: no longitude bound
+        dlon = math.asin(ratio) / rad
+        lo, hi = lon0 - dlon, lon0 + dlon
+        if lo < -180:  # the box crosses the antimeridian
+            conditions.append(or_(Sighting.lon >= lo + 360, Sighting.lon <= hi))
+        elif hi > 180:
+            conditions.append(or_(Sighting.lon >= lo, Sighting.lon <= hi - 360))
+        else:
+            conditions.append(Sighting.lon.between(lo, hi))
+    half_dlat = func.sin((Sighting.lat - lat0) * (rad / 2))
+    half_dlon = func.sin((Sighting.lon - lon0) * (rad / 2))
+    a = half_dlat * half_dlat + math.cos(lat0 * rad) * func.cos(Sighting.lat * rad) \
+        * half_dlon * half_dlon
+    conditions.append(a <= math.sin(min(angle / 2, math.pi / 2)) ** 2)
+    return conditions
+
+
+def _rows_query() -> tuple[Any, Any, Any]:
+    sighting_face, case_face = aliased(Face), aliased(Face)
+    query = (
+        select(Candidate, sighting_face, Sighting, Case, case_face, CasePhoto)
+        .join(sighting_face, Candidate.sighting_face_id == sighting_face.id)
+        .join(Sighting, sighting_face.sighting_id == Sighting.id)
+        .join(Case, Candidate.case_id == Case.id)
+        .join(case_face, Candidate.case_face_id == case_face.id)
+        .outerjoin(CasePhoto, case_face.case_photo_id == CasePhoto.id)
+    )
+    return query, sighting_face, case_face
+
+
+def _row(result: Any) -> ReviewRow:
+    return ReviewRow(*result)
+
+
+def review_rows(
+    session: Session, query: ReviewQuery, limit: int = 50, after: Cursor | None = None
+) -> list[ReviewRow]:
+    """One page of candidates in the query's order; pass the last row's cursor for the next."""
+    if limit < 1:
+        raise InvalidRecord("limit must be at least 1")
+    statement, _, _ = _rows_query()
+    conditions: list[ColumnElement[bool]] = [
+        Candidate.status.in_([CandidateStatus(s) for s in query.statuses])]
+    if query.under_threshold:
+        conditions.append(Candidate.distance <= Candidate.threshold)
+    if query.case_id is not None:
+        conditions.append(Candidate.case_id == query.case_id)
+    if query.category is not None:
+        conditions.append(Case.category == Category(query.category))
+    if query.near is not None:
+        conditions.extend(_within(query.near))
+    when = _time(query.time_field)
+    if query.since is not None:
+        conditions.append(when >= query.since)
+    if query.until is not None:
+        conditions.append(when < query.until)
+    seen = _time("seen")
+    if query.order == "distance":
+        order = (Candidate.distance, Candidate.id)
+        if after is not None:
+            conditions.append(or_(Candidate.distance > after.key, and_(
+                Candidate.distance == after.key, Candidate.id > after.candidate_id)))
+    else:
+        order = (seen.desc(), Candidate.id.desc())
+        if after is not None:
+            conditions.append(or_(seen < after.key, and_(
+                seen == after.key, Candidate.id < after.candidate_id)))
+    rows = session.execute(statement.where(*conditions).order_by(*order).limit(limit)).all()
+    return [_row(row) for row in rows]
+
+
+def cursor_after(row: ReviewRow, order: Order) -> Cursor:
+    if order == "distance":
+        return Cursor(float(row.candidate.distance), row.candidate.id)
+    return Cursor(row.seen_at, row.candidate.id)
+
+
+def review_row(session: Session, candidate_id: int) -> ReviewRow:
+    statement, _, _ = _rows_query()
+    found = session.execute(statement.where(Candidate.id == candidate_id)).one_or_none()
+    if found is None:
+        raise CandidateNotFound(f"no candidate {candidate_id}")
+    return _row(found)
+
+
+# --- decisions -------------------------------------------------------------------------------
+
+
+def decisions_on(
+    session: Session, pairs: Iterable[tuple[int, int]]
+) -> dict[tuple[int, int], list[Decision]]:
+    """Decisions on any face of each (sighting id, case id) pair, oldest first."""
+    wanted = set(pairs)
+    if not wanted:
+        return {}
+    sightings, cases = {s for s, _ in wanted}, {c for _, c in wanted}
+    found: dict[tuple[int, int], list[Decision]] = {pair: [] for pair in wanted}
+    rows = session.execute(
+        select(Decision, Face.sighting_id).join(Face, Decision.sighting_face_id == Face.id)
+        .where(Face.sighting_id.in_(sightings), Decision.case_id.in_(cases))
+        .order_by(Decision.id)
+    ).all()
+    for decision, sighting_id in rows:
+        pair = (int(sighting_id), decision.case_id)
+        if pair in found:
+            found[pair].append(decision)
+    return found
+
+
+@dataclass(frozen=True)
+class Decided:
+    decision: Decision
+    candidate: Candidate
+    also: list[int]  # other open candidate rows of the same face and case (other models)
+
+
+def decide(
+    session: Session, candidate_id: int, verdict: Verdict | str, note: str = "",
+    api_key_id: int | None = None, reviewer: str = "",
+) -> Decided:
+    """Stores a decision and sets the candidate's status (and reviewer) from it.
+
+    The verdict is about a sighting face and a case, so the pair's other open candidate rows
+    (found by other models) take the same status. A later decision overrides an earlier one.
+    """
+    verdict = Verdict(verdict)
+    if len(note) > NOTE_MAX:
+        raise InvalidRecord(f"a note holds at most {NOTE_MAX} characters")
+    candidate = session.get(Candidate, candidate_id, with_for_update=True)
+    if candidate is None:
+        raise CandidateNotFound(f"no candidate {candidate_id}")
+    decision = Decision(
+        candidate_id=candidate.id, sighting_face_id=candidate.sighting_face_id,
+        case_id=candidate.case_id, verdict=verdict, note=note, api_key_id=api_key_id,
+        reviewer=reviewer,
+    )
+    session.add(decision)
+    siblings = list(session.scalars(select(Candidate).where(
+        Candidate.sighting_face_id == candidate.sighting_face_id,
+        Candidate.case_id == candidate.case_id, Candidate.id != candidate.id,
+        Candidate.status.in_(OPEN))))
+    now = utcnow()
+    for row in (candidate, *siblings):
+        row.status = verdict.candidate_status
+        row.reviewed_at = now
+        row.reviewed_by = reviewer
+    session.flush()
+    return Decided(decision, candidate, [row.id for row in siblings])
+
+
+def candidate_pairs(
+    session: Session, case_id: int, model_id: str, sighting_face_ids: Iterable[int]
+) -> set[int]:
+    """The sighting faces among these that already have a candidate row for the case and
+    model (the unique constraint allows one)."""
+    ids = set(sighting_face_ids)
+    if not ids:
+        return set()
+    return set(session.scalars(select(Candidate.sighting_face_id).where(
+        Candidate.case_id == case_id, Candidate.model_id == model_id,
+        Candidate.sighting_face_id.in_(ids))))
+
+
+def candidate_distances(
+    session: Session, model_id: str, sighting_face_ids: Iterable[int]
+) -> dict[int, list[float]]:
+    """Distances of the existing candidates of each sighting face (one model)."""
+    ids = set(sighting_face_ids)
+    found: dict[int, list[float]] = {face: [] for face in ids}
+    if ids:
+        for face, distance in session.execute(select(
+                Candidate.sighting_face_id, Candidate.distance).where(
+                Candidate.model_id == model_id, Candidate.sighting_face_id.in_(ids))):
+            found[int(face)].append(float(distance))
+    return found
