@@ -160,6 +160,48 @@ def eval_command(
                    f"rank-10 {row['rank10']:.3f}  TPIR {row['tpir_at_fpir_1pct']:.3f}")
 
 
+@app.command()
+def calibrate(
+    cross_age: Annotated[Path, typer.Option(help="Manifest of the cross-age set (FG-NET).")],
+    distractors: Annotated[Path, typer.Option(help="Manifest of distractor people (LFW).")],
+    category: Annotated[str, typer.Option(help="child, elderly or any: who it is for.")] = "child",
+    out: Annotated[Path | None, typer.Option(
+        help="Where to write it; default <data dir>/calibration/<category>.json, which the "
+             "service loads at start.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data dir (weight cache, output).")] = None,
+) -> None:
+    """Measure false matches per distance on people known to be different (the cross-age
+    protocol's gallery against its sightings and non-mated probes) and write a calibration."""
+    from matcher.calibration import calibration_path
+    from matcher.embed import load_pipeline
+    from matcher.eval.calibrate import protocol_calibration
+    from matcher.eval.manifest import ManifestError, read_manifest
+    from matcher.eval.protocol import build_protocol
+
+    if category not in ("child", "elderly", "any"):
+        typer.echo("error: --category must be child, elderly or any", err=True)
+        raise typer.Exit(code=2)
+    settings = _settings(data_dir)
+    try:
+        protocol = build_protocol(
+            read_manifest(cross_age, require_age=True), read_manifest(distractors))
+    except ManifestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    source: dict[str, object] = {"cross_age": str(cross_age), "distractors": str(distractors)}
+    result = protocol_calibration(load_pipeline(settings), protocol, category, source)
+    target = out or calibration_path(settings.calibration_dir, category)
+    result.save(target)
+    typer.echo(f"{result.pairs} non-mated pairs ({result.searches} searches x "
+               f"{result.gallery_faces} gallery faces) for {result.model_id}, {category}")
+    for distance in (0.4, 0.45, 0.5, 0.55, 0.6):
+        rate = float(result.false_match_rate(distance))
+        typer.echo(f"  distance {distance:.2f}: false match rate {rate:.2e}; expected false "
+                   f"candidates per search: {rate * 1_000:.3f} with 1k faces, "
+                   f"{rate * 100_000:.1f} with 100k")
+    typer.echo(str(target))
+
+
 class LogFormat(StrEnum):
     JSON = "json"
     TEXT = "text"

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # calibration (matcher eval) picks one for children.
     match_threshold: float = Field(default=0.6, gt=0.0, le=4.0)
     match_top_k: int = Field(default=10, ge=1, le=1000)
+    # With a calibration for the running model (`matcher calibrate`), the threshold can be a
+    # target instead: expected false candidates per search at the current gallery size
+    # (0.01 ~ one search in a hundred brings a stranger under the threshold).
+    match_false_per_search: float | None = Field(default=None, gt=0.0, le=100.0)
     # Decoding, detection, embedding and index searches run in this many worker threads; more
     # uploads at once wait in line for a worker (queued, never dropped).
     workers: int = Field(default=2, ge=1, le=256)
@@ -104,6 +108,10 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def calibration_dir(self) -> Path:
+        return self.data_dir / "calibration"
 
 
 @lru_cache(maxsize=1)

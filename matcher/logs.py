@@ -18,9 +18,10 @@ from typing import IO, Any
 # the service's own log lines carry the id of the request that caused them.
 request_id: ContextVar[str | None] = ContextVar("matcher_request_id", default=None)
 
-# Attributes every LogRecord has; anything else on a record came from `extra=`.
+# Attributes every LogRecord has; anything else on a record came from `extra=`
+# (uvicorn's `color_message` repeats its message with terminal colour codes).
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "taskName",
+    "message", "asctime", "taskName", "color_message",
 }
 
 

@@ -110,6 +110,7 @@ def test_serve_logs_json_lines_and_opens_metrics_on_loopback(tmp_path: Path) -> 
     lines = [json.loads(line) for line in stderr.splitlines()
              if not line.startswith("First start: an admin API key was created.")]
     assert any(line["logger"].startswith("uvicorn") for line in lines)
+    assert not any("color_message" in line for line in lines)
     access = [line for line in lines if line["logger"] == "matcher.access"]
     scrape = [line for line in access if line.get("request_id") == "scrape-1"]
     assert [(line["method"], line["route"], line["status"]) for line in scrape] \

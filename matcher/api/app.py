@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 
 from matcher.api import errors, metrics
 from matcher.api.deps import Worker
-from matcher.api.routes import alerts, cases, keys, sightings
+from matcher.api.routes import alerts, audit, cases, keys, review, sightings
 from matcher.api.schemas import Health
 from matcher.config import Settings
 from matcher.embed import FacePipeline
@@ -40,7 +40,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
                   description="Matches sighting photos against missing-person cases.")
     errors.install(app)
     metrics.install(app)
-    for module in (sightings, alerts, cases, keys):
+    for module in (sightings, alerts, cases, keys, review, audit):
         app.include_router(module.router, prefix="/v1")
 
     @app.get("/healthz", response_model=Health, tags=["operations"])

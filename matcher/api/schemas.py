@@ -171,6 +171,9 @@ class CandidatePublic(BaseModel):
     threshold: float
     under_threshold: bool  # distance <= the threshold in force when it was found
     status: CandidateStatus
+    # How many false candidates a search is expected to bring at least this close, at today's
+    # gallery size; null until `matcher calibrate` has run for the model.
+    expected_false_per_search: float | None
 
 
 class AlertPublic(BaseModel):

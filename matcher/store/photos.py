@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 PHOTOS = "photos"
 JPEG_QUALITY = 92
+# No `optimize=True`: its extra pass (Huffman tables fitted to the photo) decodes to the very
+# same pixels and saves ~6% of a 12 MP phone photo's bytes, but made encoding 2-2.5x slower
+# (~205 vs ~85 ms on 2 cores; scripts/bench_service.py --stages).
 DEFAULT_MAX_PIXELS = 60_000_000
 
 
@@ -79,20 +82,40 @@ def encode_jpeg(image: NDArray[np.uint8] | bytes, max_pixels: int = DEFAULT_MAX_
     # A fresh image from bare pixels carries no info dict: nothing to leak into the file.
     clean = Image.fromarray(np.ascontiguousarray(pixels), mode="RGB")
     out = io.BytesIO()
-    clean.save(out, format="JPEG", quality=JPEG_QUALITY, optimize=True)
+    clean.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
 
 
-def store_photo(
-    data_dir: Path, image: NDArray[np.uint8] | bytes, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> StoredPhoto:
-    """Re-encodes a photo without metadata and stores it by content (idempotent)."""
+@dataclass(frozen=True)
+class CleanJpeg:
+    """A JPEG this module encoded from bare pixels (no metadata), ready to store: lets a caller
+    encode off the database transaction, e.g. while faces are detected. Make it with
+    `clean_jpeg`; bytes from anywhere else go through `store_photo`'s re-encode."""
+
+    data: bytes = field(repr=False)
+    sha256: str
+    width: int
+    height: int
+
+
+def clean_jpeg(image: NDArray[np.uint8] | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> CleanJpeg:
+    """`encode_jpeg` with the hash and size the store needs."""
     jpeg = encode_jpeg(image, max_pixels)
-    sha256 = hashlib.sha256(jpeg).hexdigest()
-    relative = photo_path(sha256)
-    target = Path(data_dir) / relative
     with Image.open(io.BytesIO(jpeg)) as decoded:
         width, height = decoded.size
+    return CleanJpeg(jpeg, hashlib.sha256(jpeg).hexdigest(), width, height)
+
+
+def store_photo(
+    data_dir: Path, image: NDArray[np.uint8] | bytes | CleanJpeg,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> StoredPhoto:
+    """Re-encodes a photo without metadata and stores it by content (idempotent); a CleanJpeg
+    is stored as it is."""
+    clean = image if isinstance(image, CleanJpeg) else clean_jpeg(image, max_pixels)
+    jpeg, sha256, width, height = clean.data, clean.sha256, clean.width, clean.height
+    relative = photo_path(sha256)
+    target = Path(data_dir) / relative
     created = not target.exists()
     if created:
         write_atomic(target, lambda handle: handle.write(jpeg))
@@ -132,7 +155,7 @@ class PhotoWriter:
     max_pixels: int = DEFAULT_MAX_PIXELS
     created: list[StoredPhoto] = field(default_factory=list)
 
-    def store(self, image: NDArray[np.uint8] | bytes) -> StoredPhoto:
+    def store(self, image: NDArray[np.uint8] | bytes | CleanJpeg) -> StoredPhoto:
         photo = store_photo(self.data_dir, image, self.max_pixels)
         if photo.created:
             self.created.append(photo)

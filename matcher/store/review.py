@@ -249,6 +249,7 @@ def review_rows(
     if query.until is not None:
         conditions.append(when < query.until)
     seen = _time("seen")
+    order: tuple[Any, ...]
     if query.order == "distance":
         order = (Candidate.distance, Candidate.id)
         if after is not None:
@@ -295,7 +296,7 @@ def decisions_on(
         .order_by(Decision.id)
     ).all()
     for decision, sighting_id in rows:
-        pair = (int(sighting_id), decision.case_id)
+        pair = (sighting_id, decision.case_id)
         if pair in found:
             found[pair].append(decision)
     return found

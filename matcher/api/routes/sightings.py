@@ -13,7 +13,9 @@ from matcher.api.schemas import CandidatePublic, FaceFeedback, SightingPublic, S
 from matcher.api.upload import read_upload
 from matcher.api.urls import JPEG, NO_STORE, case_photo_url, crop_url
 from matcher.service import (
+    Matcher,
     browse_sightings,
+    expected_false,
     face_crop,
     ingest_sighting,
     read_sighting,
@@ -47,7 +49,7 @@ async def post_sighting(
         FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])
 
 
-def _candidate(row: Candidate) -> CandidatePublic:
+def _candidate(matcher: Matcher, row: Candidate) -> CandidatePublic:
     photo_id = row.case_face.case_photo_id
     return CandidatePublic(
         id=row.id, sighting_face_id=row.sighting_face_id, case_id=row.case_id,
@@ -57,6 +59,7 @@ def _candidate(row: Candidate) -> CandidatePublic:
         case_photo_url=None if photo_id is None else case_photo_url(row.case_id, photo_id),
         distance=row.distance, rank=row.rank, model_id=row.model_id, threshold=row.threshold,
         under_threshold=row.distance <= row.threshold, status=row.status,
+        expected_false_per_search=expected_false(matcher, row.case.category.value, row.distance),
     )
 
 
@@ -78,7 +81,7 @@ async def get_candidates(
 ) -> list[CandidatePublic]:
     """Ranked cases per sighting face (rank 1 closest), near misses included."""
     rows = await worker(sighting_candidates, matcher, sighting_id, actor)
-    return [_candidate(row) for row in rows]
+    return [_candidate(matcher, row) for row in rows]
 
 
 @router.get("/sightings/{sighting_id}/photo", response_class=Response, responses=JPEG)

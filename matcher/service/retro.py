@@ -1,0 +1,108 @@
+"""The sighting index: sightings that came before a case, and sightings of one person.
+
+Every fit face of a stored sighting is in `matcher.sighting_index` (owner: the sighting id).
+- `index_sighting` adds a new sighting's fit faces once its row is committed (ingest).
+- `retro_match` searches a new case photo's faces against it: a child sighted before the case
+  was registered (or before this photo was added) gets a candidate like any new sighting would.
+- `sighting_neighbours` finds the other sightings of a face (the "seen N times" links).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from matcher.service.context import Matcher
+from matcher.store import NewCandidate, add_candidates, matchable
+from matcher.store.review import candidate_distances, candidate_pairs
+
+log = logging.getLogger(__name__)
+
+
+def index_sighting(
+    matcher: Matcher, sighting_id: int, face_ids: Sequence[int], vectors: ArrayLike
+) -> None:
+    """Adds a committed sighting's fit faces to the sighting index (nothing when none)."""
+    if not len(face_ids):
+        return
+    matcher.sighting_index.add(np.asarray(face_ids, dtype=np.int64),
+                               np.full(len(face_ids), sighting_id, dtype=np.int64), vectors)
+
+
+def retro_match(
+    matcher: Matcher, case_id: int, face_ids: Sequence[int], vectors: ArrayLike
+) -> int:
+    """Searches a case's new faces against every stored sighting; returns candidates added.
+
+    The top `match_top_k` sightings of each case face are stored like ingest stores a new
+    sighting's top cases: the sighting's closest face, the distance, the `match_threshold` in
+    force, and as rank the place among the candidates that sighting face already has. Pairs
+    with a candidate row for this model already are skipped (one row per face, case and
+    model); `matchable` drops inactive cases and pairs judged `not_match`.
+
+    Takes no lock: add_photo calls it under `matcher.case_lock`, after the faces joined the
+    case index, so a case closed meanwhile is seen closed.
+    """
+    if not len(face_ids) or len(matcher.sighting_index) == 0:
+        return 0
+    k = matcher.settings.match_top_k
+    hits = matcher.sighting_index.search(vectors, k=k)
+    found: dict[int, NewCandidate] = {}  # sighting face id -> its best pairing with the case
+    for query, case_face in enumerate(face_ids):
+        for rank in range(k):
+            if hits.owners[query, rank] < 0:
+                break
+            face, distance = int(hits.face_ids[query, rank]), float(hits.distances[query, rank])
+            if face not in found or distance < found[face].distance:
+                found[face] = NewCandidate(
+                    sighting_face_id=face, case_id=case_id, case_face_id=int(case_face),
+                    distance=distance, rank=1, model_id=matcher.model_id,
+                    threshold=matcher.settings.match_threshold)
+    with matcher.sessions() as session:
+        taken = candidate_pairs(session, case_id, matcher.model_id, found)
+        rows = matchable(session, [c for face, c in found.items() if face not in taken])
+        existing = candidate_distances(session, matcher.model_id,
+                                       (c.sighting_face_id for c in rows))
+        rows = [replace(c, rank=1 + sum(d < c.distance for d in existing[c.sighting_face_id]))
+                for c in rows]
+        add_candidates(session, rows)
+        session.commit()
+    under = sum(c.distance <= c.threshold for c in rows)
+    log.info("case %d: retro-matched %d faces against %d sightings: %d candidates, %d under "
+             "threshold", case_id, len(face_ids), matcher.sighting_index.owner_count, len(rows),
+             under)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    sighting_id: int
+    face_id: int  # that sighting's closest face
+    distance: float
+
+
+def sighting_neighbours(
+    matcher: Matcher, queries: Sequence[tuple[int, int]], vectors: ArrayLike
+) -> list[list[Neighbour]]:
+    """For each (face id, own sighting id) query, the other sightings with a face within
+    `match_threshold`, closest first, at most `match_top_k`. One batched search."""
+    if not len(queries) or len(matcher.sighting_index) == 0:
+        return [[] for _ in queries]
+    k = matcher.settings.match_top_k
+    threshold = matcher.settings.match_threshold
+    hits = matcher.sighting_index.search(vectors, k=k + 1)  # +1: the sighting itself
+    out: list[list[Neighbour]] = []
+    for query, (_, own) in enumerate(queries):
+        row: list[Neighbour] = []
+        for rank in range(k + 1):
+            owner, distance = int(hits.owners[query, rank]), float(hits.distances[query, rank])
+            if owner < 0 or distance > threshold:
+                break
+            if owner != own:
+                row.append(Neighbour(owner, int(hits.face_ids[query, rank]), distance))
+        out.append(row[:k])
+    return out

@@ -1,0 +1,87 @@
+"""Calibration on real faces: a threshold chosen for a false-candidate target on some people
+keeps that target, within a stated tolerance, on people it never saw; and `matcher calibrate`
+writes a file the service loads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from matcher.calibration import fit, load
+from matcher.config import Settings
+from matcher.embed import load_pipeline
+from matcher.eval.calibrate import non_mated_distances
+from matcher.eval.crossage import embed_largest_faces
+from matcher.eval.manifest import LabelledPhoto, read_manifest
+from tests.data import REPO_ROOT, require_test_data
+
+TARGET = 0.2  # expected false candidates per search
+TOLERANCE = 0.5  # relative: observed within [0.1, 0.3] false candidates per search
+
+
+def _first_photo_per_person(manifest: Path) -> list[LabelledPhoto]:
+    first: dict[str, LabelledPhoto] = {}
+    for photo in sorted(read_manifest(manifest), key=lambda p: str(p.path)):
+        first.setdefault(photo.identity, photo)
+    return [first[who] for who in sorted(first)]
+
+
+def test_the_calibrated_threshold_holds_on_held_apart_people(settings: Settings) -> None:
+    data = require_test_data()
+    people = _first_photo_per_person(data / "lfw-dev" / "manifest.csv")
+    folds = people[0::2], people[1::2]  # person-disjoint: each person is in one fold only
+    assert not {p.identity for p in folds[0]} & {p.identity for p in folds[1]}
+    pipeline = load_pipeline(settings)
+    embedded = []
+    for fold in folds:
+        vectors = embed_largest_faces(pipeline, fold)
+        kept = [(v, p.identity) for v, p in zip(vectors, fold, strict=True) if v is not None]
+        embedded.append((np.stack([v for v, _ in kept]), [who for _, who in kept]))
+
+    # Fit on fold A: every face searched against every other person's face.
+    (faces_a, who_a), (faces_b, who_b) = embedded
+    calibration = fit(pipeline.model_id, "any", non_mated_distances(faces_a, who_a, faces_a,
+                                                                       who_a),
+                      searches=len(who_a), gallery_faces=len(who_a))
+    threshold = calibration.threshold_for(TARGET, gallery_faces=len(who_b))
+
+    # Observe on fold B at B's gallery size: false candidates per search under the threshold.
+    distances_b = non_mated_distances(faces_b, who_b, faces_b, who_b)
+    observed = float((distances_b <= threshold).sum()) / len(who_b)
+    assert abs(observed - TARGET) <= TOLERANCE * TARGET, (threshold, observed)
+
+
+def test_the_cli_writes_a_calibration_for_the_running_model(
+    settings: Settings, tmp_path: Path
+) -> None:
+    data = require_test_data()
+    # A small protocol: 12 FG-NET people and 120 LFW people (60 gallery, 60 probes).
+    fgnet = read_manifest(data / "fgnet-dev" / "manifest.csv", require_age=True)
+    chosen = sorted({p.identity for p in fgnet})[:12]
+    lfw = _first_photo_per_person(data / "lfw-dev" / "manifest.csv")[:120]
+    fg_manifest, lfw_manifest = tmp_path / "fgnet.csv", tmp_path / "lfw.csv"
+    fg_manifest.write_text("path,identity,age\n" + "".join(
+        f"{p.path},{p.identity},{p.age}\n" for p in fgnet if p.identity in chosen))
+    lfw_manifest.write_text("path,identity\n" + "".join(f"{p.path},{p.identity}\n" for p in lfw))
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "MATCHER_DATA_DIR": str(data_dir)}
+    result = subprocess.run(
+        [sys.executable, "-m", "matcher", "calibrate", "--cross-age", str(fg_manifest),
+         "--distractors", str(lfw_manifest), "--category", "child"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    written = load(data_dir / "calibration" / "child.json")
+    assert result.stdout.strip().endswith(str(data_dir / "calibration" / "child.json"))
+    assert written.model_id == load_pipeline(settings).model_id and written.category == "child"
+    assert written.pairs >= 1000 and written.gallery_faces >= 60
+    # Different people are rarely within dlib's 0.6 and almost never within 0.4.
+    assert float(written.false_match_rate(0.4)) < 0.01 < float(written.false_match_rate(0.7))
+    bad = subprocess.run(
+        [sys.executable, "-m", "matcher", "calibrate", "--cross-age", str(fg_manifest),
+         "--distractors", str(lfw_manifest), "--category", "teen"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert bad.returncode == 2 and "--category" in bad.stderr
