@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,8 +21,15 @@ class Settings(BaseSettings):
     threads: int = Field(default=2, ge=1, le=256)
 
     detector: Literal["yunet", "mmod"] = "yunet"
-    # The descriptor network with its own alignment; its model_id tags every stored vector.
-    embedder: Literal["dlib"] = "dlib"
+    # The descriptor network with its own alignment; its model_id tags every stored vector, so
+    # changing any of these three makes stored vectors of the old model need reindexing.
+    # dlib: dlib's ResNet; sface: OpenCV-zoo SFace (needs the yunet detector's keypoints);
+    # dlib+sface: both, concatenated (README, "Accuracy on children across years").
+    embedder: Literal["dlib", "sface", "dlib+sface"] = "dlib"
+    # Average each descriptor with the one of the mirrored chip (twice the network time).
+    embed_flip: bool = False
+    # dlib+sface: SFace's share w of the squared distance, (1 - w) d_dlib^2 + w d_sface^2.
+    ensemble_sface_weight: float = Field(default=0.5, gt=0.0, lt=1.0)
     detect_batch_size: int = Field(default=8, ge=1, le=256)
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     # Photos are detected at this longest side (px); boxes/landmarks are mapped back and chips are
@@ -90,12 +98,51 @@ class Settings(BaseSettings):
     # behind a local reverse proxy that does not add X-Forwarded-For.
     metrics_open_on_loopback: bool = True
 
+    # Hostile traffic (matcher/api/limits.py). A request body larger than `max_request_bytes` is
+    # refused with 413 before it is read: by its Content-Length, or as soon as a chunked body
+    # passes it. None: `max_image_bytes` + 1 MiB, room for the form fields around the largest
+    # photo.
+    max_request_bytes: int | None = Field(default=None, ge=1024)
+    # Sightings per tip-app key: a token bucket refilled at `tip_rate_per_minute` that holds at
+    # most `tip_burst` uploads; beyond it POST /v1/sightings answers 429 with Retry-After.
+    tip_rate_per_minute: float = Field(default=30.0, gt=0.0)
+    tip_burst: int = Field(default=10, ge=1)
+    # Browser origins (`https://host[:port]`) allowed to call the API from a web page. Empty:
+    # no Access-Control-Allow-Origin for anyone (API keys are for servers and apps, not pages).
+    # From the environment as JSON: MATCHER_CORS_ORIGINS='["https://review.example.org"]'.
+    cors_origins: list[str] = Field(default_factory=list)
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
         if not (value == "cpu" or value == "cuda" or value.startswith("cuda:") or value == "mps"):
             raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _embedder_has_keypoints(self) -> Settings:
+        if self.embedder != "dlib" and self.detector != "yunet":
+            raise ValueError(f"embedder {self.embedder!r} aligns on YuNet's keypoints: it needs "
+                             f"detector 'yunet', not {self.detector!r}")
+        return self
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _explicit_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if (parts.scheme not in ("http", "https") or not parts.hostname or "*" in origin
+                    or parts.path or parts.query or parts.fragment):
+                raise ValueError(f"a CORS origin is scheme://host[:port] without wildcards, "
+                                 f"got {origin!r}")
+        return value
+
+    @property
+    def request_bytes_limit(self) -> int:
+        """The largest request body accepted (`max_request_bytes` or its default)."""
+        if self.max_request_bytes is not None:
+            return self.max_request_bytes
+        return self.max_image_bytes + 1024 * 1024
 
     @property
     def cache_dir(self) -> Path:

@@ -25,8 +25,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings with a throwaway data dir (the weight cache lands there)."""
-    return Settings(data_dir=tmp_path_factory.mktemp("matcher-data"), device="cpu")
+    """Settings with a throwaway data dir (the weight cache lands there). The tip-app rate
+    limit is out of the way: tests upload faster than any phone, and tests/api/test_limits.py
+    tests the limiter with its own settings."""
+    return Settings(data_dir=tmp_path_factory.mktemp("matcher-data"), device="cpu",
+                    tip_rate_per_minute=60_000, tip_burst=10_000)
 
 
 @pytest.fixture(scope="session")

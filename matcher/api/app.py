@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI, Request
 
-from matcher.api import errors, metrics
+from matcher.api import errors, limits, metrics
 from matcher.api.deps import Worker
 from matcher.api.routes import alerts, audit, cases, keys, review, sightings
 from matcher.api.schemas import Health
@@ -39,6 +39,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
     app = FastAPI(title="matcher", version="1", lifespan=lifespan,
                   description="Matches sighting photos against missing-person cases.")
     errors.install(app)
+    limits.install(app, settings)  # inside the metrics middleware: its 413s are counted too
     metrics.install(app)
     for module in (sightings, alerts, cases, keys, review, audit):
         app.include_router(module.router, prefix="/v1")

@@ -5,14 +5,17 @@ The only place where the service's, the store's and the pipeline's exceptions me
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from matcher.api.deps import Forbidden, Unauthenticated
+from matcher.api.limits import RateLimited
 from matcher.embed.errors import ImageError, ImageTooLarge
 from matcher.index import FaceIndexError
 from matcher.service import DuplicatePhoto
@@ -39,6 +42,10 @@ _PLAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 }
 
 
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed",
+               413: "too_large", 415: "unsupported_media_type"}
+
+
 def _plain_handler(status: int, code: str) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handle(_: Request, exc: Exception) -> Response:
         return _json(status, code, str(exc))
@@ -63,6 +70,20 @@ def install(app: FastAPI) -> None:
 
     for exc_type, (status, code) in _PLAIN_ERRORS.items():
         app.add_exception_handler(exc_type, _plain_handler(status, code))
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+        return _json(429, "rate_limited", str(exc),
+                     **{"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        # The router's own answers (unknown path, wrong method, a body that does not parse) in
+        # the same shape as every other error.
+        if exc.status_code < 400:
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return _json(exc.status_code, code, str(exc.detail), **(exc.headers or {}))
 
     @app.exception_handler(FaceIndexError)
     async def index_error(_: Request, exc: FaceIndexError) -> JSONResponse:

@@ -92,7 +92,7 @@ def _lround(value: float) -> int:
     return int(math.copysign(math.floor(abs(value) + 0.5), value))
 
 
-def _similarity_transform(src: NDArray[np.float64], dst: NDArray[np.float64]) -> Affine:
+def similarity_transform(src: NDArray[np.float64], dst: NDArray[np.float64]) -> Affine:
     """Least-squares similarity src -> dst (Umeyama 1991, eqs. 34-43), as dlib computes it."""
     mean_src, mean_dst = src.mean(axis=0), dst.mean(axis=0)
     src_c, dst_c = src - mean_src, dst - mean_dst
@@ -124,7 +124,7 @@ def chip_details(
     if size <= 0 or padding < 0:
         raise ValueError(f"need size > 0 and padding >= 0, got {size}, {padding}")
     template = (padding + FACE_TEMPLATE_5) / (2 * padding + 1) * size
-    matrix, offset = _similarity_transform(template, points)
+    matrix, offset = similarity_transform(template, points)
     px, py = matrix[0, 0], matrix[1, 0]  # the image of the unit x vector
     angle = math.atan2(py, px)
     scale = math.sqrt(px * px + py * py)

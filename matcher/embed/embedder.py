@@ -1,12 +1,20 @@
-"""The embedder interface: its own alignment (landmarks -> chip) and a batched network.
+"""The embedder interface: its own alignment (detections -> chips) and batched networks.
 
 An embedder owns its alignment because each network was trained on its own chips: dlib's
-ResNet on 150x150 chips cut around dlib's 5 landmarks, SFace on 112x112 chips around YuNet's.
+ResNet on 150x150 chips cut around dlib's 5 landmarks, SFace on 112x112 chips around YuNet's
+5 keypoints. An ensemble cuts both and concatenates the weighted, L2-normalised descriptors, so
+the one Euclidean distance the index computes combines the two networks' distances.
+
+`model_id` names the vector space: it changes whenever the descriptor changes (network,
+flip averaging, ensemble weight), so vectors of different ids are never compared and stored
+vectors of an old id are known to need reindexing.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -14,50 +22,87 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from matcher.embed import sface
 from matcher.embed.chip import chip_details, extract_chips
 from matcher.embed.detector import Detector
+from matcher.embed.errors import EmbedError
 from matcher.embed.landmarks import ShapePredictor
 from matcher.embed.resnet import DlibResNet, embed_chips, load_dlib_resnet
 from matcher.embed.types import Detection, Image
 
-EMBEDDERS = ("dlib",)
+EMBEDDERS = ("dlib", "sface", "dlib+sface")
+
+
+class MissingKeypoints(EmbedError):
+    """An embedder that aligns on detector keypoints got a detection without them."""
+
+
+@dataclass(frozen=True)
+class AlignedFaces:
+    """One image's faces, ready for the embedder's network(s)."""
+
+    landmarks: NDArray[np.float32]  # (N, 5, 2) the points reported with each face, image px
+    # One (N, S, S, 3) uint8 batch per network; quality measures sharpness on chips[0].
+    chips: tuple[NDArray[np.uint8], ...]
+
+    def __len__(self) -> int:
+        return len(self.landmarks)
 
 
 class Embedder(Protocol):
     model_id: str  # names the vector space: vectors of different ids are never compared
     dim: int
 
-    def landmarks(
-        self, image: Image, detections: Sequence[Detection], detector: Detector
-    ) -> NDArray[np.float32]:
-        """(N, 5, 2) alignment points, in the image's pixels."""
+    def align(self, image: Image, detections: Sequence[Detection], detector: Detector
+              ) -> AlignedFaces:
+        """Landmarks and chips of each detection, cut from the full-resolution image."""
         ...
 
-    def chips(self, image: Image, landmarks: NDArray[np.float32]) -> NDArray[np.uint8]:
-        """(N, S, S, 3) aligned face chips."""
+    def embed_aligned(self, faces: Sequence[AlignedFaces]) -> NDArray[np.float32]:
+        """(total faces, dim) vectors, one network pass per batch of all images' faces."""
         ...
 
-    def embed(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
-        """(N, dim) vectors, batched through the network."""
-        ...
+
+def l2_normalise(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Rows scaled to unit length: the one place descriptors are normalised."""
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
+
+
+def _flip_average(views: NDArray[np.float32]) -> NDArray[np.float32]:
+    """(2, N, d) descriptors of chips and their mirror images -> (N, d), unit length."""
+    return l2_normalise(l2_normalise(views[0]) + l2_normalise(views[1]))
+
+
+def _stack(faces: Sequence[AlignedFaces], part: int, size: int) -> NDArray[np.uint8]:
+    batches = [f.chips[part] for f in faces if len(f)]
+    return np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8)
 
 
 class DlibEmbedder:
-    """dlib's ResNet (128-d, Euclidean, same person below 0.6) on dlib's 5-point chips."""
+    """dlib's ResNet (128-d, Euclidean, same person below 0.6) on dlib's 5-point chips.
 
-    model_id = "dlib-resnet-v1"
+    Raw vectors, exactly dlib's; with `flip`, the normalised mean of the chip's and its mirror
+    image's descriptors (unit length: dlib's 0.6 rule no longer applies).
+    """
+
     dim = 128
     chip_size = 150
     chip_padding = 0.25
 
-    def __init__(self, predictor: ShapePredictor, net: DlibResNet, batch_size: int) -> None:
+    def __init__(self, predictor: ShapePredictor, net: DlibResNet, batch_size: int,
+                 flip: bool = False) -> None:
         self._predictor = predictor
         self._net = net
         self._batch_size = batch_size
+        self.flip = flip
+        self.model_id = "dlib-resnet-v1-flip" if flip else "dlib-resnet-v1"
 
     @classmethod
-    def load(cls, cache_dir: Path | None, device: str, batch_size: int) -> DlibEmbedder:
-        return cls(ShapePredictor.load(cache_dir), load_dlib_resnet(cache_dir, device), batch_size)
+    def load(cls, cache_dir: Path | None, device: str, batch_size: int, flip: bool = False
+             ) -> DlibEmbedder:
+        return cls(ShapePredictor.load(cache_dir), load_dlib_resnet(cache_dir, device),
+                   batch_size, flip)
 
     def landmarks(
         self, image: Image, detections: Sequence[Detection], detector: Detector
@@ -76,12 +121,114 @@ class DlibEmbedder:
     def embed(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
         if len(chips) == 0:
             return np.zeros((0, self.dim), np.float32)
-        return embed_chips(self._net, chips, self._batch_size)
+        if not self.flip:
+            return embed_chips(self._net, chips, self._batch_size)
+        both = embed_chips(self._net, np.concatenate([chips, chips[:, :, ::-1]]),
+                           self._batch_size)
+        return _flip_average(both.reshape(2, len(chips), self.dim))
+
+    def align(self, image: Image, detections: Sequence[Detection], detector: Detector
+              ) -> AlignedFaces:
+        landmarks = self.landmarks(image, detections, detector)
+        return AlignedFaces(landmarks, (self.chips(image, landmarks),))
+
+    def embed_aligned(self, faces: Sequence[AlignedFaces]) -> NDArray[np.float32]:
+        return self.embed(_stack(faces, 0, self.chip_size))
 
 
-def get_embedder(name: str, cache_dir: Path | None, device: str, batch_size: int) -> Embedder:
+class SFaceEmbedder:
+    """SFace (OpenCV zoo 2021dec) on ArcFace-aligned 112x112 chips of YuNet's keypoints.
+
+    Unit-length vectors: the Euclidean distance is sqrt(2 - 2 cos), the cosine rule SFace was
+    published with. With `flip`, the normalised mean of the chip's and its mirror image's.
+    """
+
+    dim = sface.DESCRIPTOR_DIM
+    chip_size = sface.CHIP_SIZE
+
+    def __init__(self, net: sface.SFaceNet, batch_size: int, flip: bool = False) -> None:
+        self._net = net
+        self._batch_size = batch_size
+        self.flip = flip
+        self.model_id = "sface-2021dec-flip" if flip else "sface-2021dec"
+
+    @classmethod
+    def load(cls, cache_dir: Path | None, device: str, batch_size: int, flip: bool = False
+             ) -> SFaceEmbedder:
+        return cls(sface.load_sface(cache_dir, device), batch_size, flip)
+
+    @staticmethod
+    def keypoints(detections: Sequence[Detection]) -> NDArray[np.float32]:
+        if any(d.keypoints is None for d in detections):
+            raise MissingKeypoints("SFace aligns on the detector's five keypoints; this detector "
+                                   "gives none (use MATCHER_DETECTOR=yunet)")
+        points = [np.asarray(d.keypoints, np.float32).reshape(5, 2) for d in detections]
+        return np.stack(points) if points else np.zeros((0, 5, 2), np.float32)
+
+    def align(self, image: Image, detections: Sequence[Detection], detector: Detector
+              ) -> AlignedFaces:
+        keypoints = self.keypoints(detections)
+        return AlignedFaces(keypoints, (sface.align_chips(image, keypoints),))
+
+    def embed(self, chips: NDArray[np.uint8]) -> NDArray[np.float32]:
+        if len(chips) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        raw = sface.embed_chips(self._net, chips, self._batch_size, flip=self.flip)
+        return _flip_average(raw) if self.flip else l2_normalise(raw)
+
+    def embed_aligned(self, faces: Sequence[AlignedFaces]) -> NDArray[np.float32]:
+        return self.embed(_stack(faces, 0, self.chip_size))
+
+
+class EnsembleEmbedder:
+    """dlib and SFace side by side: [sqrt(1 - w) * dlib, sqrt(w) * sface], both unit length.
+
+    The squared distance of two such vectors is (1 - w) * d_dlib^2 + w * d_sface^2 on the
+    normalised descriptors, and the vector itself has unit length. w = 0.5 weighs both alike.
+    Reported landmarks and the quality chip are dlib's (the sharpness threshold was set on
+    dlib's chips).
+    """
+
+    def __init__(self, dlib: DlibEmbedder, sface_part: SFaceEmbedder, sface_weight: float
+                 ) -> None:
+        if not 0.0 < sface_weight < 1.0:
+            raise ValueError(f"the SFace weight must lie in (0, 1), got {sface_weight}")
+        self.dlib, self.sface = dlib, sface_part
+        self.sface_weight = sface_weight
+        self.dim = dlib.dim + sface_part.dim
+        self.model_id = f"{dlib.model_id}+{sface_part.model_id}-w{sface_weight:.2f}"
+
+    def align(self, image: Image, detections: Sequence[Detection], detector: Detector
+              ) -> AlignedFaces:
+        dlib_faces = self.dlib.align(image, detections, detector)
+        sface_faces = self.sface.align(image, detections, detector)
+        return AlignedFaces(dlib_faces.landmarks, dlib_faces.chips + sface_faces.chips)
+
+    def embed_aligned(self, faces: Sequence[AlignedFaces]) -> NDArray[np.float32]:
+        first = l2_normalise(self.dlib.embed(_stack(faces, 0, self.dlib.chip_size)))
+        second = self.sface.embed(_stack(faces, 1, self.sface.chip_size))
+        return combine(first, second, self.sface_weight)
+
+
+def combine(dlib_vectors: NDArray[np.float32], sface_vectors: NDArray[np.float32],
+            sface_weight: float) -> NDArray[np.float32]:
+    """The ensemble vector of unit-length parts: [sqrt(1 - w) * a, sqrt(w) * b]."""
+    return np.concatenate(
+        [math.sqrt(1.0 - sface_weight) * dlib_vectors, math.sqrt(sface_weight) * sface_vectors],
+        axis=1,
+    ).astype(np.float32)
+
+
+def get_embedder(name: str, cache_dir: Path | None, device: str, batch_size: int,
+                 flip: bool = False, sface_weight: float = 0.5) -> Embedder:
     if name == "dlib":
-        return DlibEmbedder.load(cache_dir, device, batch_size)
+        return DlibEmbedder.load(cache_dir, device, batch_size, flip)
+    if name == "sface":
+        return SFaceEmbedder.load(cache_dir, device, batch_size, flip)
+    if name == "dlib+sface":
+        return EnsembleEmbedder(DlibEmbedder.load(cache_dir, device, batch_size, flip),
+                                SFaceEmbedder.load(cache_dir, device, batch_size, flip),
+                                sface_weight)
     raise ValueError(f"unknown embedder {name!r}; known: {', '.join(EMBEDDERS)}")
 
 

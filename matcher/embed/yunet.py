@@ -20,7 +20,7 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -29,11 +29,9 @@ from numpy.typing import NDArray
 from torch import nn
 
 from matcher.embed.errors import ModelFileError
+from matcher.embed.onnx_weights import constant_values
 from matcher.embed.types import Detection, Image
 from matcher.embed.weights import YUNET, Arrays, load_converted
-
-if TYPE_CHECKING:
-    from onnx import GraphProto  # onnx is imported only when a file is converted
 
 log = logging.getLogger(__name__)
 
@@ -90,58 +88,6 @@ def _graph_conv_order() -> list[str]:
     return names
 
 
-def _dequantize(
-    quantized: NDArray[np.generic],
-    scale: NDArray[np.generic],
-    zero_point: NDArray[np.generic] | None,
-    axis: int,
-    block_size: int,
-) -> NDArray[np.float32]:
-    """ONNX DequantizeLinear: per-tensor, per-axis, or blocked (opset 21) quantisation.
-
-    Blocked: each scale covers `block_size` consecutive entries along `axis` (the last block may
-    be short). Like onnxruntime, (q - zero_point) is exact in int and the product is fp32.
-    """
-    q = quantized.astype(np.int32)
-    zero = np.zeros(scale.shape, np.int32) if zero_point is None else zero_point.astype(np.int32)
-    if scale.ndim > 0:
-        axis %= q.ndim
-        if block_size > 0:
-            block_of = np.arange(q.shape[axis]) // block_size
-            scale, zero = np.take(scale, block_of, axis=axis), np.take(zero, block_of, axis=axis)
-        else:
-            shape = [1] * q.ndim
-            shape[axis] = -1
-            scale, zero = scale.reshape(shape), zero.reshape(shape)
-    return (q - zero).astype(np.float32) * scale.astype(np.float32)
-
-
-def _constant_values(graph: GraphProto) -> dict[str, NDArray[np.generic]]:
-    """Initializers plus the outputs of constant DequantizeLinear/Reshape nodes."""
-    from onnx import helper, numpy_helper
-
-    values: dict[str, NDArray[np.generic]] = {
-        init.name: numpy_helper.to_array(init) for init in graph.initializer
-    }
-    for node in graph.node:
-        if not all(name in values for name in node.input if name):
-            continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type == "DequantizeLinear":
-            zero = values[node.input[2]] if len(node.input) > 2 and node.input[2] else None
-            values[node.output[0]] = _dequantize(
-                values[node.input[0]],
-                values[node.input[1]],
-                zero,
-                int(attrs.get("axis", 1)),
-                int(attrs.get("block_size", 0)),
-            )
-        elif node.op_type == "Reshape":
-            shape = [int(v) for v in values[node.input[1]]]
-            values[node.output[0]] = values[node.input[0]].reshape(shape)
-    return values
-
-
 def convert_yunet_onnx(data: bytes) -> Arrays:
     """The ONNX file's Conv weights as fp32 arrays keyed by our state-dict names.
 
@@ -154,7 +100,7 @@ def convert_yunet_onnx(data: bytes) -> Arrays:
         model = onnx.load_model_from_string(data)
     except Exception as exc:  # onnx raises DecodeError and friends
         raise ModelFileError(f"cannot parse the YuNet ONNX file: {exc}") from exc
-    values = _constant_values(model.graph)
+    values = constant_values(model.graph)
     convs = [node for node in model.graph.node if node.op_type == "Conv"]
     names = _graph_conv_order()
     if len(convs) != len(names):

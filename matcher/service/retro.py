@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import ArrayLike
 
+from matcher.service.confidence import case_thresholds
 from matcher.service.context import Matcher
 from matcher.store import NewCandidate, add_candidates, matchable
 from matcher.store.review import candidate_distances, candidate_pairs
@@ -39,8 +40,9 @@ def retro_match(
     """Searches a case's new faces against every stored sighting; returns candidates added.
 
     The top `match_top_k` sightings of each case face are stored like ingest stores a new
-    sighting's top cases: the sighting's closest face, the distance, the `match_threshold` in
-    force, and as rank the place among the candidates that sighting face already has. Pairs
+    sighting's top cases: the sighting's closest face, the distance, the case's threshold in
+    force (`case_thresholds`, as ingest), and as rank the place among the candidates that
+    sighting face already has. Pairs
     with a candidate row for this model already are skipped (one row per face, case and
     model); `matchable` drops inactive cases and pairs judged `not_match`.
 
@@ -61,13 +63,16 @@ def retro_match(
                 found[face] = NewCandidate(
                     sighting_face_id=face, case_id=case_id, case_face_id=int(case_face),
                     distance=distance, rank=1, model_id=matcher.model_id,
-                    threshold=matcher.settings.match_threshold)
+                    threshold=matcher.settings.match_threshold)  # set below
     with matcher.sessions() as session:
         taken = candidate_pairs(session, case_id, matcher.model_id, found)
         rows = matchable(session, [c for face, c in found.items() if face not in taken])
         existing = candidate_distances(session, matcher.model_id,
                                        (c.sighting_face_id for c in rows))
-        rows = [replace(c, rank=1 + sum(d < c.distance for d in existing[c.sighting_face_id]))
+        threshold = case_thresholds(matcher, session, [case_id]).get(
+            case_id, matcher.settings.match_threshold)
+        rows = [replace(c, threshold=threshold,
+                        rank=1 + sum(d < c.distance for d in existing[c.sighting_face_id]))
                 for c in rows]
         add_candidates(session, rows)
         session.commit()

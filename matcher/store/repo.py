@@ -327,8 +327,9 @@ def matchable(session: Session, candidates: Sequence[NewCandidate]) -> list[NewC
     """The candidates still worth an investigator's time, ranks renumbered per face.
 
     Drops cases that are no longer active (closed while the search ran) and pairs of sighting
-    face and case that an investigator has already judged `not_match`, whatever model found
-    them: look-alikes and siblings would otherwise come back at every re-match.
+    face and case already settled by an investigator, whatever model found them: the latest
+    decision on the pair is `not_match` (look-alikes and siblings would otherwise come back at
+    every re-match) or `match` (its confirmed candidate stands).
     """
     if not candidates:
         return []
@@ -336,14 +337,18 @@ def matchable(session: Session, candidates: Sequence[NewCandidate]) -> list[NewC
     active = set(session.scalars(select(Case.id).where(
         Case.id.in_(case_ids), Case.status == CaseStatus.ACTIVE)))
     face_ids = {c.sighting_face_id for c in candidates}
-    rejected = {(int(f), int(c)) for f, c in session.execute(
+    latest = (
+        select(func.max(Decision.id))
+        .where(Decision.sighting_face_id.in_(face_ids), Decision.case_id.in_(case_ids))
+        .group_by(Decision.sighting_face_id, Decision.case_id)
+    )
+    settled = {(int(f), int(c)) for f, c in session.execute(
         select(Decision.sighting_face_id, Decision.case_id).where(
-            Decision.sighting_face_id.in_(face_ids), Decision.case_id.in_(case_ids),
-            Decision.verdict == Verdict.NOT_MATCH))}
+            Decision.id.in_(latest), Decision.verdict.in_([Verdict.NOT_MATCH, Verdict.MATCH])))}
     kept: list[NewCandidate] = []
     ranks: dict[int, int] = {}
     for c in sorted(candidates, key=lambda c: (c.sighting_face_id, c.rank)):
-        if c.case_id in active and (c.sighting_face_id, c.case_id) not in rejected:
+        if c.case_id in active and (c.sighting_face_id, c.case_id) not in settled:
             ranks[c.sighting_face_id] = rank = ranks.get(c.sighting_face_id, 0) + 1
             kept.append(replace(c, rank=rank))
     return kept

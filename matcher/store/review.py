@@ -209,9 +209,10 @@ def _within(circle: GeoCircle) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _rows_query() -> tuple[Any, Any, Any]:
+def _rows_query() -> Any:
+    """Candidate, sighting face, sighting, case, case face and its photo: one row each."""
     sighting_face, case_face = aliased(Face), aliased(Face)
-    query = (
+    return (
         select(Candidate, sighting_face, Sighting, Case, case_face, CasePhoto)
         .join(sighting_face, Candidate.sighting_face_id == sighting_face.id)
         .join(Sighting, sighting_face.sighting_id == Sighting.id)
@@ -219,11 +220,6 @@ def _rows_query() -> tuple[Any, Any, Any]:
         .join(case_face, Candidate.case_face_id == case_face.id)
         .outerjoin(CasePhoto, case_face.case_photo_id == CasePhoto.id)
     )
-    return query, sighting_face, case_face
-
-
-def _row(result: Any) -> ReviewRow:
-    return ReviewRow(*result)
 
 
 def review_rows(
@@ -232,7 +228,6 @@ def review_rows(
     """One page of candidates in the query's order; pass the last row's cursor for the next."""
     if limit < 1:
         raise InvalidRecord("limit must be at least 1")
-    statement, _, _ = _rows_query()
     conditions: list[ColumnElement[bool]] = [
         Candidate.status.in_([CandidateStatus(s) for s in query.statuses])]
     if query.under_threshold:
@@ -260,8 +255,8 @@ def review_rows(
         if after is not None:
             conditions.append(or_(seen < after.key, and_(
                 seen == after.key, Candidate.id < after.candidate_id)))
-    rows = session.execute(statement.where(*conditions).order_by(*order).limit(limit)).all()
-    return [_row(row) for row in rows]
+    rows = session.execute(_rows_query().where(*conditions).order_by(*order).limit(limit))
+    return [ReviewRow(*row) for row in rows]
 
 
 def cursor_after(row: ReviewRow, order: Order) -> Cursor:
@@ -271,11 +266,10 @@ def cursor_after(row: ReviewRow, order: Order) -> Cursor:
 
 
 def review_row(session: Session, candidate_id: int) -> ReviewRow:
-    statement, _, _ = _rows_query()
-    found = session.execute(statement.where(Candidate.id == candidate_id)).one_or_none()
+    found = session.execute(_rows_query().where(Candidate.id == candidate_id)).one_or_none()
     if found is None:
         raise CandidateNotFound(f"no candidate {candidate_id}")
-    return _row(found)
+    return ReviewRow(*found)
 
 
 # --- decisions -------------------------------------------------------------------------------

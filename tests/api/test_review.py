@@ -1,12 +1,6 @@
 """Investigator review through the real app, on real FG-NET children photographed at several
-ages: the queue and its filters, decisions, a case's matches, retro-matching of earlier
-sightings, and links between sightings of one child.
-
-Two children whose photos are more than 0.62 apart at every age (above the 0.6 threshold), and
-within 0.46 of themselves across the ages used here (scripts measured with the pipeline):
-- case A: fgnet-001 at 8; sightings of her at 10 (Berlin) and 14 (Munich)
-- case B: fgnet-009 at 9 (an "elderly" case, for the category filter); sightings at 11 (no
-  position, no date) and 16 (Potsdam, 27 km from Berlin)
+ages (tests/api/review_helpers.py): the queue and its filters, decisions, a case's matches,
+retro-matching of earlier sightings, and links between sightings of one child.
 """
 
 from __future__ import annotations
@@ -16,90 +10,31 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from matcher.store import Candidate, Face, Role, session_scope
-from tests.api.builders import case_body, photo_file
 from tests.api.conftest import auth, matcher_of
-from tests.data import Photo, fgnet_photos, require_test_data
-
-BERLIN, MUNICH, POTSDAM = (52.52, 13.405), (48.1374, 11.5755), (52.3906, 13.0645)
-YEAR_DAYS = 365.2425
-
-
-def fgnet(name: str) -> Photo:
-    return next(p for p in fgnet_photos() if p.path.name == name)
-
-
-def new_case(client: TestClient, key: str, photo: str, form: dict[str, str],
-             **fields: Any) -> tuple[int, int]:
-    response = client.post("/v1/cases", json=case_body(photo, **fields), headers=auth(key))
-    assert response.status_code == 201, response.text
-    case_id = int(response.json()["id"])
-    return case_id, add_photo(client, key, case_id, photo, form)
-
-
-def add_photo(client: TestClient, key: str, case_id: int, photo: str,
-              form: dict[str, str] | None = None) -> int:
-    added = client.post(f"/v1/cases/{case_id}/photos", files=photo_file(fgnet(photo)),
-                        data=form or {}, headers=auth(key))
-    assert added.status_code == 201, added.text
-    return int(added.json()["photo_id"])
-
-
-def sighting(client: TestClient, key: str, photo: str, where: tuple[float, float] | None = None,
-             taken_at: str | None = None) -> int:
-    data = {} if where is None else {"lat": str(where[0]), "lon": str(where[1])}
-    if taken_at is not None:
-        data["taken_at"] = taken_at
-    response = client.post("/v1/sightings", files=photo_file(fgnet(photo)), data=data,
-                           headers=auth(key))
-    assert response.status_code == 201, response.text
-    return int(response.json()["id"])
-
-
-def get(client: TestClient, key: str, url: str, **params: Any) -> Any:
-    response = client.get(url, params=params, headers=auth(key))
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def queue(client: TestClient, key: str, **params: Any) -> list[dict[str, Any]]:
-    return list(get(client, key, "/v1/review/queue", **params)["items"])
-
-
-def pairs(items: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    return [(item["sighting"]["id"], item["case"]["id"]) for item in items]
-
-
-def decide(client: TestClient, key: str, candidate_id: int, verdict: str,
-           note: str = "") -> Any:
-    response = client.post(f"/v1/review/candidates/{candidate_id}/decision",
-                           json={"verdict": verdict, "note": note}, headers=auth(key))
-    assert response.status_code == 201, response.text
-    return response.json()
+from tests.api.databases import on_both_databases  # noqa: F401  (a fixture override)
+from tests.api.review_helpers import (
+    BERLIN,
+    MUNICH,
+    YEAR_DAYS,
+    add_photo,
+    build_world,
+    decide,
+    entry_of,
+    get,
+    new_case,
+    pairs,
+    queue,
+    sighting,
+)
+from tests.data import require_test_data
 
 
 @pytest.fixture
 def world(client: TestClient, keys: dict[Role, str]) -> dict[str, Any]:
-    require_test_data()
-    manager, tip = keys[Role.CASE_MANAGER], keys[Role.TIP_APP]
-    a, a_photo = new_case(client, manager, "001A08.JPG", {"age_at_photo": "8"},
-                          last_seen_lat=BERLIN[0], last_seen_lon=BERLIN[1])
-    b, b_photo = new_case(client, manager, "009A09.JPG", {"taken_on": "2015-06-01"},
-                          category="elderly", age_when_missing=9)
-    s = {
-        1: sighting(client, tip, "001A10.JPG", BERLIN, "2021-01-01T10:00:00Z"),
-        2: sighting(client, tip, "001A14.JPG", MUNICH, "2023-01-01T10:00:00Z"),
-        3: sighting(client, tip, "009A11.JPG"),
-        4: sighting(client, tip, "009A16a.JPG", POTSDAM, "2022-06-01T10:00:00Z"),
-    }
-    return {"a": a, "b": b, "a_photo": a_photo, "b_photo": b_photo, "s": s}
-
-
-def entry_of(items: list[dict[str, Any]], sighting_id: int, case_id: int) -> dict[str, Any]:
-    return next(i for i in items if (i["sighting"]["id"], i["case"]["id"]) == (sighting_id,
-                                                                                 case_id))
+    return build_world(client, keys)
 
 
 def test_the_queue_lists_likely_matches_closest_first_with_what_a_reviewer_needs(
@@ -124,7 +59,7 @@ def test_the_queue_lists_likely_matches_closest_first_with_what_a_reviewer_needs
             "uploaded_at"], "lat": BERLIN[0], "lon": BERLIN[1],
         "photo_url": f"/v1/sightings/{s[1]}/photo"}
     assert first["case"] == {
-        "id": a, "name": "001A08.JPG", "category": "child", "status": "active",
+        "id": a, "name": "Child A", "category": "child", "status": "active",
         "last_seen_place": "Central station", "last_seen_lat": BERLIN[0],
         "last_seen_lon": BERLIN[1], "missing_since": "2020-05-01"}
     # Photo at 8, missing at 8 on 2020-05-01: the photo is dated 2020-05-01.
@@ -229,7 +164,7 @@ def test_a_decision_changes_the_status_records_the_reviewer_and_a_match_shows_on
 def _drop_candidates(client: TestClient, sighting_ids: list[int], case_id: int) -> None:
     """What a reindex with a new model would leave: no candidate rows for these pairs."""
     with session_scope(matcher_of(client).sessions) as session:
-        faces = [f.id for f in session.query(Face).filter(Face.sighting_id.in_(sighting_ids))]
+        faces = list(session.scalars(select(Face.id).where(Face.sighting_id.in_(sighting_ids))))
         session.execute(delete(Candidate).where(Candidate.sighting_face_id.in_(faces),
                                                 Candidate.case_id == case_id))
 
@@ -247,7 +182,7 @@ def test_a_not_match_is_never_proposed_again_by_a_later_match(
     # The pairs' rows gone (as a reindex with another model leaves them), a new photo of the
     # case retro-matches every sighting again: the undecided pair comes back, the rejected not.
     _drop_candidates(client, [s[1], s[2]], a)
-    add_photo(client, manager, a, "001A19.JPG", {"age_at_photo": "19"})
+    add_photo(client, manager, a, "001A10.JPG", {"age_at_photo": "10"})  # s[1]'s picture
     back = queue(client, inv, case_id=a)
     assert pairs(back) == [(s[1], a)]
     assert back[0]["case_photo_url"].endswith("/image") and back[0]["rank"] >= 1
@@ -262,7 +197,8 @@ def test_a_case_registered_after_a_sighting_is_matched_to_it(
     inv = keys[Role.INVESTIGATOR]
     earlier = sighting(client, keys[Role.TIP_APP], "001A14.JPG", MUNICH, "2019-03-01T09:00:00Z")
     assert queue(client, inv) == []
-    case_id, _ = new_case(client, keys[Role.CASE_MANAGER], "001A08.JPG", {"age_at_photo": "8"})
+    case_id, _ = new_case(client, keys[Role.CASE_MANAGER], "Child A", "001A08.JPG",
+                          {"age_at_photo": "8"})
     items = queue(client, inv)
     assert pairs(items) == [(earlier, case_id)]
     assert items[0]["rank"] == 1 and items[0]["distance"] < 0.6

@@ -16,6 +16,7 @@ from matcher.service import (
     new_key,
     read_sighting,
     register_case,
+    sighting_candidates,
 )
 from matcher.store import NewCase, NewSighting, Role
 from tests.api.builders import case_body
@@ -68,6 +69,19 @@ ENDPOINTS: list[tuple[str, Call, set[Role], int]] = [
     ("DELETE /v1/keys/{id}", lambda c, h, x: c.delete(
         f"/v1/keys/{x['spare_key']}", headers=h), {ADM}, 204),
     ("GET /metrics", lambda c, h, x: c.get("/metrics", headers=h), {ADM}, 200),
+    ("GET /v1/review/queue", lambda c, h, x: c.get("/v1/review/queue", headers=h), {INV}, 200),
+    ("GET /v1/review/candidates/{id}", lambda c, h, x: c.get(
+        f"/v1/review/candidates/{x['candidate']}", headers=h), {INV}, 200),
+    ("POST /v1/review/candidates/{id}/decision", lambda c, h, x: c.post(
+        f"/v1/review/candidates/{x['candidate']}/decision", json={"verdict": "needs_info"},
+        headers=h), {INV}, 201),
+    ("GET /v1/cases/{id}/matches", lambda c, h, x: c.get(
+        f"/v1/cases/{x['case']}/matches", headers=h), {INV}, 200),
+    ("GET /v1/sightings/{id}/links", lambda c, h, x: c.get(
+        f"/v1/sightings/{x['sighting']}/links", headers=h), {INV}, 200),
+    ("GET /v1/audit", lambda c, h, x: c.get("/v1/audit", headers=h), {ADM}, 200),
+    ("GET /v1/audit?format=csv", lambda c, h, x: c.get(
+        "/v1/audit", params={"format": "csv"}, headers=h), {ADM}, 200),
 ]
 
 
@@ -85,7 +99,8 @@ def ctx(client: TestClient) -> dict[str, Any]:
     return {"jpeg": jpeg, "case": case.id, "photo": photos[0].photo_id,
             "spare_photo": photos[1].photo_id, "sighting": sighting.sighting_id,
             "sighting_face": read_sighting(matcher, sighting.sighting_id).faces[0].id,
-            "spare_key": spare.id}
+            "spare_key": spare.id,
+            "candidate": sighting_candidates(matcher, sighting.sighting_id)[0].id}
 
 
 @pytest.mark.parametrize(("name", "call", "allowed", "ok"), ENDPOINTS,

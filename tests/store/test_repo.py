@@ -186,7 +186,7 @@ def test_candidates_are_listed_and_reviewed(session: Session, data_dir: Path) ->
     session.rollback()
 
 
-def test_only_active_cases_not_judged_different_stay_matchable(
+def test_only_active_cases_not_yet_settled_stay_matchable(
     session: Session, data_dir: Path
 ) -> None:
     cases = [_case_with_faces(session, data_dir, seed) for seed in (1, 2, 3, 4)]
@@ -194,9 +194,12 @@ def test_only_active_cases_not_judged_different_stay_matchable(
     sighting_id, face = _sighting(session, data_dir, 5)
     _, second_face = _sighting(session, data_dir, 6)
     set_case_status(session, closed, "closed")
-    session.add(Decision(sighting_face_id=face, case_id=rejected, verdict=Verdict.NOT_MATCH,
-                         reviewer="inv 7"))
-    session.flush()
+    # The latest decision on a pair counts: "other" was rejected, then reopened for more info.
+    for case_id, verdict in ((rejected, Verdict.NEEDS_INFO), (rejected, Verdict.NOT_MATCH),
+                             (other, Verdict.NOT_MATCH), (other, Verdict.NEEDS_INFO)):
+        session.add(Decision(sighting_face_id=face, case_id=case_id, verdict=verdict,
+                             reviewer="inv 7"))
+        session.flush()
     found = [NewCandidate(face, case_id, faces[0], 0.3 + rank / 10, rank, MODEL, 0.45)
              for rank, (case_id, faces) in enumerate(cases, start=1)]
     found.append(NewCandidate(second_face, rejected, cases[1][1][0], 0.4, 1, MODEL, 0.45))

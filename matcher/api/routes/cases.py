@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 
 from matcher.api.deps import CaseManager, CaseReader, MatcherDep, WorkerDep
 from matcher.api.metrics import MetricsDep
@@ -17,7 +17,7 @@ from matcher.api.schemas import (
     CaseUpdate,
     FaceFeedback,
 )
-from matcher.api.upload import read_upload
+from matcher.api.upload import form_fields, read_upload
 from matcher.api.urls import JPEG, NO_STORE
 from matcher.service import (
     CasePhotoUpload,
@@ -33,6 +33,8 @@ from matcher.service import (
 from matcher.store import CaseStatus, Category, NewCase
 
 router = APIRouter(tags=["cases"])
+# Checked after the key: unknown or repeated fields are refused (422), not ignored.
+PHOTO_FORM = form_fields("photo", "taken_on", "age_at_photo")
 
 
 @router.post("/cases", status_code=201, response_model=CasePublic)
@@ -74,7 +76,8 @@ async def patch_case(
 
 @router.post("/cases/{case_id}/photos", status_code=201, response_model=CasePhotoReceipt)
 async def post_case_photo(
-    case_id: int, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep,
+    case_id: int, actor: CaseManager, _: Annotated[None, Depends(PHOTO_FORM)],
+    matcher: MatcherDep, worker: WorkerDep,
     metrics: MetricsDep, photo: Annotated[UploadFile, File()],
     taken_on: Annotated[dt.date | None, Form()] = None,
     age_at_photo: Annotated[float | None, Form(ge=0, lt=150)] = None,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 
-from matcher.api.deps import Investigator, MatcherDep, TipApp, WorkerDep
+from matcher.api.deps import Investigator, MatcherDep, WorkerDep
+from matcher.api.limits import RateLimitedTipApp
 from matcher.api.metrics import MetricsDep
 from matcher.api.schemas import CandidatePublic, FaceFeedback, SightingPublic, SightingReceipt
-from matcher.api.upload import read_upload
+from matcher.api.upload import form_fields, read_upload
 from matcher.api.urls import JPEG, NO_STORE, case_photo_url, crop_url
 from matcher.service import (
     Matcher,
@@ -25,11 +26,14 @@ from matcher.service import (
 from matcher.store import Candidate, NewSighting
 
 router = APIRouter(tags=["sightings"])
+# Checked after the key: unknown or repeated fields are refused (422), not ignored.
+SIGHTING_FORM = form_fields("photo", "taken_at", "lat", "lon", "note", "reporter_contact")
 
 
 @router.post("/sightings", status_code=201, response_model=SightingReceipt)
 async def post_sighting(
-    key: TipApp, matcher: MatcherDep, worker: WorkerDep, metrics: MetricsDep,
+    key: RateLimitedTipApp, _: Annotated[None, Depends(SIGHTING_FORM)], matcher: MatcherDep,
+    worker: WorkerDep, metrics: MetricsDep,
     photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF, BMP or TIFF")],
     taken_at: Annotated[dt.datetime | None, Form()] = None,
     lat: Annotated[float | None, Form(ge=-90, le=90)] = None,

@@ -1,0 +1,200 @@
+"""Limits on hostile traffic: request size, tip-app upload rate, NUL bytes in URLs, CORS.
+
+- `BodyLimit` (ASGI) refuses a request whose Content-Length is over
+  `settings.request_bytes_limit` with 413 before the app or the body is touched, and counts
+  the bytes of bodies that come without one (chunked), cutting them off with 413 once over.
+- `TipRateLimiter` is a token bucket per tip-app key for `POST /v1/sightings`: a flood from
+  one app (or a stolen key) cannot fill the worker queue for every other app.
+- CORS is closed unless `settings.cors_origins` names origins.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from matcher.api.deps import TipApp
+from matcher.config import Settings
+from matcher.store import Actor
+
+log = logging.getLogger(__name__)
+
+
+class RateLimited(Exception):
+    """Too many uploads from one key (429); `retry_after` is in seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _BodyTooLarge(Exception):
+    """Raised into the app from `receive` once a body passes the limit."""
+
+
+async def _refuse(send: Send, status: int, error: str, detail: str) -> None:
+    body = json.dumps({"error": error, "detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared body size; -1 when the header is not a number (uvicorn refuses those
+    itself, other servers may not)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else -1
+    return None
+
+
+class BodyLimit:
+    """413 for bodies over `max_bytes`, before they are read; 400 for a NUL in the URL.
+
+    A declared Content-Length over the limit is answered at once without calling the app (the
+    server then closes the connection rather than read the rest). A body without one is
+    counted as it streams in: past the limit, `receive` raises into the app, whatever the app
+    tries to answer is dropped and the client gets the 413 instead.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # A NUL has no meaning in a URL, and PostgreSQL refuses it in text: stop it here rather
+        # than as a 500 from wherever a path or query value meets the database.
+        raw = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+        query = scope.get("query_string", b"")
+        if b"%00" in raw or b"\x00" in raw or b"%00" in query or b"\x00" in query:
+            await _refuse(send, 400, "invalid_request", "the URL contains a NUL byte")
+            return
+        declared = _content_length(scope)
+        if declared == -1:
+            await _refuse(send, 400, "invalid_request", "Content-Length is not a number")
+            return
+        if declared is not None and declared > self.max_bytes:
+            await _refuse(send, 413, "too_large", self._detail(declared))
+            return
+        await self._counted(scope, receive, send)
+
+    def _detail(self, size: int | None = None) -> str:
+        told = "" if size is None else f" ({size} bytes)"
+        return f"the request body is larger than {self.max_bytes} bytes{told}"
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        received = 0
+        over = started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received, over
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    over = True
+                    raise _BodyTooLarge(self._detail())
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if over:  # the app's answer to a body we cut off: the client gets the 413
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not over:
+                raise
+            log.debug("a request body passed %d bytes", self.max_bytes, exc_info=True)
+        if over and not started:
+            await _refuse(send, 413, "too_large", self._detail())
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class TipRateLimiter:
+    """A token bucket per key: `burst` uploads at once, refilled at `per_minute`.
+
+    In memory, one per process: behind several processes each allows its own rate. Buckets
+    are keyed by API key id, so the table is as large as the number of tip-app keys at most.
+    """
+
+    def __init__(self, per_minute: float, burst: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.clock = clock
+        self._buckets: dict[int, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key_id: int) -> float:
+        """Takes a token: 0.0 when there was one, else the seconds until there is one."""
+        now = self.clock()
+        with self._lock:
+            bucket = self._buckets.get(key_id)
+            if bucket is None:
+                bucket = self._buckets[key_id] = _Bucket(self.burst, now)
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+            bucket.updated = now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                return 0.0
+            return (1.0 - bucket.tokens) / self.rate
+
+
+def get_tip_limiter(request: Request) -> TipRateLimiter:
+    limiter: TipRateLimiter = request.app.state.tip_limiter
+    return limiter
+
+
+async def tip_upload_allowed(
+    actor: TipApp, limiter: Annotated[TipRateLimiter, Depends(get_tip_limiter)]
+) -> Actor:
+    """The tip app's actor, once its key has an upload left (RateLimited otherwise)."""
+    wait = limiter.take(actor.key_id)
+    if wait > 0:
+        log.info("tip-app key %d is over its upload rate", actor.key_id)
+        raise RateLimited(f"this key may send {limiter.rate * 60:g} sightings a minute (bursts "
+                          f"of {limiter.burst:g}); retry in {math.ceil(wait)} s", wait)
+    return actor
+
+
+RateLimitedTipApp = Annotated[Actor, Depends(tip_upload_allowed)]
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """The body limit, CORS (when origins are set) and the tip-app limiter. Call it before the
+    metrics middleware is added, so the access log and the metrics see their answers too."""
+    app.state.tip_limiter = TipRateLimiter(settings.tip_rate_per_minute, settings.tip_burst)
+    app.add_middleware(BodyLimit, max_bytes=settings.request_bytes_limit)
+    if settings.cors_origins:
+        # Outside the body limit, so a browser can read the 413 too. No credentials: keys
+        # travel in headers, never in cookies.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "If-None-Match",
+                           "X-Request-ID"],
+            expose_headers=["ETag", "Retry-After", "X-Request-ID"], max_age=600)
