@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 
 from matcher.api import errors, limits, metrics
 from matcher.api.deps import Worker
-from matcher.api.routes import alerts, audit, cases, keys, review, sightings
+from matcher.api.routes import alerts, audit, cases, keys, page, review, sightings
 from matcher.api.schemas import Health
 from matcher.config import Settings
 from matcher.embed import FacePipeline
@@ -43,6 +43,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
     metrics.install(app)
     for module in (sightings, alerts, cases, keys, review, audit):
         app.include_router(module.router, prefix="/v1")
+    app.include_router(page.router)  # the review page: no key, no data (matcher/web)
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz(request: Request) -> Health:

@@ -9,6 +9,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from matcher.api.schemas import InputModel
 from matcher.store import CandidateStatus, CaseStatus, Category, Verdict
 from matcher.store.review import NOTE_MAX
 
@@ -88,9 +89,7 @@ class ReviewPage(BaseModel):
     next_cursor: str | None  # pass as `cursor` for the next page; null on the last
 
 
-class DecisionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DecisionCreate(InputModel):
     verdict: Verdict
     note: str = Field(default="", max_length=NOTE_MAX)
 

@@ -17,6 +17,21 @@ def _public_fields(names: list[str]) -> list[str]:
     return names
 
 
+class InputModel(BaseModel):
+    """A request body: unknown fields are refused, and so is text with a NUL character
+    (PostgreSQL cannot store one, and no name or description needs it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
 class FaceFeedback(BaseModel):
     """What a tip app learns about each face: found, and fit for matching or why not."""
 
@@ -37,7 +52,6 @@ class FaceRecord(BaseModel):
     box: list[float]
     fit: bool
     unfit_reasons: list[str]
-    model_id: str
 
 
 class SightingPublic(BaseModel):
@@ -57,9 +71,7 @@ class SightingPublic(BaseModel):
     faces: list[FaceRecord]
 
 
-class CaseCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CaseCreate(InputModel):
     category: Category
     name: str = Field(min_length=1, max_length=200)
     sex: Sex = Sex.UNKNOWN
@@ -78,11 +90,9 @@ class CaseCreate(BaseModel):
         return _public_fields(value)
 
 
-class CaseUpdate(BaseModel):
+class CaseUpdate(InputModel):
     """Only the fields sent change. Status and public fields move the case in and out of
     matching and of the public feed; the rest is description."""
-
-    model_config = ConfigDict(extra="forbid")
 
     status: CaseStatus | None = None
     public_fields: list[str] | None = None
@@ -182,9 +192,7 @@ class AlertPublic(BaseModel):
     photo_urls: list[str]
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyCreate(InputModel):
     role: Role
     name: str = Field(min_length=1, max_length=200)
 

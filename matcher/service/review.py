@@ -172,12 +172,13 @@ def _case(case: Case) -> CaseSummary:
 
 def _links(matcher: Matcher, session: Session, faces: Sequence[Face]) -> list[list[SightingLink]]:
     """The sighting links of each sighting face, from one batched search."""
+    own = [face.vector_for(matcher.model_id) for face in faces]
     usable = [i for i, face in enumerate(faces) if face.sighting_id is not None
-              and face.model_id == matcher.model_id and face.dim == matcher.sighting_index.dim]
+              and (vector := own[i]) is not None and vector.size == matcher.sighting_index.dim]
     out: list[list[SightingLink]] = [[] for _ in faces]
     if not usable:
         return out
-    vectors = np.stack([faces[i].vector for i in usable])
+    vectors = np.stack([own[i] for i in usable])  # type: ignore[misc]
     found = sighting_neighbours(
         matcher, [(faces[i].id, int(faces[i].sighting_id or 0)) for i in usable], vectors)
     places = sightings_by_id(session, {n.sighting_id for row in found for n in row})

@@ -251,15 +251,18 @@ class Sighting(Base):
 
 
 class Face(Base):
-    """A face in a case photo or in a sighting (exactly one): one id space for every index."""
+    """A face in a case photo or in a sighting (exactly one): one id space for every index.
+
+    Where it is and how fit it is; its descriptors live in `face_vectors`, one per model, so a
+    reindex can add the next model's beside the serving one and decisions (keyed on face ids)
+    survive any model change.
+    """
 
     __tablename__ = "faces"
     __table_args__ = (
         CheckConstraint(
             "(case_photo_id IS NULL) <> (sighting_id IS NULL)", name="one_owner"
         ),
-        CheckConstraint("dim > 0 AND length(descriptor) = 4 * dim", name="descriptor_size"),
-        Index("ix_faces_model_id_case_photo_id", "model_id", "case_photo_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -276,12 +279,36 @@ class Face(Base):
     sharpness: Mapped[float] = mapped_column(Float)
     unfit_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     fit: Mapped[bool] = mapped_column(Boolean)
-    model_id: Mapped[str] = mapped_column(String(64))
-    dim: Mapped[int] = mapped_column(Integer)
-    descriptor: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32 x dim
 
     case_photo: Mapped[CasePhoto | None] = relationship(back_populates="faces")
     sighting: Mapped[Sighting | None] = relationship(back_populates="faces")
+    vectors: Mapped[list[FaceVector]] = relationship(
+        back_populates="face", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="FaceVector.model_id",
+    )
+
+    def vector_for(self, model_id: str) -> NDArray[np.float32] | None:
+        """This face's descriptor from `model_id`, None when that model has not embedded it."""
+        row = next((v for v in self.vectors if v.model_id == model_id), None)
+        return None if row is None else row.vector
+
+
+class FaceVector(Base):
+    """One model's descriptor of one face."""
+
+    __tablename__ = "face_vectors"
+    __table_args__ = (
+        CheckConstraint("dim > 0 AND length(descriptor) = 4 * dim", name="descriptor_size"),
+        Index("ix_face_vectors_model_id_face_id", "model_id", "face_id"),
+    )
+
+    face_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    descriptor: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32 x dim
+
+    face: Mapped[Face] = relationship(back_populates="vectors")
 
     @property
     def vector(self) -> NDArray[np.float32]:

@@ -34,6 +34,7 @@ from matcher.store.models import (
     Category,
     Decision,
     Face,
+    FaceVector,
     Sex,
     Sighting,
     Verdict,
@@ -232,7 +233,7 @@ def _face_row(face: NewFace) -> Face:
         box=[float(v) for v in face.box], landmarks=landmarks.tolist(), score=float(face.score),
         size_px=float(face.size_px), sharpness=float(face.sharpness),
         unfit_reasons=list(face.unfit_reasons), fit=not face.unfit_reasons,
-        model_id=face.model_id, dim=dim, descriptor=descriptor,
+        vectors=[FaceVector(model_id=face.model_id, dim=dim, descriptor=descriptor)],
     )
 
 
@@ -391,10 +392,11 @@ def set_candidate_status(
 
 def _active_case_faces(model_id: str) -> Any:
     return (
-        select(Face.id, CasePhoto.case_id, Face.descriptor, Face.dim)
+        select(Face.id, CasePhoto.case_id, FaceVector.descriptor, FaceVector.dim)
+        .join(FaceVector, FaceVector.face_id == Face.id)
         .join(CasePhoto, Face.case_photo_id == CasePhoto.id)
         .join(Case, CasePhoto.case_id == Case.id)
-        .where(Face.model_id == model_id, Case.status == CaseStatus.ACTIVE)
+        .where(FaceVector.model_id == model_id, Case.status == CaseStatus.ACTIVE)
     )
 
 

@@ -28,6 +28,7 @@ from matcher.store.models import (
     Category,
     Decision,
     Face,
+    FaceVector,
     Sighting,
     Verdict,
     descriptors_from_bytes,
@@ -57,8 +58,9 @@ def sighting_face_rows(
     after = 0
     while True:
         rows = session.execute(
-            select(Face.id, Face.sighting_id, Face.descriptor, Face.dim)
-            .where(Face.model_id == model_id, Face.sighting_id.is_not(None), Face.fit,
+            select(Face.id, Face.sighting_id, FaceVector.descriptor, FaceVector.dim)
+            .join(FaceVector, FaceVector.face_id == Face.id)
+            .where(FaceVector.model_id == model_id, Face.sighting_id.is_not(None), Face.fit,
                    Face.id > after)
             .order_by(Face.id).limit(batch_size)
         ).all()
@@ -75,8 +77,10 @@ def sighting_face_rows(
 
 def fit_sighting_faces(session: Session, sighting_id: int, model_id: str) -> list[Face]:
     """The faces of a sighting that are in (or would be in) the sighting index."""
-    return list(session.scalars(select(Face).where(
-        Face.sighting_id == sighting_id, Face.model_id == model_id, Face.fit).order_by(Face.id)))
+    return list(session.scalars(
+        select(Face).join(FaceVector, FaceVector.face_id == Face.id).where(
+            Face.sighting_id == sighting_id, FaceVector.model_id == model_id, Face.fit)
+        .order_by(Face.id)))
 
 
 def sightings_by_id(session: Session, ids: Iterable[int]) -> dict[int, Sighting]:

@@ -69,7 +69,7 @@ def test_retro_matching_skips_closed_cases_and_an_empty_sighting_index(
         with matcher.sessions() as session:
             faces = list(session.scalars(select(Face).join(CasePhoto).where(
                 CasePhoto.case_id == case.id)))
-        vectors = np.stack([face.vector for face in faces])
+            vectors = np.stack([face.vector_for(matcher.model_id) for face in faces])
         assert retro_match(matcher, case.id, [f.id for f in faces], vectors) == 0
         assert sighting_candidates(matcher, second.sighting_id) == []
     finally:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -14,7 +15,7 @@ from matcher.store.models import Base
 
 TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
-    "audit_events",
+    "audit_events", "face_vectors",
 }
 
 
@@ -23,13 +24,13 @@ def test_migrations_create_every_table_on_an_empty_database(empty_engine: Engine
     assert not set(inspect(empty_engine).get_table_names()) & TABLES
     migrate(empty_engine)
     assert set(inspect(empty_engine).get_table_names()) >= TABLES | {"alembic_version"}
-    assert current_revision(empty_engine) == "0002"
+    assert current_revision(empty_engine) == "0003"
 
 
 def test_migrating_again_changes_nothing(engine: Engine) -> None:
     migrate(engine)
     migrate(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
 
 
 def test_the_migrations_go_down_and_up_again(engine: Engine) -> None:
@@ -64,3 +65,43 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
             assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 1234
     finally:
         engine.dispose()
+
+
+def test_descriptors_move_to_face_vectors_and_back(empty_engine: Engine) -> None:
+    migrate(empty_engine, "0002")
+    descriptor = np.arange(128, dtype="<f4").tobytes()
+    with empty_engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO sightings (id, uploaded_at, app, sha256, path, width, height) "
+            "VALUES (1, '2026-01-01 00:00:00+00:00', 'tips', 'ab', 'p', 10, 10)"))
+        connection.execute(text(
+            "INSERT INTO faces (id, sighting_id, box, landmarks, score, size_px, sharpness, "
+            "unfit_reasons, fit, model_id, dim, descriptor) VALUES (7, 1, '[0,0,1,1]', '[]', "
+            "0.9, 50, 20, '[]', :fit, 'm1', 128, :descriptor)"),
+            {"descriptor": descriptor, "fit": True})
+        # What points at faces must survive the table copy SQLite needs (no cascade).
+        connection.execute(text(
+            "INSERT INTO cases (id, category, name, sex, age_when_missing, missing_since, "
+            "description, status, public_fields, created_at, updated_at) VALUES (3, 'child', "
+            "'A', 'unknown', 8, '2020-01-01', '', 'active', '[]', '2026-01-01 00:00:00+00:00', "
+            "'2026-01-01 00:00:00+00:00')"))
+        connection.execute(text(
+            "INSERT INTO candidates (id, sighting_face_id, case_id, case_face_id, distance, "
+            "rank, model_id, threshold, status, created_at) VALUES (5, 7, 3, 7, 0.4, 1, 'm1', "
+            "0.6, 'pending', '2026-01-01 00:00:00+00:00')"))
+        connection.execute(text(
+            "INSERT INTO decisions (candidate_id, sighting_face_id, case_id, verdict, note, "
+            "reviewer, created_at) VALUES (5, 7, 3, 'not_match', '', 'inv', "
+            "'2026-01-01 00:00:00+00:00')"))
+    migrate(empty_engine, "0003")
+    with empty_engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT face_id, model_id, dim, descriptor FROM face_vectors")).all()
+        kept = [connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+                for table in ("candidates", "decisions")]
+    assert [(r[0], r[1], r[2], bytes(r[3])) for r in rows] == [(7, "m1", 128, descriptor)]
+    assert kept == [1, 1]
+    command.downgrade(alembic_config(empty_engine), "0002")
+    with empty_engine.connect() as connection:
+        back = connection.execute(text("SELECT model_id, descriptor FROM faces")).all()
+    assert [(r[0], bytes(r[1])) for r in back] == [("m1", descriptor)]

@@ -105,12 +105,14 @@ def test_case_photos_and_faces_round_trip_exactly(
         assert (loaded[0].width, loaded[0].height) == (64, 48)
         assert loaded[0].taken_on == dt.date(2023, 1, 2)
         for stored, original in zip(loaded[0].faces, faces, strict=True):
-            assert stored.vector.dtype == np.float32
-            assert stored.vector.tobytes() == np.asarray(original.vector, np.float32).tobytes()
-            assert len(stored.descriptor) == 512 and stored.dim == 128
+            [row] = stored.vectors
+            assert (row.model_id, row.dim, len(row.descriptor)) == (MODEL, 128, 512)
+            assert row.vector.dtype == np.float32
+            assert row.vector.tobytes() == np.asarray(original.vector, np.float32).tobytes()
+            assert stored.vector_for("another model") is None
             assert stored.box == [10.5, 20.0, 110.0, 140.25]
             assert np.array_equal(np.asarray(stored.landmarks, np.float32), original.landmarks)
-            assert stored.model_id == MODEL and stored.score == pytest.approx(0.97)
+            assert stored.score == pytest.approx(0.97)
         assert [f.fit for f in loaded[0].faces] == [True, False]
         assert loaded[0].faces[1].unfit_reasons == ["too_small"]
     with factory() as session, pytest.raises(CaseNotFound):
@@ -143,7 +145,7 @@ def test_a_sighting_round_trips_with_its_private_contact(
         assert (sighting.lat, sighting.lon, sighting.app) == (-33.9, 151.2, "tips app")
         assert sighting.reporter_contact == "+49 170 000" and sighting.api_key_id == key.id
         assert sighting.sha256 == photo.sha256
-        assert np.array_equal(sighting.faces[0].vector, vector(5))
+        assert np.array_equal(sighting.faces[0].vector_for(MODEL), vector(5))
         assert sighting.faces[0].case_photo_id is None
 
 
@@ -268,7 +270,7 @@ def test_deleting_a_sighting_or_key_cascades_or_unlinks(
 
 
 def test_a_face_belongs_to_exactly_one_photo(engine: Engine) -> None:
-    insert = ("INSERT INTO faces (box, landmarks, score, size_px, sharpness, unfit_reasons, fit, "
-              "model_id, dim, descriptor) VALUES ('[]', '[]', 1, 1, 1, '[]', :fit, 'm', 1, :d)")
+    insert = ("INSERT INTO faces (box, landmarks, score, size_px, sharpness, unfit_reasons, fit) "
+              "VALUES ('[]', '[]', 1, 1, 1, '[]', :fit)")
     with pytest.raises(IntegrityError), engine.begin() as connection:
-        connection.execute(text(insert), {"fit": True, "d": b"\0\0\0\0"})
+        connection.execute(text(insert), {"fit": True})

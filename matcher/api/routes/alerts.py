@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 
 from matcher.api.deps import MatcherDep, TipApp, WorkerDep
+from matcher.api.params import Id
 from matcher.api.schemas import AlertPublic
 from matcher.service import alert_feed, public_photo
 
@@ -33,7 +34,7 @@ async def get_alerts(
 @router.get("/alerts/{case_id}/photos/{photo_id}", name="get_alert_photo",
             response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
 async def get_alert_photo(
-    case_id: int, photo_id: int, _: TipApp, matcher: MatcherDep, worker: WorkerDep
+    case_id: Id, photo_id: Id, _: TipApp, matcher: MatcherDep, worker: WorkerDep
 ) -> Response:
     """A case photo its manager made public (404 otherwise, or once the case is not active)."""
     data = await worker(public_photo, matcher, case_id, photo_id)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from matcher.api.deps import Admin, MatcherDep, WorkerDep
+from matcher.api.params import AfterId
 from matcher.api.review_schemas import AuditEventPublic, AuditPage
 from matcher.service.audit import AuditFilter, export_audit, read_audit
 from matcher.store import AuditEvent
@@ -65,7 +66,7 @@ async def get_audit(
     by: Annotated[str | None, Query(alias="actor", description="the key's name")] = None,
     since: Annotated[dt.datetime | None, Query(description="inclusive; UTC if no zone")] = None,
     until: Annotated[dt.datetime | None, Query(description="exclusive; UTC if no zone")] = None,
-    after_id: Annotated[int, Query(ge=0, description="the last id of the previous page")] = 0,
+    after_id: AfterId = 0,
     limit: Annotated[int | None, Query(ge=1, le=1000, description=(
         "JSON: page size (default 100); CSV: at most this many rows (default all)"))] = None,
     output: Annotated[Literal["json", "csv"] | None, Query(alias="format")] = None,

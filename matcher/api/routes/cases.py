@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 
 from matcher.api.deps import CaseManager, CaseReader, MatcherDep, WorkerDep
 from matcher.api.metrics import MetricsDep
+from matcher.api.params import AfterId, Id
 from matcher.api.schemas import (
     CaseCreate,
     CasePhotoReceipt,
@@ -50,7 +51,7 @@ async def get_cases(
     actor: CaseReader, matcher: MatcherDep, worker: WorkerDep,
     status: CaseStatus | None = None, category: Category | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    after_id: Annotated[int, Query(ge=0, description="the last id of the previous page")] = 0,
+    after_id: AfterId = 0,
 ) -> list[CaseSummary]:
     """Cases by id, a page at a time."""
     cases = await worker(browse_cases, matcher, actor, status, category, limit, after_id)
@@ -59,7 +60,7 @@ async def get_cases(
 
 @router.patch("/cases/{case_id}", response_model=CasePublic)
 async def patch_case(
-    case_id: int, body: CaseUpdate, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
+    case_id: Id, body: CaseUpdate, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
 ) -> CasePublic:
     """Changes the fields sent. A case marked found or closed is out of matching before this
     returns. Descriptive fields are checked together first, so a refused edit changes
@@ -76,7 +77,7 @@ async def patch_case(
 
 @router.post("/cases/{case_id}/photos", status_code=201, response_model=CasePhotoReceipt)
 async def post_case_photo(
-    case_id: int, actor: CaseManager, _: Annotated[None, Depends(PHOTO_FORM)],
+    case_id: Id, actor: CaseManager, _: Annotated[None, Depends(PHOTO_FORM)],
     matcher: MatcherDep, worker: WorkerDep,
     metrics: MetricsDep, photo: Annotated[UploadFile, File()],
     taken_on: Annotated[dt.date | None, Form()] = None,
@@ -92,7 +93,7 @@ async def post_case_photo(
 
 @router.delete("/cases/{case_id}/photos/{photo_id}", status_code=204, response_class=Response)
 async def delete_case_photo(
-    case_id: int, photo_id: int, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
+    case_id: Id, photo_id: Id, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
 ) -> Response:
     """The photo, its faces (out of matching before this returns) and their candidates go;
     investigators' decisions stay."""
@@ -103,7 +104,7 @@ async def delete_case_photo(
 @router.get("/cases/{case_id}/photos/{photo_id}/image", response_class=Response,
             responses=JPEG)
 async def get_case_photo_image(
-    case_id: int, photo_id: int, actor: CaseReader, matcher: MatcherDep, worker: WorkerDep
+    case_id: Id, photo_id: Id, actor: CaseReader, matcher: MatcherDep, worker: WorkerDep
 ) -> Response:
     data = await worker(case_photo_image, matcher, case_id, photo_id, actor)
     return Response(data, media_type="image/jpeg", headers=NO_STORE)
@@ -111,6 +112,6 @@ async def get_case_photo_image(
 
 @router.get("/cases/{case_id}", response_model=CasePublic)
 async def get_case(
-    case_id: int, actor: CaseReader, matcher: MatcherDep, worker: WorkerDep
+    case_id: Id, actor: CaseReader, matcher: MatcherDep, worker: WorkerDep
 ) -> CasePublic:
     return CasePublic.model_validate(await worker(read_case, matcher, case_id, actor))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from matcher.api.deps import Admin, MatcherDep, WorkerDep
+from matcher.api.params import Id
 from matcher.api.schemas import KeyCreate, KeyCreated, KeyPublic
 from matcher.service import new_key, revoke
 
@@ -21,6 +22,6 @@ async def post_key(
 
 
 @router.delete("/keys/{key_id}", status_code=204, response_class=Response)
-async def delete_key(key_id: int, _: Admin, matcher: MatcherDep, worker: WorkerDep) -> Response:
+async def delete_key(key_id: Id, _: Admin, matcher: MatcherDep, worker: WorkerDep) -> Response:
     await worker(revoke, matcher.sessions, key_id)
     return Response(status_code=204)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from matcher.api.deps import Investigator, MatcherDep, WorkerDep
+from matcher.api.params import MAX_ID, Id
 from matcher.api.review_schemas import (
     DecisionCreate,
     DecisionPublic,
@@ -95,7 +96,7 @@ async def get_queue(
     actor: Investigator, matcher: MatcherDep, worker: WorkerDep,
     status: Annotated[list[Literal["pending", "needs_info"]] | None, Query(
         description="repeat for several; default pending")] = None,
-    case_id: int | None = None,
+    case_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     category: Category | None = None,
     lat: Annotated[float | None, Query(ge=-90, le=90)] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
@@ -122,7 +123,7 @@ async def get_queue(
 
 @router.get("/review/candidates/{candidate_id}", response_model=ReviewEntryPublic)
 async def get_candidate(
-    candidate_id: int, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
+    candidate_id: Id, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
 ) -> ReviewEntryPublic:
     """One candidate, whatever its status or distance."""
     return _entry(await worker(review_candidate, matcher, actor, candidate_id))
@@ -131,7 +132,7 @@ async def get_candidate(
 @router.post("/review/candidates/{candidate_id}/decision", status_code=201,
              response_model=DecisionReceipt)
 async def post_decision(
-    candidate_id: int, body: DecisionCreate, actor: Investigator, matcher: MatcherDep,
+    candidate_id: Id, body: DecisionCreate, actor: Investigator, matcher: MatcherDep,
     worker: WorkerDep,
 ) -> DecisionReceipt:
     """`match` confirms (the case's matches list it), `not_match` rejects for good (this face
@@ -145,7 +146,7 @@ async def post_decision(
 
 @router.get("/cases/{case_id}/matches", response_model=ReviewPage)
 async def get_case_matches(
-    case_id: int, actor: Investigator, matcher: MatcherDep, worker: WorkerDep,
+    case_id: Id, actor: Investigator, matcher: MatcherDep, worker: WorkerDep,
     limit: Limit = 50, cursor: CursorParam = None,
 ) -> ReviewPage:
     """The case's confirmed candidates, newest sighting first."""
@@ -155,7 +156,7 @@ async def get_case_matches(
 
 @router.get("/sightings/{sighting_id}/links", response_model=SightingLinks)
 async def get_sighting_links(
-    sighting_id: int, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
+    sighting_id: Id, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
 ) -> SightingLinks:
     """Other sightings with a face within the match threshold of one of this sighting's
     fit faces (likely the same person), closest first."""

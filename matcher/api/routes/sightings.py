@@ -10,8 +10,9 @@ from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from matcher.api.deps import Investigator, MatcherDep, WorkerDep
 from matcher.api.limits import RateLimitedTipApp
 from matcher.api.metrics import MetricsDep
+from matcher.api.params import MAX_ID, Id
 from matcher.api.schemas import CandidatePublic, FaceFeedback, SightingPublic, SightingReceipt
-from matcher.api.upload import form_fields, read_upload
+from matcher.api.upload import form_fields, read_upload, taken_at_utc
 from matcher.api.urls import JPEG, NO_STORE, case_photo_url, crop_url
 from matcher.service import (
     Matcher,
@@ -42,8 +43,7 @@ async def post_sighting(
     reporter_contact: Annotated[str | None, Form(max_length=500)] = None,
 ) -> SightingReceipt:
     """Every face is matched; the answer says which faces were usable, never which cases."""
-    if taken_at is not None and taken_at.tzinfo is None:
-        taken_at = taken_at.replace(tzinfo=dt.UTC)
+    taken_at = taken_at_utc(taken_at)
     data = await read_upload(photo, matcher.settings.max_image_bytes)
     new = NewSighting(app=key.name, taken_at=taken_at, lat=lat, lon=lon, api_key_id=key.key_id,
                       reporter_contact=reporter_contact, note=note)
@@ -71,7 +71,8 @@ def _candidate(matcher: Matcher, row: Candidate) -> CandidatePublic:
 async def get_sightings(
     actor: Investigator, matcher: MatcherDep, worker: WorkerDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, description="the last id of the previous page")]
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID,
+                                        description="the last id of the previous page")]
     = None,
 ) -> list[SightingPublic]:
     """The newest sightings first, a page at a time."""
@@ -81,7 +82,7 @@ async def get_sightings(
 
 @router.get("/sightings/{sighting_id}/candidates", response_model=list[CandidatePublic])
 async def get_candidates(
-    sighting_id: int, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
+    sighting_id: Id, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
 ) -> list[CandidatePublic]:
     """Ranked cases per sighting face (rank 1 closest), near misses included."""
     rows = await worker(sighting_candidates, matcher, sighting_id, actor)
@@ -90,7 +91,7 @@ async def get_candidates(
 
 @router.get("/sightings/{sighting_id}/photo", response_class=Response, responses=JPEG)
 async def get_sighting_photo(
-    sighting_id: int, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
+    sighting_id: Id, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
 ) -> Response:
     """The stored photo: re-encoded at upload, without EXIF, GPS or any other metadata."""
     data = await worker(sighting_photo, matcher, sighting_id, actor)
@@ -99,14 +100,14 @@ async def get_sighting_photo(
 
 @router.get("/sightings/{sighting_id}", response_model=SightingPublic)
 async def get_sighting(
-    sighting_id: int, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
+    sighting_id: Id, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
 ) -> SightingPublic:
     return SightingPublic.model_validate(await worker(read_sighting, matcher, sighting_id, actor))
 
 
 @router.get("/faces/{face_id}/crop", response_class=Response, responses=JPEG, tags=["faces"])
 async def get_face_crop(
-    face_id: int, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
+    face_id: Id, actor: Investigator, matcher: MatcherDep, worker: WorkerDep
 ) -> Response:
     """A face of a sighting or of a case photo, with a margin, at most 320 px."""
     data = await worker(face_crop, matcher, face_id, actor)

@@ -1,0 +1,24 @@
+"""The review page for investigators: a static HTML shell, its script and its style sheet.
+
+The files hold no data and no key; the script fetches everything from the keyed JSON API
+(`/v1/review/...`, `/v1/cases/...`). `matcher/api/routes/page.py` serves them.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+
+# The only files served, by the name in their URL, with their media type.
+STATIC_FILES = {
+    "review.html": "text/html; charset=utf-8",
+    "review.js": "text/javascript; charset=utf-8",
+    "review.css": "text/css; charset=utf-8",
+}
+
+
+def static_file(name: str) -> Traversable:
+    """One of STATIC_FILES (KeyError for any other name: nothing else is reachable)."""
+    if name not in STATIC_FILES:
+        raise KeyError(name)
+    return files(__name__) / "static" / name

@@ -1,0 +1,95 @@
+"""A live server (uvicorn in a thread, on a free loopback port, over a fresh data dir) and a
+headless Chromium driven by Playwright.
+
+The browser is Debian's (`apt-get install chromium`, /usr/bin/chromium); no browser is ever
+downloaded. Without it (or without Playwright) the browser tests skip with the reason, unless
+MATCHER_REQUIRE_BROWSER=1 (CI, `.ci/run`) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from matcher.api import create_app
+from matcher.config import Settings
+from matcher.embed import FacePipeline, load_pipeline
+from matcher.service import Matcher
+
+CHROMIUM = Path(os.environ.get("MATCHER_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def _require(reason: str) -> None:
+    if os.environ.get("MATCHER_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason + "; MATCHER_REQUIRE_BROWSER=1 makes this an error")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pipeline(settings: Settings) -> FacePipeline:
+    return load_pipeline(settings)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    matcher: Matcher
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=60)
+
+
+@pytest.fixture
+def live_server(settings: Settings, pipeline: FacePipeline, tmp_path: Path
+                ) -> Iterator[LiveServer]:
+    """The real app under uvicorn on 127.0.0.1:<free port>, lifespan and all."""
+    app = create_app(settings.model_copy(update={"data_dir": tmp_path / "data"}), pipeline)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False,
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the live server did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", app.state.matcher)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium (a Playwright Browser)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _require("playwright is not installed (pip install -e '.[dev]')")
+    if not CHROMIUM.is_file():
+        _require(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                              args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
