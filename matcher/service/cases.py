@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import select
 
 from matcher.service import faces as face_ops
-from matcher.service.context import Matcher
+from matcher.service.context import Matcher, holds_model
 from matcher.service.errors import DuplicatePhoto
 from matcher.service.retro import retro_match
 from matcher.store import (
@@ -71,6 +71,7 @@ def create_case(matcher: Matcher, new: NewCase, actor: Actor = SYSTEM) -> Case:
         return get_case(session, case_id)  # with its (empty) photos loaded for the caller
 
 
+@holds_model
 def add_photo(
     matcher: Matcher, case_id: int, upload: CasePhotoUpload, actor: Actor = SYSTEM
 ) -> CasePhotoResult:
@@ -121,6 +122,7 @@ def register_case(
     return case, [add_photo(matcher, case.id, photo, actor) for photo in photos]
 
 
+@holds_model
 def remove_photo(matcher: Matcher, case_id: int, photo_id: int, actor: Actor = SYSTEM) -> None:
     """Deletes a case photo, its faces (out of the index before this returns) and the
     candidates they produced; the file goes too unless another row uses the same pixels."""
@@ -151,6 +153,7 @@ def edit(matcher: Matcher, case_id: int, changes: dict[str, Any],
         return get_case(session, case_id)
 
 
+@holds_model
 def update_case(
     matcher: Matcher, case_id: int, status: CaseStatus | str | None = None,
     public_fields: Sequence[str] | None = None, actor: Actor = SYSTEM,

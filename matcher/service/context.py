@@ -9,10 +9,13 @@ lifespan calls it once; the CLI and tests call it directly.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +26,7 @@ from matcher.calibration import Calibration, load_for_model
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.index import FaceIndex, IndexFileError, IndexParams, persist
+from matcher.index.rwlock import ReadWriteLock
 from matcher.store import (
     FaceSetSummary,
     active_case_face_rows,
@@ -35,7 +39,25 @@ from matcher.store.review import sighting_face_rows
 
 log = logging.getLogger(__name__)
 
-DIM = 128  # the dlib descriptor: the only embedder so far
+@dataclass(frozen=True)
+class Serving:
+    """The model in service: its pipeline and the two indexes of its vectors. Replaced whole
+    by a reindex, so a use case that took one never mixes two models."""
+
+    pipeline: FacePipeline
+    index: FaceIndex  # active case faces, owner: case id
+    sighting_index: FaceIndex  # fit faces of stored sightings, owner: sighting id
+
+    @property
+    def model_id(self) -> str:
+        return self.pipeline.model_id
+
+
+def empty_serving(settings: Settings, pipeline: FacePipeline) -> Serving:
+    dim = pipeline.embedder.dim
+    return Serving(pipeline,
+                   FaceIndex.from_settings(settings, model_id=pipeline.model_id, dim=dim),
+                   FaceIndex.from_settings(settings, model_id=pipeline.model_id, dim=dim))
 
 
 @dataclass
@@ -45,24 +67,32 @@ class Matcher:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    pipeline: FacePipeline
-    index: FaceIndex
+    serving: Serving
     # Serialises case changes with their index updates, so a case closed while a photo is being
     # added to it cannot leave that photo's faces in the index.
     case_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Use cases that embed and write vectors hold it shared from start to end; a reindex takes
+    # it alone to swap `serving`, so no write straddles two models. Never taken twice by one
+    # thread (writers are preferred: a nested read would wait for the swap forever).
+    model_lock: ReadWriteLock = field(default_factory=ReadWriteLock)
     # By category ("child", "elderly", "any"): what distances mean for the running model.
     calibrations: dict[str, Calibration] = field(default_factory=dict)
-    # Fit faces of stored sightings (owner: sighting id), for retro-matching new case photos
-    # and linking sightings of one person; rebuilt from the store by open_matcher.
-    sighting_index: FaceIndex = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.sighting_index = FaceIndex.from_settings(self.settings, model_id=self.model_id,
-                                                      dim=self.index.dim)
+    @property
+    def pipeline(self) -> FacePipeline:
+        return self.serving.pipeline
+
+    @property
+    def index(self) -> FaceIndex:
+        return self.serving.index
+
+    @property
+    def sighting_index(self) -> FaceIndex:
+        return self.serving.sighting_index
 
     @property
     def model_id(self) -> str:
-        return self.pipeline.model_id
+        return self.serving.model_id
 
     def rebuild_index(self) -> None:
         """Reads every face of every active case from the store into the index."""
@@ -94,6 +124,25 @@ class Matcher:
         self.engine.dispose()
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+UseCase = Callable[Concatenate["Matcher", P], R]
+
+
+def holds_model(use_case: UseCase[P, R]) -> UseCase[P, R]:
+    """Runs a use case that embeds or changes an index under `model_lock`, shared: a reindex
+    swaps the model only between such calls."""
+
+    @functools.wraps(use_case)
+    def run(matcher: Matcher, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with matcher.model_lock.read():
+            return use_case(matcher, *args, **kwargs)
+
+    return run
+
+
 def active_index_dir(settings: Settings) -> Path:
     return settings.index_dir / "active-cases"
 
@@ -103,7 +152,7 @@ def _fingerprint(ids: NDArray[np.int64]) -> FaceSetSummary:
 
 
 def _saved_index(settings: Settings, directory: Path, model_id: str,
-                 wanted: FaceSetSummary) -> FaceIndex | None:
+                 wanted: FaceSetSummary, dim: int) -> FaceIndex | None:
     """The saved index if it holds exactly `wanted`, else None (and why, in the log)."""
     try:
         manifest = persist.read_manifest(directory)
@@ -112,7 +161,7 @@ def _saved_index(settings: Settings, directory: Path, model_id: str,
             log.info("saved index is stale (holds %s, the store has %s): rebuilding", held,
                      asdict(wanted))
             return None
-        index = persist.load(directory, model_id, DIM, IndexParams.from_settings(settings))
+        index = persist.load(directory, model_id, dim, IndexParams.from_settings(settings))
     except IndexFileError as error:
         log.info("no usable saved index (%s): rebuilding from the store", error)
         return None
@@ -130,13 +179,14 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None) -> Ma
     sessions = session_factory(engine)
     with sessions() as session:
         wanted = active_case_face_summary(session, pipeline.model_id)
-    saved = _saved_index(settings, active_index_dir(settings), pipeline.model_id, wanted)
+    serving = empty_serving(settings, pipeline)
+    saved = _saved_index(settings, active_index_dir(settings), pipeline.model_id, wanted,
+                         pipeline.embedder.dim)
     if saved is not None:
         log.info("loaded the saved active case index: %d faces", len(saved))
-        matcher = Matcher(settings, engine, sessions, pipeline, saved)
-    else:
-        index = FaceIndex.from_settings(settings, model_id=pipeline.model_id, dim=DIM)
-        matcher = Matcher(settings, engine, sessions, pipeline, index)
+        serving = replace(serving, index=saved)
+    matcher = Matcher(settings, engine, sessions, serving)
+    if saved is None:
         matcher.rebuild_index()
     matcher.rebuild_sighting_index()
     matcher.calibrations = load_for_model(settings.calibration_dir, pipeline.model_id)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from matcher.service import faces as face_ops
 from matcher.service.confidence import case_thresholds
-from matcher.service.context import Matcher
+from matcher.service.context import Matcher, holds_model
 from matcher.service.retro import index_sighting
 from matcher.store import (
     SYSTEM,
@@ -47,6 +47,7 @@ class SightingResult:
     candidates: int  # rows stored, over all faces
 
 
+@holds_model
 def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> SightingResult:
     """Decode, detect, embed, search, then store photo, faces and candidates together.
 

@@ -14,6 +14,7 @@ STATIC_FILES = {
     "review.html": "text/html; charset=utf-8",
     "review.js": "text/javascript; charset=utf-8",
     "review.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 
 

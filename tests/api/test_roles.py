@@ -138,3 +138,33 @@ def test_a_revoked_key_is_refused(client: TestClient, keys: dict[Role, str]) -> 
     assert client.delete(f"/v1/keys/{body['id']}", headers=auth(keys[ADM])).status_code == 204
     assert client.get("/v1/cases/999", headers=auth(body["key"])).status_code == 401
     assert client.delete("/v1/keys/99999", headers=auth(keys[ADM])).status_code == 404
+
+
+# The review page's files are public on purpose: they hold no data (the same bytes for every
+# caller, whatever the store holds); everything they show comes through the keyed API above.
+PAGE_FILES = ["/review", "/review/static/review.js", "/review/static/review.css",
+              "/review/static/favicon.svg"]
+
+
+@pytest.mark.parametrize("path", PAGE_FILES)
+def test_the_review_page_needs_no_key_holds_no_data_and_is_locked_down(
+    client: TestClient, keys: dict[Role, str], path: str
+) -> None:
+    made = client.post("/v1/cases", json=case_body("Zelda Quinlan-Marsh"),
+                       headers=auth(keys[MGR]))
+    assert made.status_code == 201
+    public = client.get(path)
+    assert public.status_code == 200
+    assert "Zelda" not in public.text and "mk_" not in public.text
+    for role in Role:
+        assert client.get(path, headers=auth(keys[role])).content == public.content
+    headers = public.headers
+    csp = headers["content-security-policy"]
+    assert {"default-src 'self'", "script-src 'self'", "img-src 'self' blob:",
+            "form-action 'none'", "frame-ancestors 'none'"} <= set(csp.split("; "))
+    assert "unsafe" not in csp
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["cache-control"] == "no-store"
+    assert client.get("/review/static/review.html").status_code == 404
+    assert client.get("/review/static/..%2Fstatic%2Freview.js").status_code == 404

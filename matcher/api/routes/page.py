@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Response
 
 from matcher.web import STATIC_FILES, static_file
 
@@ -55,11 +55,9 @@ async def review_page() -> Response:
     return _serve("review.html")
 
 
-@router.get(STATIC_PREFIX + "/review.js", response_class=Response)
-async def review_script() -> Response:
-    return _serve("review.js")
-
-
-@router.get(STATIC_PREFIX + "/review.css", response_class=Response)
-async def review_styles() -> Response:
-    return _serve("review.css")
+@router.get(STATIC_PREFIX + "/{name}", response_class=Response)
+async def review_static(name: str) -> Response:
+    """The page's script, style sheet and icon; no other name is served."""
+    if name not in STATIC_FILES or name == "review.html":
+        raise HTTPException(status_code=404, detail="no such file")
+    return _serve(name)

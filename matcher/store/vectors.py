@@ -1,0 +1,63 @@
+"""Descriptors by model: what a reindex reads (faces a model has not embedded yet) and writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from numpy.typing import ArrayLike
+from sqlalchemy import ColumnElement, and_, exists, func, select
+from sqlalchemy.orm import Session
+
+from matcher.store.models import CasePhoto, Face, FaceVector, Sighting, descriptor_to_bytes
+
+
+@dataclass(frozen=True)
+class FaceToEmbed:
+    face_id: int
+    path: str  # the stored photo it is in, relative to the data dir
+    box: tuple[float, float, float, float]
+    sighting_id: int | None  # None for a case photo's face
+
+
+def _missing(model_id: str) -> ColumnElement[bool]:
+    return ~exists().where(and_(FaceVector.face_id == Face.id, FaceVector.model_id == model_id))
+
+
+def faces_without_vectors(
+    session: Session, model_id: str, after_id: int = 0, limit: int = 500
+) -> list[FaceToEmbed]:
+    """Faces (of case photos and sightings) with no descriptor from `model_id`, by id."""
+    rows = session.execute(
+        select(Face.id, Face.box, Face.sighting_id,
+               func.coalesce(CasePhoto.path, Sighting.path).label("path"))
+        .outerjoin(CasePhoto, Face.case_photo_id == CasePhoto.id)
+        .outerjoin(Sighting, Face.sighting_id == Sighting.id)
+        .where(Face.id > after_id, _missing(model_id))
+        .order_by(Face.id).limit(limit)
+    ).all()
+    return [FaceToEmbed(int(r.id), str(r.path), tuple(float(v) for v in r.box),  # type: ignore[arg-type]
+                        None if r.sighting_id is None else int(r.sighting_id)) for r in rows]
+
+
+def count_faces_without_vectors(session: Session, model_id: str) -> int:
+    return int(session.scalar(select(func.count(Face.id)).where(_missing(model_id))) or 0)
+
+
+def vector_models(session: Session) -> dict[str, int]:
+    """How many faces each model has embedded."""
+    rows = session.execute(
+        select(FaceVector.model_id, func.count()).group_by(FaceVector.model_id))
+    return {str(model): int(count) for model, count in rows}
+
+
+def add_vectors(session: Session, model_id: str,
+                vectors: Sequence[tuple[int, ArrayLike]]) -> None:
+    """Stores `(face id, descriptor)` pairs for `model_id` (a face may have one per model)."""
+    rows = []
+    for face_id, vector in vectors:
+        descriptor, dim = descriptor_to_bytes(vector)
+        rows.append(FaceVector(face_id=face_id, model_id=model_id, dim=dim,
+                               descriptor=descriptor))
+    session.add_all(rows)
+    session.flush()

@@ -1,0 +1,199 @@
+"""Request size limits (also on a live socket), the tip-app rate limit, and CORS."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from PIL import Image
+from pydantic import ValidationError
+from sqlalchemy import func
+from sqlalchemy import select as sql_select
+
+from matcher.api import create_app
+from matcher.api.limits import TipRateLimiter
+from matcher.config import Settings
+from matcher.embed import FacePipeline
+from matcher.service import new_key
+from matcher.store import Role, Sighting
+from tests.api.conftest import auth, matcher_of
+from tests.api.test_serve import free_port
+
+LIMIT = 256 * 1024
+
+
+def sky_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 140, 200)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def sightings(client: TestClient) -> int:
+    with matcher_of(client).sessions() as session:
+        return int(session.scalar(sql_select(func.count()).select_from(Sighting)) or 0)
+
+
+@pytest.fixture
+def live(settings: Settings, pipeline: FacePipeline,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The app on a real loopback socket: uvicorn in a thread, as `matcher serve` runs it."""
+    app_settings = settings.model_copy(update={
+        "data_dir": tmp_path_factory.mktemp("limits") / "data", "max_request_bytes": LIMIT})
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(app_settings, pipeline), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield port
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def test_a_huge_content_length_is_refused_at_once_on_a_live_socket(live: int) -> None:
+    """No body follows the headers: waiting for it would hang; the 413 comes first."""
+    connection = http.client.HTTPConnection("127.0.0.1", live, timeout=10)
+    connection.putrequest("POST", "/v1/sightings")
+    connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+    connection.putheader("Content-Length", str(10**12))
+    connection.endheaders()
+    start = time.monotonic()
+    response = connection.getresponse()
+    assert time.monotonic() - start < 5
+    assert response.status == 413
+    assert json.loads(response.read())["error"] == "too_large"
+    connection.close()
+    again = http.client.HTTPConnection("127.0.0.1", live, timeout=10)
+    again.request("GET", "/healthz")
+    assert again.getresponse().status == 200
+
+
+def test_a_chunked_body_is_cut_off_once_over_the_limit(live: int) -> None:
+    """Transfer-Encoding: chunked has no Content-Length: the bytes are counted as they come,
+    and the 413 arrives while the client is still sending."""
+    sock = socket.create_connection(("127.0.0.1", live), timeout=10)
+    sock.sendall(b"POST /v1/sightings HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                 b"Content-Type: multipart/form-data; boundary=x\r\n\r\n")
+    part = b'--x\r\nContent-Disposition: form-data; name="photo"; filename="p.jpg"\r\n\r\n'
+    sock.sendall(b"%x\r\n" % len(part) + part + b"\r\n")  # then a photo that never ends
+    chunk = b"%x\r\n" % 65536 + bytes(65536) + b"\r\n"
+    sent = 0
+    try:
+        while sent < 50 * LIMIT:
+            if select.select([sock], [], [], 0)[0]:
+                break  # the server has answered
+            sock.sendall(chunk)
+            sent += 65536
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    answer = b""
+    try:
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            answer += data
+    except ConnectionResetError:
+        pass
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "too_large"
+    print("sent", sent, "limit", LIMIT)
+    assert sent < 20 * LIMIT  # cut off early, not read to the end (socket buffers aside)
+
+
+def test_the_limit_defaults_to_the_image_limit_plus_a_mebibyte() -> None:
+    assert Settings(max_image_bytes=4096).request_bytes_limit == 4096 + 1024 * 1024
+    assert Settings(max_request_bytes=5000).request_bytes_limit == 5000
+
+
+def test_the_token_bucket_refills_at_its_rate() -> None:
+    now = [100.0]
+    limiter = TipRateLimiter(per_minute=6, burst=2, clock=lambda: now[0])
+    assert limiter.take(1) == 0 and limiter.take(1) == 0
+    assert limiter.take(1) == pytest.approx(10.0)  # one token per 10 s
+    assert limiter.take(2) == 0  # another key has its own bucket
+    now[0] += 4
+    assert limiter.take(1) == pytest.approx(6.0)
+    now[0] += 6
+    assert limiter.take(1) == 0
+    now[0] += 3600  # a long pause refills the burst, no more
+    assert [limiter.take(1) for _ in range(3)][:2] == [0, 0] and limiter.take(1) > 0
+
+
+def test_tip_apps_over_their_rate_get_429_with_retry_after(
+    make_client: Callable[..., TestClient]
+) -> None:
+    client = make_client(tip_rate_per_minute=2, tip_burst=3)
+    sessions = matcher_of(client).sessions
+    flooding, other = (new_key(sessions, Role.TIP_APP, name)[1] for name in ("flood", "other"))
+    photo = {"photo": ("sky.png", sky_png(), "image/png")}
+    for _ in range(3):
+        assert client.post("/v1/sightings", files=photo, headers=auth(flooding)).status_code \
+            == 201
+    refused = client.post("/v1/sightings", files=photo, headers=auth(flooding))
+    assert refused.status_code == 429 and refused.json()["error"] == "rate_limited"
+    assert refused.json()["detail"]
+    assert refused.headers["Retry-After"].isdigit() and 1 <= int(refused.headers["Retry-After"]) \
+        <= 30  # a token every 30 s
+    assert sightings(client) == 3  # nothing of the refused upload is stored
+    assert client.post("/v1/sightings", files=photo, headers=auth(other)).status_code == 201
+    # Reads are not rate limited, and a bad key is still 401, not 429.
+    investigator = new_key(sessions, Role.INVESTIGATOR, "desk")[1]
+    assert client.get("/v1/sightings", headers=auth(investigator)).status_code == 200
+    assert client.post("/v1/sightings", files=photo,
+                       headers=auth("mk_000000000000_" + "x" * 40)).status_code == 401
+
+
+PREFLIGHT = {"Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers": "authorization"}
+
+
+def test_cors_is_closed_by_default(client: TestClient) -> None:
+    for origin in ("https://evil.example", "null", "http://localhost:3000"):
+        preflight = client.options("/v1/sightings", headers={"Origin": origin, **PREFLIGHT})
+        assert "access-control-allow-origin" not in preflight.headers
+        simple = client.get("/healthz", headers={"Origin": origin})
+        assert simple.status_code == 200
+        assert not any(h.startswith("access-control-") for h in simple.headers)
+
+
+def test_cors_opens_to_the_configured_origins_only(
+    make_client: Callable[..., TestClient]
+) -> None:
+    allowed = "https://review.example.org"
+    client = make_client(cors_origins=[allowed], max_request_bytes=4096)
+    preflight = client.options("/v1/sightings", headers={"Origin": allowed, **PREFLIGHT})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == allowed
+    assert "access-control-allow-credentials" not in preflight.headers
+    other = client.options("/v1/sightings", headers={"Origin": "https://evil.example",
+                                                     **PREFLIGHT})
+    assert "access-control-allow-origin" not in other.headers
+    simple = client.get("/healthz", headers={"Origin": allowed})
+    assert simple.headers["access-control-allow-origin"] == allowed
+    too_large = client.post("/v1/sightings", content=bytes(8192),
+                            headers={"Origin": allowed, "Content-Type": "image/jpeg"})
+    assert too_large.status_code == 413  # and the browser may read why
+    assert too_large.headers["access-control-allow-origin"] == allowed
+    assert "access-control-allow-origin" not in client.get(
+        "/healthz", headers={"Origin": "https://evil.example"}).headers
+
+
+@pytest.mark.parametrize("origin", ["*", "https://*.example.org", "review.example.org",
+                                    "https://review.example.org/"])
+def test_cors_origins_must_be_explicit(origin: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(cors_origins=[origin])
