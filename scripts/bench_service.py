@@ -66,7 +66,7 @@ from sqlalchemy import insert
 from matcher.config import Settings
 from matcher.index import synthetic
 from matcher.store import make_engine, migrate
-from matcher.store.models import Case, CasePhoto, CaseStatus, Category, Face, Sex
+from matcher.store.models import Case, CasePhoto, CaseStatus, Category, Face, FaceVector, Sex
 from matcher.store.photos import photo_path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -75,7 +75,6 @@ FACE_SCALE = 3  # LFW photos are 250 px: the face comes out about 330 px wide
 JPEG_QUALITY = 92
 LAT = 51.5072  # sent with every sighting, checked in the store
 MCU = 16  # rows per restart interval at 4:2:0
-MODEL_ID = "dlib-resnet-v1"  # DlibEmbedder.model_id, without importing torch here
 _RST = re.compile(rb"\xff[\xd0-\xd7]")
 
 
@@ -187,16 +186,19 @@ def phone_jpeg(person: Person, seed: int, orientation: int = 1) -> PhoneJpeg:
 # --- the store -------------------------------------------------------------------------------
 
 
-def fit_face_model(data: Path, descriptors: Path) -> synthetic.FaceModel:
+def fit_face_model(data: Path, descriptors: Path) -> tuple[synthetic.FaceModel, str]:
+    """The synthetic face model, fitted to real descriptors, and the model id they came from."""
     if not descriptors.is_file():
         from bench_index import compute_descriptors  # scripts/ is on sys.path when run
 
         compute_descriptors(data, descriptors, Settings(data_dir=REPO / "bench-out"))
     with np.load(descriptors, allow_pickle=False) as cached:
-        return synthetic.fit(cached["vectors"], cached["identities"])
+        return synthetic.fit(cached["vectors"], cached["identities"]), str(cached["model_id"])
 
 
-def fill_store(settings: Settings, n_faces: int, model: synthetic.FaceModel, seed: int) -> int:
+def fill_store(
+    settings: Settings, n_faces: int, model: synthetic.FaceModel, model_id: str, seed: int
+) -> int:
     """n_faces synthetic active case faces, one per case photo; returns the number of cases.
 
     The photo rows name files that do not exist: nothing in this benchmark reads them.
@@ -228,7 +230,9 @@ def fill_store(settings: Settings, n_faces: int, model: synthetic.FaceModel, see
             connection.execute(insert(Face), [
                 {"id": i + 1, "case_photo_id": i + 1, "box": [70.0, 70.0, 180.0, 180.0],
                  "landmarks": landmarks, "score": 0.95, "size_px": 110.0, "sharpness": 30.0,
-                 "unfit_reasons": [], "fit": True, "model_id": MODEL_ID, "dim": 128,
+                 "unfit_reasons": [], "fit": True} for i in ids])
+            connection.execute(insert(FaceVector), [
+                {"face_id": i + 1, "model_id": model_id, "dim": data.vectors.shape[1],
                  "descriptor": data.vectors[i].astype("<f4").tobytes()} for i in ids])
     engine.dispose()
     return n_cases
@@ -261,7 +265,9 @@ def free_port() -> int:
 def start_server(data_dir: Path, admin_key: str, timeout_s: float = 600.0) -> Server:
     port = free_port()
     log = data_dir / "serve.log"
-    env = {**os.environ, "MATCHER_ADMIN_KEY": admin_key}
+    # One tip-app key sends every upload: lift its rate limit (a deployment has many apps).
+    env = {"MATCHER_TIP_RATE_PER_MINUTE": "1000000", "MATCHER_TIP_BURST": "1000000",
+           **os.environ, "MATCHER_ADMIN_KEY": admin_key}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(REPO / ".venv/bin/matcher"), "serve", "--data-dir", str(data_dir),
@@ -536,9 +542,9 @@ def run_service(args: argparse.Namespace, people: list[Person], work: Path,
                 about: str) -> dict[str, Any]:
     settings = Settings(data_dir=work)
     step = time.perf_counter()
-    model = fit_face_model(args.data, args.descriptors)
+    model, model_id = fit_face_model(args.data, args.descriptors)
     n_synthetic = max(0, args.faces - args.people)
-    cases = fill_store(settings, n_synthetic, model, seed=0)
+    cases = fill_store(settings, n_synthetic, model, model_id, seed=0)
     log(f"store filled: {n_synthetic} synthetic faces of {cases} cases "
         f"({time.perf_counter() - step:.0f} s)")
     admin = f"mk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
@@ -546,6 +552,9 @@ def run_service(args: argparse.Namespace, people: list[Person], work: Path,
     server = start_server(work, admin)
     log(f"server up at {server.url} ({time.perf_counter() - step:.0f} s)")
     try:
+        serving = httpx.get(server.url + "/healthz").json()["model_id"]
+        if serving != model_id:
+            raise RuntimeError(f"the server runs {serving}; the synthetic faces are {model_id}'s")
         with httpx.Client(base_url=server.url, timeout=120) as client:
             manager = create_key(client, admin, "case_manager")
             tip = create_key(client, admin, "tip_app")

@@ -27,6 +27,7 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.index import FaceIndex, IndexFileError, IndexParams, persist
 from matcher.index.rwlock import ReadWriteLock
+from matcher.service.serving import model_settings, serving_settings
 from matcher.store import (
     FaceSetSummary,
     active_case_face_rows,
@@ -36,6 +37,7 @@ from matcher.store import (
     session_factory,
 )
 from matcher.store.review import sighting_face_rows
+from matcher.store.vectors import count_faces_without_vectors
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ class Matcher:
     def save_index(self) -> None:
         """Saves the index with a fingerprint of the faces it holds, for the next start."""
         with self.index.read_state() as state:
-            held = _fingerprint(state.owners.ids)
+            held = fingerprint(state.owners.ids)
         source = {"active_case_faces": asdict(held)}
         persist.save(self.index, active_index_dir(self.settings), source=source)
 
@@ -147,7 +149,7 @@ def active_index_dir(settings: Settings) -> Path:
     return settings.index_dir / "active-cases"
 
 
-def _fingerprint(ids: NDArray[np.int64]) -> FaceSetSummary:
+def fingerprint(ids: NDArray[np.int64]) -> FaceSetSummary:
     return FaceSetSummary(int(ids.size), int(ids.sum()), int(ids.max()) if ids.size else 0)
 
 
@@ -166,19 +168,25 @@ def _saved_index(settings: Settings, directory: Path, model_id: str,
         log.info("no usable saved index (%s): rebuilding from the store", error)
         return None
     with index.read_state() as state:
-        if _fingerprint(state.owners.ids) != wanted:  # the manifest lied: trust the data
+        if fingerprint(state.owners.ids) != wanted:  # the manifest lied: trust the data
             return None
     return index
 
 
 def open_matcher(settings: Settings, pipeline: FacePipeline | None = None) -> Matcher:
     """Store migrated, pipeline loaded (unless given), index loaded if current or rebuilt."""
+    settings = serving_settings(settings)
     engine = make_engine(settings)
     migrate(engine)
-    pipeline = pipeline or load_pipeline(settings)
+    if pipeline is None or model_settings(pipeline.settings) != model_settings(settings):
+        pipeline = load_pipeline(settings)
     sessions = session_factory(engine)
     with sessions() as session:
         wanted = active_case_face_summary(session, pipeline.model_id)
+        unembedded = count_faces_without_vectors(session, pipeline.model_id)
+    if unembedded:
+        log.warning("%d stored faces have no %s vector and are out of matching: run "
+                    "`matcher reindex`", unembedded, pipeline.model_id)
     serving = empty_serving(settings, pipeline)
     saved = _saved_index(settings, active_index_dir(settings), pipeline.model_id, wanted,
                          pipeline.embedder.dim)

@@ -83,24 +83,25 @@ def test_a_huge_content_length_is_refused_at_once_on_a_live_socket(live: int) ->
 def test_a_chunked_body_is_cut_off_once_over_the_limit(live: int) -> None:
     """Transfer-Encoding: chunked has no Content-Length: the bytes are counted as they come,
     and the 413 arrives while the client is still sending."""
-    sock = socket.create_connection(("127.0.0.1", live), timeout=10)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)  # little in flight
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", live))
     sock.sendall(b"POST /v1/sightings HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                  b"Content-Type: multipart/form-data; boundary=x\r\n\r\n")
     part = b'--x\r\nContent-Disposition: form-data; name="photo"; filename="p.jpg"\r\n\r\n'
     sock.sendall(b"%x\r\n" % len(part) + part + b"\r\n")  # then a photo that never ends
     chunk = b"%x\r\n" % 65536 + bytes(65536) + b"\r\n"
-    sent = 0
+    sent, most = 0, 256 * LIMIT  # 64 MiB: a server that reads on never answers before this
     try:
-        while sent < 50 * LIMIT:
-            if select.select([sock], [], [], 0)[0]:
-                break  # the server has answered
+        while sent < most and not select.select([sock], [], [], 0)[0]:
             sock.sendall(chunk)
             sent += 65536
     except (BrokenPipeError, ConnectionResetError):
-        pass
+        pass  # the server closed the connection after its answer
     answer = b""
     try:
-        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+        while not answer.endswith(b"}"):
             data = sock.recv(65536)
             if not data:
                 break
@@ -110,8 +111,8 @@ def test_a_chunked_body_is_cut_off_once_over_the_limit(live: int) -> None:
     sock.close()
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "too_large"
-    print("sent", sent, "limit", LIMIT)
-    assert sent < 20 * LIMIT  # cut off early, not read to the end (socket buffers aside)
+    # Answered while the client was still sending; the rest is socket buffers (a few MiB).
+    assert sent < most / 4, sent
 
 
 def test_the_limit_defaults_to_the_image_limit_plus_a_mebibyte() -> None:

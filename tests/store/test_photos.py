@@ -25,6 +25,7 @@ from matcher.store import (
     store_photo,
 )
 from matcher.store.models import CasePhoto
+from matcher.store.photos import clean_jpeg
 from tests.store.builders import jpeg_with_gps, new_case, new_face, pixels
 
 
@@ -68,6 +69,16 @@ def test_photos_are_stored_by_content(tmp_path: Path) -> None:
     decoded = np.asarray(Image.open(tmp_path / first.path))
     assert decoded.shape == (48, 64, 3)
     assert list(tmp_path.rglob("*.tmp")) == []
+
+
+def test_a_photo_encoded_ahead_is_stored_as_the_store_would_encode_it(tmp_path: Path) -> None:
+    ahead = clean_jpeg(jpeg_with_gps())  # e.g. encoded while the faces are being detected
+    assert b"Exif" not in ahead.data and b"Phone X" not in ahead.data
+    stored = store_photo(tmp_path, ahead)
+    assert stored.sha256 == ahead.sha256 == hashlib.sha256(ahead.data).hexdigest()
+    assert read_photo(tmp_path, stored.path) == ahead.data
+    assert (stored.width, stored.height) == (ahead.width, ahead.height) == (64, 48)
+    assert not store_photo(tmp_path, jpeg_with_gps()).created  # the same file, by content
 
 
 def test_what_is_not_a_photo_is_refused(tmp_path: Path) -> None:

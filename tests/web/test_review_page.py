@@ -105,6 +105,12 @@ def test_an_investigator_reviews_a_sighting_in_the_browser(
     shown = page.eval_on_selector_all("#queue-body tr", "rows => rows.map(r => +r.dataset.id)")
     assert set(shown) == others
 
+    # A filter goes to the API: elderly cases only leaves Person B's entry.
+    page.select_option("#f-category", "elderly")
+    page.click("#filters button[type=submit]")
+    page.wait_for_function("() => document.querySelectorAll('#queue-body tr').length === 1")
+    assert "Person B" in page.inner_text("#queue-body")
+
     # Gone from the queue for the API too, and in the audit trail under the investigator.
     assert {item["id"] for item in queue(api, inv)} == others
     trail = get(api, admin, "/v1/audit", object_type="candidate",

@@ -1,0 +1,330 @@
+"""Reindexing: every stored face embedded by another model, new indexes built beside the live
+ones, compared with them on a sample of sightings, then swapped in while the service answers.
+
+Vectors go to `face_vectors` (one row per face and model), committed a batch of photos at a
+time, so a job stopped by a crash or Ctrl-C resumes where it stopped: the next run only embeds
+the faces that still lack a vector of the target model. Decisions key on face and case ids,
+which a reindex never changes, so every one survives.
+
+Each stored photo is detected again with the target pipeline and its faces are matched to the
+stored ones by box overlap (IoU >= MIN_IOU): a stored face that is not found again gets no
+vector and leaves matching under the new model (counted in the report).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import func, select
+
+from matcher.config import Settings
+from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed.image import load_image
+from matcher.service.context import Matcher, Serving, empty_serving, fingerprint
+from matcher.service.serving import model_settings, record_serving
+from matcher.store import (
+    Face,
+    FaceVector,
+    active_case_face_rows,
+    active_case_face_summary,
+    read_photo,
+)
+from matcher.store.review import sighting_face_rows
+from matcher.store.vectors import (
+    FaceToEmbed,
+    add_vectors,
+    count_faces_without_vectors,
+    faces_without_vectors,
+)
+
+log = logging.getLogger(__name__)
+
+MIN_IOU = 0.5
+FACES_PER_QUERY = 2000
+
+Box = tuple[float, float, float, float]
+Vector = NDArray[np.float32]
+ProgressFn = Callable[[int, int], None]  # faces done, faces to do
+
+
+class ReindexError(Exception):
+    """A reindex that cannot run (another is running, nothing would change, ...)."""
+
+
+# --- embedding stored photos -----------------------------------------------------------------
+
+
+def iou(a: Box, b: Box) -> float:
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def embed_photos(pipeline: FacePipeline, jpegs: Sequence[bytes],
+                 boxes: Sequence[Sequence[Box]]) -> list[list[Vector | None]]:
+    """For each stored photo, the target model's vector of each stored face (by its box), or
+    None where the pipeline does not find that face again. Pure: no store access (Ray runs it)."""
+    settings = pipeline.settings
+    images = [load_image(data, max_bytes=settings.max_image_bytes,
+                         max_pixels=settings.max_image_pixels) for data in jpegs]
+    out: list[list[Vector | None]] = []
+    for found, wanted in zip(pipeline.process(images), boxes, strict=True):
+        pairs = sorted(((iou(box, face.box), i, j) for i, box in enumerate(wanted)
+                        for j, face in enumerate(found)), reverse=True)
+        vectors: list[Vector | None] = [None] * len(wanted)
+        taken: set[int] = set()
+        for overlap, i, j in pairs:
+            if overlap < MIN_IOU:
+                break
+            if vectors[i] is None and j not in taken:
+                vectors[i] = found[j].vector
+                taken.add(j)
+        out.append(vectors)
+    return out
+
+
+@dataclass(frozen=True)
+class PhotoBatch:
+    paths: list[str]
+    faces: list[list[FaceToEmbed]]  # per photo
+
+
+Job = tuple[list[bytes], list[list[Box]]]  # stored photos and the boxes of their faces
+
+
+class Embedding(Protocol):
+    """Maps photo batches to vectors: in this process, or on a Ray cluster."""
+
+    parallelism: int  # batches handed to `map` at once
+
+    def map(self, jobs: Sequence[Job]) -> list[list[list[Vector | None]]]: ...
+
+
+@dataclass
+class LocalEmbedding:
+    """Batches through torch in `parallelism` threads of this process (torch releases the
+    GIL while it computes)."""
+
+    pipeline: FacePipeline
+    parallelism: int = 1
+
+    def map(self, jobs: Sequence[Job]) -> list[list[list[Vector | None]]]:
+        if len(jobs) == 1:
+            return [embed_photos(self.pipeline, *jobs[0])]
+        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+            return list(pool.map(lambda job: embed_photos(self.pipeline, *job), jobs))
+
+
+def _batches(sessions: Any, model_id: str, photos_per_batch: int) -> Iterator[PhotoBatch]:
+    """Faces without a vector of `model_id`, grouped by photo, a batch of photos at a time.
+    Keyset on the face id: a face not found again is not asked for twice in one run."""
+    after = 0
+    while True:
+        with sessions() as session:
+            faces = faces_without_vectors(session, model_id, after, FACES_PER_QUERY)
+        if not faces:
+            return
+        after = faces[-1].face_id
+        by_photo: dict[str, list[FaceToEmbed]] = {}
+        for face in faces:
+            by_photo.setdefault(face.path, []).append(face)
+        paths = list(by_photo)
+        for start in range(0, len(paths), photos_per_batch):
+            chunk = paths[start : start + photos_per_batch]
+            yield PhotoBatch(chunk, [by_photo[path] for path in chunk])
+
+
+@dataclass
+class EmbedCounts:
+    faces: int = 0  # vectors written
+    not_found: int = 0  # stored faces the target pipeline did not find again
+    photos: int = 0
+
+
+def embed_missing(
+    sessions: Any, data_dir: Path, model_id: str, embedding: Embedding, photos_per_batch: int,
+    progress: ProgressFn | None = None, stop: threading.Event | None = None,
+) -> EmbedCounts:
+    """Writes the target model's vector of every face that lacks one; resumable."""
+    with sessions() as session:
+        total = count_faces_without_vectors(session, model_id)
+    counts = EmbedCounts()
+    batches = _batches(sessions, model_id, photos_per_batch)
+    while group := list(itertools.islice(batches, embedding.parallelism)):
+        jobs = [([read_photo(data_dir, path) for path in batch.paths],
+                 [[face.box for face in faces] for faces in batch.faces]) for batch in group]
+        for batch, vectors in zip(group, embedding.map(jobs), strict=True):
+            pairs = [(face.face_id, vector)
+                     for faces, found in zip(batch.faces, vectors, strict=True)
+                     for face, vector in zip(faces, found, strict=True) if vector is not None]
+            with sessions() as session, session.begin():
+                add_vectors(session, model_id, pairs)
+            counts.faces += len(pairs)
+            counts.not_found += sum(len(faces) for faces in batch.faces) - len(pairs)
+            counts.photos += len(batch.paths)
+        if progress is not None:
+            progress(counts.faces + counts.not_found, total)
+        if stop is not None and stop.is_set():
+            log.info("reindex to %s stopped after %d faces", model_id, counts.faces)
+            break
+    return counts
+
+
+# --- new indexes, the comparison, the swap ---------------------------------------------------
+
+
+def build_serving(settings: Settings, sessions: Any, pipeline: FacePipeline) -> Serving:
+    """Both indexes of the target model, from the store (beside the live ones)."""
+    serving = empty_serving(settings, pipeline)
+    with sessions() as session:
+        serving.index.rebuild(active_case_face_rows(session, pipeline.model_id))
+        serving.sighting_index.rebuild(sighting_face_rows(session, pipeline.model_id))
+    return serving
+
+
+@dataclass(frozen=True)
+class Shadow:
+    """The same sighting faces searched under the live model and under the new one."""
+
+    sampled: int
+    rank1_changed: int  # the closest case differs
+
+    @property
+    def changed_share(self) -> float:
+        return self.rank1_changed / self.sampled if self.sampled else 0.0
+
+
+def _latest_vectors(sessions: Any, model_ids: Sequence[str], sample: int
+                    ) -> tuple[list[int], list[Vector], list[Vector]]:
+    """The latest fit sighting faces that both models have embedded."""
+    old, new = model_ids
+    with sessions() as session:
+        ids = list(session.scalars(
+            select(Face.id).where(Face.sighting_id.is_not(None), Face.fit)
+            .join(FaceVector, FaceVector.face_id == Face.id)
+            .where(FaceVector.model_id.in_(model_ids))
+            .group_by(Face.id).having(func.count(FaceVector.model_id) == 2)
+            .order_by(Face.id.desc()).limit(sample)))
+        rows = session.scalars(select(FaceVector).where(FaceVector.face_id.in_(ids))).all()
+        vectors = {(row.face_id, row.model_id): row.vector for row in rows}
+    return ids, [vectors[(i, old)] for i in ids], [vectors[(i, new)] for i in ids]
+
+
+def shadow_compare(sessions: Any, live: Serving, new: Serving, sample: int) -> Shadow:
+    ids, old_vectors, new_vectors = _latest_vectors(sessions, [live.model_id, new.model_id],
+                                                    sample)
+    if not ids or len(live.index) == 0:
+        return Shadow(len(ids), 0)
+    before = live.index.search(np.stack(old_vectors), k=1).owners[:, 0]
+    after = new.index.search(np.stack(new_vectors), k=1).owners[:, 0]
+    return Shadow(len(ids), int(np.sum(before != after)))
+
+
+def _catch_up(matcher: Matcher, new: Serving, embedding: Embedding) -> int:
+    """Under the model lock: faces stored while the job ran get their vectors, and each new
+    index is rebuilt if it no longer holds exactly the store's faces for it."""
+    counts = embed_missing(matcher.sessions, matcher.settings.data_dir, new.model_id,
+                           embedding, matcher.settings.detect_batch_size)
+    with matcher.sessions() as session:
+        wanted = active_case_face_summary(session, new.model_id)
+    with new.index.read_state() as state:
+        current = fingerprint(state.owners.ids) == wanted
+    if not current:
+        with matcher.sessions() as session:
+            new.index.rebuild(active_case_face_rows(session, new.model_id))
+    if counts.faces:  # sightings uploaded meanwhile: cheap to read again in full
+        with matcher.sessions() as session:
+            new.sighting_index.rebuild(sighting_face_rows(session, new.model_id))
+    return counts.faces
+
+
+@dataclass(frozen=True)
+class ReindexReport:
+    from_model: str
+    to_model: str
+    dry_run: bool
+    faces_to_embed: int
+    faces_embedded: int = 0
+    faces_not_found: int = 0
+    photos: int = 0
+    caught_up: int = 0  # faces stored during the job, embedded during the swap
+    seconds: float = 0.0
+    shadow: Shadow | None = None
+    swapped: bool = False
+    stopped: bool = False
+    index_faces: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.shadow is not None:
+            out["shadow"]["changed_share"] = self.shadow.changed_share
+        return out
+
+
+@dataclass
+class ReindexJob:
+    """One reindex of a live service to the model that `target` settings choose."""
+
+    matcher: Matcher
+    target: Settings
+    dry_run: bool = False
+    shadow_sample: int = 200
+    embedding: Embedding | None = None  # default: LocalEmbedding in `settings.workers` threads
+    progress: ProgressFn | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> ReindexReport:
+        started = time.monotonic()
+        matcher = self.matcher
+        pipeline = self._pipeline()
+        with matcher.sessions() as session:
+            to_embed = count_faces_without_vectors(session, pipeline.model_id)
+        report = ReindexReport(matcher.model_id, pipeline.model_id, self.dry_run, to_embed)
+        if self.dry_run:
+            return report
+        embedding = self.embedding or LocalEmbedding(pipeline, self.target.workers)
+        counts = embed_missing(matcher.sessions, matcher.settings.data_dir, pipeline.model_id,
+                               embedding, matcher.settings.detect_batch_size, self.progress,
+                               self.stop)
+        if self.stop.is_set():
+            return _done(report, counts, started, stopped=True)
+        new = build_serving(matcher.settings, matcher.sessions, pipeline)
+        shadow = shadow_compare(matcher.sessions, matcher.serving, new, self.shadow_sample)
+        log.info("shadow comparison: rank-1 case changed for %d of %d sighting faces",
+                 shadow.rank1_changed, shadow.sampled)
+        with matcher.model_lock.write(), matcher.case_lock:
+            caught_up = _catch_up(matcher, new, embedding)
+            matcher.serving, matcher.settings = new, self.target
+        record_serving(self.target)
+        matcher.save_index()
+        log.info("now serving %s (%d case faces)", new.model_id, len(new.index))
+        return _done(report, counts, started, shadow=shadow, swapped=True, caught_up=caught_up,
+                     index_faces=len(new.index))
+
+    def _pipeline(self) -> FacePipeline:
+        if model_settings(self.target) == model_settings(self.matcher.settings):
+            raise ReindexError(f"the service already runs {self.matcher.model_id}")
+        pipeline = load_pipeline(self.target)
+        if pipeline.model_id == self.matcher.model_id:
+            raise ReindexError(f"these settings give the serving model {pipeline.model_id}")
+        return pipeline
+
+
+def _done(report: ReindexReport, counts: EmbedCounts, started: float,
+          **changes: Any) -> ReindexReport:
+    return replace(report, faces_embedded=counts.faces, faces_not_found=counts.not_found,
+                   photos=counts.photos, seconds=round(time.monotonic() - started, 3),
+                   **changes)

@@ -1,0 +1,40 @@
+"""Which model serves: the model settings a reindex last swapped in, kept under the data dir
+(`serving.json`) so that a restart serves the model the newest vectors were made for."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from matcher.config import Settings
+from matcher.files import write_atomic
+
+log = logging.getLogger(__name__)
+
+# The settings that choose the model; all else (threads, limits, thresholds) stays as it is.
+MODEL_SETTINGS = ("detector", "embedder", "embed_flip", "ensemble_sface_weight")
+SERVING_FILE = "serving.json"
+
+
+def model_settings(settings: Settings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in MODEL_SETTINGS}
+
+
+def serving_settings(settings: Settings) -> Settings:
+    """Settings with the model a reindex last swapped in (`<data dir>/serving.json`), which
+    wins over the environment: a restart must serve the model the vectors were made for."""
+    path = settings.data_dir / SERVING_FILE
+    if not path.is_file():
+        return settings
+    chosen = {k: v for k, v in json.loads(path.read_text()).items() if k in MODEL_SETTINGS}
+    if chosen != {k: v for k, v in model_settings(settings).items() if k in chosen}:
+        log.warning("serving the model recorded in %s by the last reindex: %s", path, chosen)
+    return settings.model_copy(update=chosen)
+
+
+def record_serving(settings: Settings) -> None:
+    text = json.dumps(model_settings(settings), indent=2).encode()
+    write_atomic(settings.data_dir / SERVING_FILE, lambda handle: handle.write(text))
+
+
