@@ -202,6 +202,63 @@ def calibrate(
     typer.echo(str(target))
 
 
+@app.command()
+def reindex(
+    embedder: Annotated[str | None, typer.Option(help="dlib, sface or dlib+sface.")] = None,
+    detector: Annotated[str | None, typer.Option(help="yunet or mmod.")] = None,
+    flip: Annotated[bool | None, typer.Option(
+        "--flip/--no-flip", help="Average with the mirrored face.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Count what would be embedded; write nothing.")]
+    = False,
+    shadow_sample: Annotated[int, typer.Option(
+        help="Sighting faces compared under both models before the swap.")] = 200,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Embed on this Ray cluster ('local' starts one here); the driver writes.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Store, photos, indexes.")] = None,
+) -> None:
+    """Re-embed every stored face with another model, build its indexes beside the current
+    ones, compare, and make it the serving model. Resumable: run it again after a crash or
+    Ctrl-C. For a running server, use POST /v1/admin/reindex instead (it swaps live)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from matcher.service import open_matcher
+    from matcher.service.reindex import ReindexError, ReindexJob
+
+    settings = _settings(data_dir)
+    changes = {k: v for k, v in {"embedder": embedder, "detector": detector,
+                                 "embed_flip": flip}.items() if v is not None}
+    try:
+        matcher = open_matcher(settings)
+        target = matcher.settings.model_copy(update=changes)
+        target = type(target).model_validate(target.model_dump())  # checks the names given
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    embedding = None
+    if ray_address is not None:
+        from matcher.service.ray_embedding import RayEmbedding
+
+        embedding = RayEmbedding.connect(target, ray_address)
+    columns = (BarColumn(), MofNCompleteColumn(), "faces", TimeRemainingColumn())
+    try:
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task("embedding", total=None)
+            job = ReindexJob(matcher, target, dry_run=dry_run, shadow_sample=shadow_sample,
+                             embedding=embedding,
+                             progress=lambda done, total: bar.update(task, completed=done,
+                                                                     total=total))
+            report = job.run()
+    except ReindexError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    except KeyboardInterrupt:
+        typer.echo("stopped: the vectors written so far are kept; run again to resume", err=True)
+        raise typer.Exit(code=130) from None
+    finally:
+        matcher.close()
+    typer.echo(json.dumps(report.as_dict(), indent=2))
+
+
 class LogFormat(StrEnum):
     JSON = "json"
     TEXT = "text"

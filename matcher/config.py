@@ -10,6 +10,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DetectorName = Literal["yunet", "mmod"]
+EmbedderName = Literal["dlib", "sface", "dlib+sface"]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MATCHER_", extra="ignore")
@@ -20,12 +23,12 @@ class Settings(BaseSettings):
     # so the count is explicit rather than "all cores".
     threads: int = Field(default=2, ge=1, le=256)
 
-    detector: Literal["yunet", "mmod"] = "yunet"
+    detector: DetectorName = "yunet"
     # The descriptor network with its own alignment; its model_id tags every stored vector, so
     # changing any of these three makes stored vectors of the old model need reindexing.
     # dlib: dlib's ResNet; sface: OpenCV-zoo SFace (needs the yunet detector's keypoints);
     # dlib+sface: both, concatenated (README, "Accuracy on children across years").
-    embedder: Literal["dlib", "sface", "dlib+sface"] = "dlib"
+    embedder: EmbedderName = "dlib"
     # Average each descriptor with the one of the mirrored chip (twice the network time).
     embed_flip: bool = False
     # dlib+sface: SFace's share w of the squared distance, (1 - w) d_dlib^2 + w d_sface^2.

@@ -51,6 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -447,22 +448,22 @@ def stages(photos: list[PhoneJpeg], repeats: int, work: Path) -> dict[str, float
 
     settings = Settings(data_dir=REPO / "bench-out")
     pipeline = load_pipeline(settings)
-    limits = {"max_bytes": settings.max_image_bytes, "max_pixels": settings.max_image_pixels}
+    decode = partial(load_image, max_bytes=settings.max_image_bytes,
+                     max_pixels=settings.max_image_pixels)
     times: dict[str, list[float]] = {}
 
-    def timed(name: str, run: Callable[[], Any]) -> Any:
+    def timed(name: str, run: Callable[..., Any], *args: Any) -> Any:
         start = time.perf_counter()
-        result = run()
+        result = run(*args)
         times.setdefault(name, []).append((time.perf_counter() - start) * 1000)
         return result
 
     for number in range(repeats + 1):  # the first round warms up and is dropped
         data = photos[number % len(photos)].variant(number)
-        image = timed("decode (load_image)", lambda d=data: load_image(d, **limits))
-        timed("detect + embed (pipeline.process)", lambda i=image: pipeline.process([i]))
-        timed("re-encode (encode_jpeg)", lambda i=image: encode_jpeg(i))
-        timed("store_photo (re-encode, hash, fsynced write)",
-              lambda i=image: store_photo(work, i))
+        image = timed("decode (load_image)", decode, data)
+        timed("detect + embed (pipeline.process)", pipeline.process, [image])
+        timed("re-encode (encode_jpeg)", encode_jpeg, image)
+        timed("store_photo (re-encode, hash, fsynced write)", store_photo, work, image)
         if number == 0:
             times.clear()
     return {name: statistics.median(values) for name, values in times.items()}
@@ -487,7 +488,7 @@ def machine(threads: str, workers: str) -> str:
 
     return (f"{platform.machine()}, {model}, {cores} cores; Python {platform.python_version()}, "
             f"torch {torch.__version__} ({threads} threads), Pillow {PILImage.__version__} "
-            f"(libjpeg-turbo {features.version('jpg')}), numpy {np.__version__}, fastapi "
+            f"(libjpeg-turbo {features.version('libjpeg_turbo')}), numpy {np.__version__}, fastapi "
             f"{fastapi.__version__}, uvicorn {uvicorn.__version__}; MATCHER_WORKERS={workers}")
 
 

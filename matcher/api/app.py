@@ -11,11 +11,12 @@ from fastapi import FastAPI, Request
 
 from matcher.api import errors, limits, metrics
 from matcher.api.deps import Worker
-from matcher.api.routes import alerts, audit, cases, keys, page, review, sightings
+from matcher.api.routes import admin, alerts, audit, cases, keys, page, review, sightings
 from matcher.api.schemas import Health
 from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import Matcher, open_matcher
+from matcher.service.reindex import ReindexRunner
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,13 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
         matcher = await anyio.to_thread.run_sync(open_matcher, settings, pipeline)
         app.state.matcher = matcher
         app.state.worker = Worker(settings.workers)
+        app.state.reindex = ReindexRunner()
         log.info("serving model %s with %d active case faces", matcher.model_id,
                  len(matcher.index))
         try:
             yield
         finally:
+            app.state.reindex.stop(wait_s=60)  # its vectors so far stay; a new run resumes
             matcher.close()
 
     app = FastAPI(title="matcher", version="1", lifespan=lifespan,
@@ -41,7 +44,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
     errors.install(app)
     limits.install(app, settings)  # inside the metrics middleware: its 413s are counted too
     metrics.install(app)
-    for module in (sightings, alerts, cases, keys, review, audit):
+    for module in (sightings, alerts, cases, keys, review, audit, admin):
         app.include_router(module.router, prefix="/v1")
     app.include_router(page.router)  # the review page: no key, no data (matcher/web)
 

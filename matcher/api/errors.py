@@ -19,6 +19,7 @@ from matcher.api.limits import RateLimited
 from matcher.embed.errors import ImageError, ImageTooLarge
 from matcher.index import FaceIndexError
 from matcher.service import DuplicatePhoto
+from matcher.service.reindex import ReindexError
 from matcher.store import InvalidRecord, NotFound, UnsupportedPhoto
 
 
@@ -38,6 +39,7 @@ _PLAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     UnsupportedPhoto: (422, "unsupported"),
     InvalidRecord: (422, "invalid"),
     DuplicatePhoto: (409, "duplicate_photo"),
+    ReindexError: (409, "reindex_refused"),
     NotFound: (404, "not_found"),
 }
 

@@ -75,23 +75,20 @@ def iou(a: Box, b: Box) -> float:
 
 def embed_photos(pipeline: FacePipeline, jpegs: Sequence[bytes],
                  boxes: Sequence[Sequence[Box]]) -> list[list[Vector | None]]:
-    """For each stored photo, the target model's vector of each stored face (by its box), or
-    None where the pipeline does not find that face again. Pure: no store access (Ray runs it)."""
+    """For each stored photo, the target model's vector of each stored face (by its box): that
+    of the face found again with the most overlap (IoU >= MIN_IOU), or None. Several stored
+    faces may take the same one: sightings that sent the same pixels share one photo file.
+    Pure: no store access (Ray workers run it)."""
     settings = pipeline.settings
     images = [load_image(data, max_bytes=settings.max_image_bytes,
                          max_pixels=settings.max_image_pixels) for data in jpegs]
     out: list[list[Vector | None]] = []
     for found, wanted in zip(pipeline.process(images), boxes, strict=True):
-        pairs = sorted(((iou(box, face.box), i, j) for i, box in enumerate(wanted)
-                        for j, face in enumerate(found)), reverse=True)
-        vectors: list[Vector | None] = [None] * len(wanted)
-        taken: set[int] = set()
-        for overlap, i, j in pairs:
-            if overlap < MIN_IOU:
-                break
-            if vectors[i] is None and j not in taken:
-                vectors[i] = found[j].vector
-                taken.add(j)
+        vectors: list[Vector | None] = []
+        for box in wanted:
+            overlap, best = max(((iou(box, face.box), j) for j, face in enumerate(found)),
+                                default=(0.0, -1))
+            vectors.append(found[best].vector if overlap >= MIN_IOU else None)
         out.append(vectors)
     return out
 
@@ -328,3 +325,66 @@ def _done(report: ReindexReport, counts: EmbedCounts, started: float,
     return replace(report, faces_embedded=counts.faces, faces_not_found=counts.not_found,
                    photos=counts.photos, seconds=round(time.monotonic() - started, 3),
                    **changes)
+
+
+@dataclass
+class ReindexStatus:
+    running: bool = False
+    to_model: str | None = None
+    done: int = 0
+    total: int = 0
+    report: ReindexReport | None = None
+    error: str | None = None
+
+
+class ReindexRunner:
+    """Runs one ReindexJob at a time in a background thread of the service."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status = ReindexStatus()
+        self._job: ReindexJob | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, job: ReindexJob) -> ReindexStatus:
+        with self._lock:
+            if self._status.running:
+                raise ReindexError("a reindex is running already")
+            self._status = ReindexStatus(running=True, to_model=model_label(job.target))
+            job.progress = self._progress
+            self._job = job
+            self._thread = threading.Thread(target=self._run, args=(job,), name="reindex",
+                                            daemon=True)
+            self._thread.start()
+            return replace(self._status)
+
+    def status(self) -> ReindexStatus:
+        with self._lock:
+            return replace(self._status)
+
+    def stop(self, wait_s: float | None = None) -> None:
+        """Asks the job to stop after its current batch (it resumes on the next run)."""
+        with self._lock:
+            job, thread = self._job, self._thread
+        if job is not None:
+            job.stop.set()
+        if thread is not None and wait_s is not None:
+            thread.join(wait_s)
+
+    def _progress(self, done: int, total: int) -> None:
+        with self._lock:
+            self._status.done, self._status.total = done, total
+
+    def _run(self, job: ReindexJob) -> None:
+        report, error = None, None
+        try:
+            report = job.run()
+        except Exception as exc:  # reported to the admin who asked; the service goes on
+            log.exception("reindex failed")
+            error = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            self._status.running, self._status.report, self._status.error = False, report, error
+
+
+def model_label(settings: Settings) -> str:
+    return ", ".join(f"{k}={v}" for k, v in model_settings(settings).items())

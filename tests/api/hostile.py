@@ -632,6 +632,17 @@ def query_with_nul(m: Materials) -> Probe:
 
 
 @probe
+def query_date_out_of_range_in_utc(m: Materials) -> Probe:
+    return read("/v1/review/queue?since=0001-01-01T00:00:00%2B14:00", 422, "invalid_request")
+
+
+@probe
+def query_date_past_year_9999_in_utc(m: Materials) -> Probe:
+    return read("/v1/audit?until=9999-12-31T23:59:59-14:00", 422, "invalid_request",
+                role=Role.ADMIN)
+
+
+@probe
 def unknown_route(m: Materials) -> Probe:
     return read("/v1/../../etc/passwd%2f", 404, "not_found")
 

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from matcher.api.deps import Admin, MatcherDep, WorkerDep
-from matcher.api.params import AfterId
+from matcher.api.params import AfterId, Since, Until
 from matcher.api.review_schemas import AuditEventPublic, AuditPage
 from matcher.service.audit import AuditFilter, export_audit, read_audit
 from matcher.store import AuditEvent
@@ -64,8 +64,8 @@ async def get_audit(
     object_type: str | None = None,
     object_id: str | None = None,
     by: Annotated[str | None, Query(alias="actor", description="the key's name")] = None,
-    since: Annotated[dt.datetime | None, Query(description="inclusive; UTC if no zone")] = None,
-    until: Annotated[dt.datetime | None, Query(description="exclusive; UTC if no zone")] = None,
+    since: Since = None,
+    until: Until = None,
     after_id: AfterId = 0,
     limit: Annotated[int | None, Query(ge=1, le=1000, description=(
         "JSON: page size (default 100); CSV: at most this many rows (default all)"))] = None,

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from matcher.api.deps import Investigator, MatcherDep, WorkerDep
-from matcher.api.params import MAX_ID, Id
+from matcher.api.params import MAX_ID, Id, Since, Until
 from matcher.api.review_schemas import (
     DecisionCreate,
     DecisionPublic,
@@ -103,8 +103,8 @@ async def get_queue(
     radius_km: Annotated[float | None, Query(gt=0, le=20_100, description=(
         "with lat and lon: sightings within this great-circle distance; sightings without a "
         "position are left out"))] = None,
-    since: Annotated[dt.datetime | None, Query(description="inclusive; UTC if no zone")] = None,
-    until: Annotated[dt.datetime | None, Query(description="exclusive; UTC if no zone")] = None,
+    since: Since = None,
+    until: Until = None,
     time_field: Annotated[TimeField, Query(description=(
         "what since/until compare: `seen` (taken_at, else uploaded_at), `taken` or "
         "`uploaded`"))] = "seen",

@@ -1,0 +1,74 @@
+"""Operators: reindex the live service to another model."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from matcher.api.deps import Admin, MatcherDep
+from matcher.config import DetectorName, EmbedderName
+from matcher.service.reindex import ReindexJob, ReindexRunner, ReindexStatus
+
+router = APIRouter(tags=["operations"])
+
+
+class ReindexRequest(BaseModel):
+    """The model settings to move to (unset ones stay as they are) and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    detector: DetectorName | None = None
+    embedder: EmbedderName | None = None
+    embed_flip: bool | None = None
+    ensemble_sface_weight: float | None = Field(default=None, gt=0.0, lt=1.0)
+    dry_run: bool = False
+    shadow_sample: int = Field(default=200, ge=0, le=100_000)
+
+
+class ReindexState(BaseModel):
+    running: bool
+    to_model: str | None
+    done: int
+    total: int
+    report: dict[str, Any] | None
+    error: str | None
+
+
+def get_runner(request: Request) -> ReindexRunner:
+    runner: ReindexRunner = request.app.state.reindex
+    return runner
+
+
+RunnerDep = Annotated[ReindexRunner, Depends(get_runner)]
+
+
+def _state(status: ReindexStatus) -> ReindexState:
+    return ReindexState(running=status.running, to_model=status.to_model, done=status.done,
+                        total=status.total, error=status.error,
+                        report=None if status.report is None else status.report.as_dict())
+
+
+@router.post("/admin/reindex", status_code=202, response_model=ReindexState)
+async def start_reindex(
+    body: ReindexRequest, _: Admin, matcher: MatcherDep, runner: RunnerDep
+) -> ReindexState:
+    """Embeds every stored face with the new model beside the live one, compares rank-1 on a
+    sample of sightings, then swaps while the service keeps answering. Poll GET for progress."""
+    changes = body.model_dump(exclude_none=True, exclude={"dry_run", "shadow_sample"})
+    target = matcher.settings.model_copy(update=changes)
+    job = ReindexJob(matcher, target, dry_run=body.dry_run, shadow_sample=body.shadow_sample)
+    return _state(runner.start(job))
+
+
+@router.get("/admin/reindex", response_model=ReindexState)
+async def reindex_state(_: Admin, runner: RunnerDep) -> ReindexState:
+    return _state(runner.status())
+
+
+@router.delete("/admin/reindex", status_code=202, response_class=Response)
+async def stop_reindex(_: Admin, runner: RunnerDep) -> Response:
+    """Stops after the current batch; the vectors written so far stay, a new start resumes."""
+    runner.stop()
+    return Response(status_code=202)

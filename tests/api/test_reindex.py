@@ -1,0 +1,101 @@
+"""Reindexing a live service: clients keep working, the model changes, decisions survive."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from matcher.store import Role
+from tests.api.conftest import auth, matcher_of
+from tests.api.review_helpers import build_world, decide, entry_of, fgnet, get, queue
+
+FLIP = "dlib-resnet-v1-flip"
+
+
+def _keep_busy(client: TestClient, keys: dict[Role, str], world: dict[str, Any],
+               stop: threading.Event, failures: list[str], done: list[int]) -> None:
+    """A tip app and an investigator at work: uploads and candidate reads, nonstop."""
+    photo = fgnet("001A14.JPG").path.read_bytes()
+    while not stop.is_set():
+        sent = client.post("/v1/sightings", files={"photo": ("s.jpg", photo, "image/jpeg")},
+                           headers=auth(keys[Role.TIP_APP]))
+        read = client.get(f"/v1/sightings/{world['s'][1]}/candidates",
+                          headers=auth(keys[Role.INVESTIGATOR]))
+        for response in (sent, read):
+            if response.status_code >= 300:
+                failures.append(f"{response.request.url}: {response.status_code} {response.text}")
+        if sent.status_code == 201:
+            done.append(int(sent.json()["id"]))
+
+
+def test_a_live_reindex_swaps_the_model_and_keeps_every_decision(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    world = build_world(client, keys)
+    investigator, admin = keys[Role.INVESTIGATOR], auth(keys[Role.ADMIN])
+    before = matcher_of(client).model_id
+    rejected = entry_of(queue(client, investigator), world["s"][1], world["a"])
+    decide(client, investigator, rejected["id"], "not_match", "sibling")
+
+    stop, failures, uploaded = threading.Event(), [], []
+    busy = threading.Thread(target=_keep_busy,
+                            args=(client, keys, world, stop, failures, uploaded))
+    busy.start()
+    try:
+        started = client.post("/v1/admin/reindex", json={"embed_flip": True}, headers=admin)
+        assert started.status_code == 202, started.text
+        again = client.post("/v1/admin/reindex", json={"embed_flip": True}, headers=admin)
+        assert again.status_code == 409 and again.json()["error"] == "reindex_refused"
+        deadline = time.monotonic() + 300
+        while (state := client.get("/v1/admin/reindex", headers=admin).json())["running"]:
+            assert time.monotonic() < deadline, state
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        busy.join()
+    assert failures == [] and len(uploaded) >= 2
+    assert state["error"] is None, state
+    report = state["report"]
+    assert report["swapped"] and report["from_model"] == before and report["to_model"] == FLIP
+    assert report["shadow"]["sampled"] >= 1 and report["faces_not_found"] == 0
+    assert client.get("/healthz").json()["model_id"] == FLIP
+
+    # Every sighting, those uploaded during the job included, is searchable under the new
+    # model: a new one finds child A first, with candidates of the new model.
+    matcher = matcher_of(client)
+    assert len(matcher.sighting_index) == 4 + len(uploaded)
+    new = client.post("/v1/sightings", files={"photo": ("s.jpg", fgnet("001A10.JPG").path
+                                                        .read_bytes(), "image/jpeg")},
+                      headers=auth(keys[Role.TIP_APP])).json()["id"]
+    found = get(client, investigator, f"/v1/sightings/{new}/candidates")
+    assert found[0]["case_id"] == world["a"] and found[0]["model_id"] == FLIP
+    # The decision stands, and the rejected pair did not come back under the new model.
+    entry = get(client, investigator, f"/v1/review/candidates/{rejected['id']}")
+    assert entry["status"] == "rejected" and [d["verdict"] for d in entry["decisions"]] == [
+        "not_match"]
+    assert (world["s"][1], world["a"]) not in {
+        (i["sighting"]["id"], i["case"]["id"]) for i in queue(client, investigator)}
+
+
+def test_a_dry_run_counts_and_changes_nothing(client: TestClient, keys: dict[Role, str]) -> None:
+    build_world(client, keys)
+    admin = auth(keys[Role.ADMIN])
+    started = client.post("/v1/admin/reindex", json={"embed_flip": True, "dry_run": True},
+                          headers=admin)
+    assert started.status_code == 202
+    while (state := client.get("/v1/admin/reindex", headers=admin).json())["running"]:
+        time.sleep(0.1)
+    assert state["report"]["faces_to_embed"] == 6 and not state["report"]["swapped"]
+    assert client.get("/healthz").json()["model_id"] != FLIP
+    same = client.post("/v1/admin/reindex", json={}, headers=admin)
+    assert same.status_code == 202  # accepted, then refused by the job: nothing to change
+    while (state := client.get("/v1/admin/reindex", headers=admin).json())["running"]:
+        time.sleep(0.1)
+    assert "already runs" in state["error"]
+    assert client.post("/v1/admin/reindex", json={"embedder": "nope"},
+                       headers=admin).status_code == 422
+    assert client.get("/v1/admin/reindex",
+                      headers=auth(keys[Role.INVESTIGATOR])).status_code == 403

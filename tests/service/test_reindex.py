@@ -1,0 +1,148 @@
+"""`matcher reindex`: killed half-way it resumes to the same vectors a clean run gives; the
+Ray path gives the same vectors as the local one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from matcher.config import Settings
+from matcher.embed import FacePipeline, load_pipeline
+from matcher.service import CasePhotoUpload, ingest_sighting, open_matcher, register_case
+from matcher.service.reindex import LocalEmbedding, ReindexJob, embed_photos
+from matcher.store import (
+    FaceVector,
+    NewCase,
+    NewSighting,
+    make_engine,
+    read_photo,
+    session_factory,
+)
+from matcher.store.vectors import faces_without_vectors
+from tests.data import REPO_ROOT, fgnet_photos, require_test_data
+
+FLIP = "dlib-resnet-v1-flip"
+
+
+@pytest.fixture(scope="module")
+def pipeline(settings: Settings) -> FacePipeline:
+    return load_pipeline(settings)
+
+
+def _store(settings: Settings, pipeline: FacePipeline, photos: int) -> Settings:
+    """Cases from the first FG-NET photos, and a sighting of each of the next ones."""
+    require_test_data()
+    matcher = open_matcher(settings, pipeline)
+    chosen = fgnet_photos()[:photos]
+    for i, photo in enumerate(chosen[: photos // 2]):
+        register_case(matcher, NewCase(category="child", name=f"c{i}", age_when_missing=9,
+                                       missing_since=dt.date(2020, 1, 1)),
+                      [CasePhotoUpload(photo.path.read_bytes())])
+    for photo in chosen[photos // 2 :]:
+        ingest_sighting(matcher, photo.path.read_bytes(), NewSighting(app="tips"))
+    matcher.close()
+    return settings
+
+
+def _flip_vectors(settings: Settings) -> dict[int, bytes]:
+    engine = make_engine(settings)
+    try:
+        with session_factory(engine)() as session:
+            rows = session.scalars(select(FaceVector).where(FaceVector.model_id == FLIP)).all()
+            return {row.face_id: row.descriptor for row in rows}
+    finally:
+        engine.dispose()
+
+
+def _reindex_cli(data_dir: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "MATCHER_DATA_DIR": str(data_dir), "MATCHER_DETECT_BATCH_SIZE": "2",
+           "MATCHER_WORKERS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "matcher", "reindex", "--flip"],
+                            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_a_killed_reindex_resumes_to_the_vectors_of_a_clean_run(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path
+) -> None:
+    store = _store(settings.model_copy(update={"data_dir": tmp_path}), pipeline, photos=30)
+    job = _reindex_cli(tmp_path)
+    matcher = open_matcher(store, pipeline)  # to watch the store while the job writes
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with matcher.sessions() as session:
+                written = session.scalar(select(func.count()).select_from(FaceVector)
+                                         .where(FaceVector.model_id == FLIP)) or 0
+            if written or job.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        job.send_signal(signal.SIGKILL)
+        job.wait()
+        with matcher.sessions() as session:
+            left = len(faces_without_vectors(session, FLIP, limit=10_000))
+    finally:
+        matcher.close()
+    assert written > 0 and left > 0, "the kill did not land half-way"
+
+    resumed = _reindex_cli(tmp_path)
+    out, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    report = json.loads(out)
+    assert report["swapped"] and report["faces_to_embed"] == left
+    assert report["faces_not_found"] == 0 and report["to_model"] == FLIP
+    assert json.loads((tmp_path / "serving.json").read_text())["embed_flip"] is True
+
+    # The same vectors as embedding every stored photo afresh with the flip model.
+    flip = load_pipeline(store.model_copy(update={"embed_flip": True}))
+    after = open_matcher(store)  # serving.json: opens with the flip model
+    try:
+        assert after.model_id == FLIP and len(after.index) == 15
+        with after.sessions() as session:
+            faces = faces_without_vectors(session, "no such model", limit=10_000)
+    finally:
+        after.close()
+    stored = _flip_vectors(store)
+    assert sorted(stored) == [face.face_id for face in faces]
+    for face in faces:
+        [[clean]] = embed_photos(flip, [read_photo(tmp_path, face.path)], [[face.box]])
+        assert clean is not None
+        assert np.allclose(np.frombuffer(stored[face.face_id], "<f4"), clean, atol=1e-5)
+
+
+def test_the_ray_path_gives_the_vectors_of_the_local_path(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path
+) -> None:
+    import ray
+
+    from matcher.service.ray_embedding import RayEmbedding
+
+    local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
+    results = {}
+    for folder in (local_dir, ray_dir):
+        store = _store(settings.model_copy(update={"data_dir": folder}), pipeline, photos=6)
+        target = store.model_copy(update={"embed_flip": True})
+        matcher = open_matcher(store, pipeline)
+        try:
+            embedding = (RayEmbedding.connect(target, "local", num_cpus=2) if folder == ray_dir
+                         else LocalEmbedding(load_pipeline(target)))
+            report = ReindexJob(matcher, target, embedding=embedding).run()
+            assert report.swapped and report.faces_embedded == 6
+        finally:
+            matcher.close()
+        results[folder] = _flip_vectors(store)
+    ray.shutdown()
+    assert results[local_dir].keys() == results[ray_dir].keys()
+    for face_id, descriptor in results[local_dir].items():
+        assert np.allclose(np.frombuffer(descriptor, "<f4"),
+                           np.frombuffer(results[ray_dir][face_id], "<f4"), atol=1e-5)
