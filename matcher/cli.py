@@ -259,6 +259,33 @@ def reindex(
     typer.echo(json.dumps(report.as_dict(), indent=2))
 
 
+@app.command()
+def purge(
+    older_than_days: Annotated[float | None, typer.Option(
+        help="Default: MATCHER_SIGHTING_RETENTION_DAYS.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Count only.")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Store, photos, indexes.")] = None,
+) -> None:
+    """Delete sightings older than the retention period that matched nobody (no candidate
+    pending, asked about or confirmed), with their photos, faces and vectors."""
+    from matcher.service import open_matcher, purge_sightings
+
+    settings = _settings(data_dir)
+    days = older_than_days if older_than_days is not None else settings.sighting_retention_days
+    if days is None or days <= 0:
+        typer.echo("error: no retention period (--older-than-days or "
+                   "MATCHER_SIGHTING_RETENTION_DAYS)", err=True)
+        raise typer.Exit(code=2)
+    matcher = open_matcher(settings)
+    try:
+        report = purge_sightings(matcher, days, dry_run=dry_run)
+    finally:
+        matcher.close()
+    verb = "would purge" if dry_run else "purged"
+    typer.echo(f"{verb} {report.sightings} sightings uploaded before "
+               f"{report.uploaded_before:%Y-%m-%d} ({report.faces} faces, {report.files} files)")
+
+
 class LogFormat(StrEnum):
     JSON = "json"
     TEXT = "text"

@@ -93,6 +93,13 @@ class Settings(BaseSettings):
     # Decoding, detection, embedding and index searches run in this many worker threads; more
     # uploads at once wait in line for a worker (queued, never dropped).
     workers: int = Field(default=2, ge=1, le=256)
+    # Retention: sightings uploaded longer ago than this with no candidate pending, asked about
+    # or confirmed are purged with their files and vectors (`matcher purge`, and by the server
+    # every `maintenance_interval_s`). A year: long enough for a case registered late to be
+    # retro-matched against them. None keeps them forever.
+    sighting_retention_days: float | None = Field(default=365.0, gt=0)
+    # How often the server compacts its indexes when removals piled up, and purges.
+    maintenance_interval_s: float = Field(default=3600.0, gt=0)
     # A first start with no admin key stores this one (format `mk_<12 hex>_<secret>`) instead of
     # printing a random one. Never logged.
     admin_key: SecretStr | None = None

@@ -15,14 +15,13 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from matcher.config import Settings
-from matcher.embed import FacePipeline
 from matcher.store import Role
 from tests.api.builders import case_body
 from tests.data import Photo, lfw_photos, require_test_data, sample
@@ -43,7 +42,7 @@ class Load:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stop: threading.Event = field(default_factory=threading.Event)
 
-    def timed(self, kind: str, call: Callable) -> httpx.Response | None:
+    def timed(self, kind: str, call: Callable[[], httpx.Response]) -> httpx.Response | None:
         start = time.perf_counter()
         try:
             response = call()
@@ -66,8 +65,8 @@ def uploader(server: LiveServer, key: str, photos: list[Photo], load: Load) -> N
             if load.stop.is_set():
                 return
             data = photo.path.read_bytes()
-            answer = load.timed("upload", lambda: client.post("/v1/sightings", files={
-                "photo": (photo.path.name, data, "image/jpeg")}))  # noqa: B023 - called at once
+            answer = load.timed("upload", partial(client.post, "/v1/sightings", files={
+                "photo": (photo.path.name, data, "image/jpeg")}))
             if answer is not None and answer.status_code == 201:
                 with load.lock:
                     load.sightings.append(answer.json()["id"])
@@ -76,15 +75,15 @@ def uploader(server: LiveServer, key: str, photos: list[Photo], load: Load) -> N
 def investigator(server: LiveServer, key: str, load: Load) -> None:
     with server.client(key) as client:
         while not load.stop.is_set():
-            listed = load.timed("list", lambda: client.get("/v1/sightings",
-                                                           params={"limit": 20}))
+            listed = load.timed("list", partial(client.get, "/v1/sightings",
+                                                params={"limit": 20}))
             rows = listed.json() if listed is not None and listed.status_code == 200 else []
             for row in rows[:5]:
-                found = load.timed("candidates", lambda: client.get(  # noqa: B023
-                    f"/v1/sightings/{row['id']}/candidates"))
+                found = load.timed("candidates", partial(
+                    client.get, f"/v1/sightings/{row['id']}/candidates"))
                 if found is not None and found.status_code == 200 and found.json():
                     crop = found.json()[0]["sighting_face_crop_url"]
-                    load.timed("crop", lambda: client.get(crop))  # noqa: B023
+                    load.timed("crop", partial(client.get, crop))
             if not rows:
                 time.sleep(0.2)
 
@@ -96,14 +95,13 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {p50:.0f} / p95 {p95:.0f} / p99 {p99:.0f} ms (n={len(values)})"
 
 
-def test_soak(settings: Settings, pipeline: FacePipeline, tmp_path: Path,
-              capsys: pytest.CaptureFixture[str]) -> None:
+def test_soak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     require_test_data()
     seconds = float(os.environ.get("MATCHER_SOAK_SECONDS", "20"))
     photos = lfw_photos()
     cases, uploads = sample(photos, CASES, seed=1), sample(photos, 200, seed=2)
-    server = LiveServer(tmp_path / "data", cache_from=settings.cache_dir,
-                        tip_rate_per_minute="1000000", tip_burst="1000000")
+    server = LiveServer(tmp_path / "data", tip_rate_per_minute="1000000",
+                        tip_burst="1000000")
     with server:
         server.start()
         manager = server.new_key(Role.CASE_MANAGER, "desk")

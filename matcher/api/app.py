@@ -16,6 +16,7 @@ from matcher.api.schemas import Health
 from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import Matcher, open_matcher
+from matcher.service.maintenance import Maintenance
 from matcher.service.reindex import ReindexRunner
 
 log = logging.getLogger(__name__)
@@ -31,11 +32,14 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
         app.state.matcher = matcher
         app.state.worker = Worker(settings.workers)
         app.state.reindex = ReindexRunner()
+        maintenance = Maintenance(matcher)
+        maintenance.start()
         log.info("serving model %s with %d active case faces", matcher.model_id,
                  len(matcher.index))
         try:
             yield
         finally:
+            maintenance.stop()
             app.state.reindex.stop(wait_s=60)  # its vectors so far stay; a new run resumes
             matcher.close()
 

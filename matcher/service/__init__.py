@@ -30,6 +30,7 @@ from matcher.service.errors import DuplicatePhoto, InvalidAdminKey, ServiceError
 from matcher.service.faces import FaceFeedback
 from matcher.service.keys import authenticate, bootstrap_admin, new_key, revoke
 from matcher.service.media import case_photo_image, face_crop, sighting_photo
+from matcher.service.retention import PurgeReport, erase, purge_sightings
 from matcher.service.sightings import (
     SightingResult,
     browse_sightings,
@@ -46,6 +47,7 @@ __all__ = [
     "DuplicatePhoto",
     "FaceFeedback",
     "InvalidAdminKey",
+    "PurgeReport",
     "Matcher",
     "ServiceError",
     "SightingResult",
@@ -58,11 +60,13 @@ __all__ = [
     "case_photo_image",
     "create_case",
     "edit",
+    "erase",
     "expected_false",
     "face_crop",
     "ingest_sighting",
     "new_key",
     "open_matcher",
+    "purge_sightings",
     "public_photo",
     "read_case",
     "read_sighting",

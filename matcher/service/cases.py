@@ -19,6 +19,7 @@ from sqlalchemy import select
 from matcher.service import faces as face_ops
 from matcher.service.context import Matcher, holds_model
 from matcher.service.errors import DuplicatePhoto
+from matcher.service.retention import remove_unreferenced_files
 from matcher.service.retro import retro_match
 from matcher.store import (
     SYSTEM,
@@ -34,9 +35,7 @@ from matcher.store import (
     delete_case_photo,
     edit_case,
     get_case,
-    is_referenced,
     list_cases,
-    photo_path,
     photo_transaction,
     record,
     session_scope,
@@ -135,9 +134,7 @@ def remove_photo(matcher: Matcher, case_id: int, photo_id: int, actor: Actor = S
         gone = np.intersect1d(live, np.asarray(face_ids, dtype=np.int64))
         if gone.size:
             matcher.index.remove(gone)
-    with matcher.sessions() as session:
-        if not is_referenced(session, sha256):
-            (matcher.settings.data_dir / photo_path(sha256)).unlink(missing_ok=True)
+    remove_unreferenced_files(matcher, [sha256])
     log.info("case %d: photo %d removed, %d faces left the index", case_id, photo_id,
              gone.size)
 

@@ -8,6 +8,7 @@ a Ray on this machine; `--ray-address auto` or `ray://host:10001` joins a runnin
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ class RayEmbedding:
             exclude={"admin_key", "database_url"})  # workers need neither
         return cls(settings_json, max(1, 2 * cpus), remote)
 
-    def map(self, jobs: list[Job]) -> list[list[list[Vector | None]]]:
+    def map(self, jobs: Sequence[Job]) -> list[list[list[Vector | None]]]:
         import ray
 
         return list(ray.get([self.remote.remote(self.settings_json, *job) for job in jobs]))

@@ -63,26 +63,29 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
         session, matcher.settings.data_dir, matcher.settings.max_image_pixels
     ) as photos:
         stored = photos.store(image)
-        sighting = create_sighting(
-            session, new, stored, face_ops.new_faces(found, matcher.model_id)
-        )
-        rows: list[NewCandidate] = []
-        if hits is not None:
-            for query, i in enumerate(fit):
-                face_id = sighting.faces[i].id
-                for rank in range(k):
-                    case_id = int(hits.owners[query, rank])
-                    if case_id < 0:
-                        break
-                    rows.append(NewCandidate(
-                        sighting_face_id=face_id, case_id=case_id,
-                        case_face_id=int(hits.face_ids[query, rank]),
-                        distance=float(hits.distances[query, rank]), rank=rank + 1,
-                        model_id=matcher.model_id, threshold=matcher.settings.match_threshold,
-                    ))
-        # Under the case lock, a case closed after the search above cannot get a candidate:
-        # either its closing commits first and `matchable` drops it, or ours does.
+        # The case lock comes before the first write, as in add_photo: taken inside our write
+        # transaction (SQLite's write lock held) it deadlocked with an add_photo waiting for
+        # that write lock under the case lock, until the busy timeout failed one of them.
+        # Under it, a case closed after the search above cannot get a candidate: either its
+        # closing commits first and `matchable` drops it, or ours does.
         with matcher.case_lock:
+            sighting = create_sighting(
+                session, new, stored, face_ops.new_faces(found, matcher.model_id)
+            )
+            rows: list[NewCandidate] = []
+            if hits is not None:
+                for query, i in enumerate(fit):
+                    face_id = sighting.faces[i].id
+                    for rank in range(k):
+                        case_id = int(hits.owners[query, rank])
+                        if case_id < 0:
+                            break
+                        rows.append(NewCandidate(
+                            sighting_face_id=face_id, case_id=case_id,
+                            case_face_id=int(hits.face_ids[query, rank]),
+                            distance=float(hits.distances[query, rank]), rank=rank + 1,
+                            model_id=matcher.model_id, threshold=matcher.settings.match_threshold,
+                        ))
             rows = matchable(session, rows)
             thresholds = case_thresholds(matcher, session, {row.case_id for row in rows})
             rows = [replace(row, threshold=thresholds[row.case_id]) for row in rows]

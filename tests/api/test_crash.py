@@ -14,6 +14,7 @@ What must hold after the restart:
 from __future__ import annotations
 
 import itertools
+import random
 import threading
 import time
 from collections import defaultdict
@@ -135,6 +136,7 @@ def test_acknowledged_uploads_survive_a_sigkill(
         while (len(traffic.sightings) < ACKED_BEFORE_KILL or not traffic.case_photos) \
                 and time.monotonic() < deadline:
             time.sleep(0.05)
+        time.sleep(random.uniform(0, 0.3))  # anywhere in the next uploads' work
         server.kill()
         traffic.stop.set()
         for thread in threads:

@@ -53,6 +53,13 @@ ENDPOINTS: list[tuple[str, Call, set[Role], int]] = [
     ("GET /v1/cases", lambda c, h, x: c.get("/v1/cases", headers=h), {INV, MGR}, 200),
     ("GET /v1/cases/{id}/photos/{id}/image", lambda c, h, x: c.get(
         f"/v1/cases/{x['case']}/photos/{x['photo']}/image", headers=h), {INV, MGR}, 200),
+    ("DELETE /v1/cases/{id}", lambda c, h, x: c.delete(
+        f"/v1/cases/{x['case']}", headers=h), {MGR}, 204),
+    ("POST /v1/admin/reindex", lambda c, h, x: c.post(
+        "/v1/admin/reindex", json={"embed_flip": True, "dry_run": True}, headers=h), {ADM}, 202),
+    ("GET /v1/admin/reindex", lambda c, h, x: c.get("/v1/admin/reindex", headers=h), {ADM}, 200),
+    ("DELETE /v1/admin/reindex", lambda c, h, x: c.delete("/v1/admin/reindex", headers=h),
+     {ADM}, 202),
     ("DELETE /v1/cases/{id}/photos/{id}", lambda c, h, x: c.delete(
         f"/v1/cases/{x['case']}/photos/{x['spare_photo']}", headers=h), {MGR}, 204),
     ("GET /v1/sightings", lambda c, h, x: c.get("/v1/sightings", headers=h), {INV}, 200),

@@ -27,6 +27,7 @@ from matcher.service import (
     case_photo_image,
     create_case,
     edit,
+    erase,
     read_case,
     remove_photo,
     update_case,
@@ -89,6 +90,16 @@ async def post_case_photo(
     metrics.case_photo_added(result)
     return CasePhotoReceipt(case_id=result.case_id, photo_id=result.photo_id, faces=[
         FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])
+
+
+@router.delete("/cases/{case_id}", status_code=204, response_class=Response)
+async def delete_case(
+    case_id: int, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
+) -> Response:
+    """Erases the case on request: out of matching at once; its rows, photos, vectors,
+    candidates and decisions are deleted, so no later reindex can bring it back."""
+    await worker(erase, matcher, case_id, actor)
+    return Response(status_code=204)
 
 
 @router.delete("/cases/{case_id}/photos/{photo_id}", status_code=204, response_class=Response)

@@ -1,0 +1,49 @@
+"""The server's housekeeping thread: compacts an index once removals have piled up (found
+cases, removed photos, purges leave tombstones) and applies the retention rule."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from matcher.service.context import Matcher
+from matcher.service.retention import purge_sightings
+
+log = logging.getLogger(__name__)
+
+
+def maintain(matcher: Matcher) -> None:
+    """One round: compaction where needed, then the retention purge."""
+    serving = matcher.serving
+    for name, index in (("case", serving.index), ("sighting", serving.sighting_index)):
+        if index.needs_rebuild:
+            log.info("compacting the %s index (%d faces, %d removed)", name, len(index),
+                     index.tombstone_count)
+            index.compact()  # built off the lock; searches go on meanwhile
+    days = matcher.settings.sighting_retention_days
+    if days is not None:
+        purge_sightings(matcher, days)
+
+
+class Maintenance:
+    """Runs `maintain` every `settings.maintenance_interval_s` until stopped."""
+
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.matcher.settings.maintenance_interval_s):
+            try:
+                maintain(self.matcher)
+            except Exception:  # housekeeping must never take the service down
+                log.exception("maintenance round failed; the next one retries")
