@@ -4,10 +4,11 @@
         [--sequential 40] [--repeats 3] [--json]
     .venv/bin/python scripts/bench_service.py --stages [--repeats 15]
 
-1. A throwaway data dir whose store holds --faces active case faces: synthetic cases (1-5
+1. A throwaway data dir whose store holds --faces synthetic active case faces (cases of 1-5
    photos of one face each; descriptors from matcher.index.synthetic, fitted to real dlib
-   descriptors of ../shared/data) bulk-inserted with SQLAlchemy core, and --people real cases
-   registered through the API with an LFW-dev photo each (their faces count in --faces).
+   descriptors of ../shared/data) bulk-inserted with SQLAlchemy core, so the server starts
+   with the index kind of that size; then --people real cases registered through the API with
+   an LFW-dev photo each.
 2. `matcher serve` in a subprocess (MATCHER_ADMIN_KEY set; other MATCHER_* settings come from
    this environment), /healthz awaited, keys created through POST /v1/keys.
 3. Sightings: 12 MP (4032x3024) JPEGs like a phone's (quality 92, 4:2:0, EXIF with camera model
@@ -356,17 +357,58 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def sequential(uploader: Uploader, count: int) -> tuple[dict[str, float], list[Upload]]:
+@dataclass
+class CpuMeter:
+    """CPU seconds used by the server, by this client and by everything else on the machine
+    (Linux /proc), so a run on a busy machine shows it: "others" should be near 0."""
+
+    server_pid: int
+    _start: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+    def _now(self) -> tuple[float, float, float, float]:
+        try:
+            tick = os.sysconf("SC_CLK_TCK")
+            fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            server = (int(fields[11]) + int(fields[12])) / tick
+            total = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            busy = (sum(total[:8]) - total[3] - total[4]) / tick  # all but idle and iowait
+        except (OSError, ValueError, IndexError):
+            return (float("nan"),) * 4
+        own = os.times()
+        return time.perf_counter(), server, own.user + own.system, busy
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> tuple[float, float, float, float]:
+        """(wall, server, client, machine) seconds since start()."""
+        end = self._now()
+        wall, server, client, busy = (b - a for a, b in zip(self._start, end, strict=True))
+        return wall, server, client, busy
+
+
+def cpu_figures(use: tuple[float, float, float, float], sightings: int) -> dict[str, float]:
+    wall, server, client, busy = use
+    return {"server_cpu_ms_per_sighting": 1000 * server / max(sightings, 1),
+            "server_cores": server / wall, "client_cores": client / wall,
+            "others_cores": max(0.0, busy - server - client) / wall}
+
+
+def sequential(
+    uploader: Uploader, count: int, meter: CpuMeter
+) -> tuple[dict[str, float], list[Upload]]:
     with httpx.Client(base_url=uploader.url, timeout=120) as client:
+        meter.start()
         uploads = [uploader.send(client) for _ in range(count)]
+        cpu = cpu_figures(meter.stop(), count)
     ms = [u.seconds * 1000 for u in uploads if u.status == 201]
     return {"uploads": count, "sightings_per_s": len(ms) / (sum(ms) / 1000),
             "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-            "non_201": sum(u.status != 201 for u in uploads)}, uploads
+            "non_201": sum(u.status != 201 for u in uploads), **cpu}, uploads
 
 
 def concurrent(
-    uploader: Uploader, clients: int, duration_s: float, warmup_s: float
+    uploader: Uploader, clients: int, duration_s: float, warmup_s: float, meter: CpuMeter
 ) -> tuple[dict[str, float], list[Upload]]:
     """`clients` threads upload back to back for warmup + duration seconds."""
     uploads: list[Upload] = []
@@ -384,16 +426,21 @@ def concurrent(
     threads = [threading.Thread(target=client_loop) for _ in range(clients)]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, measure_from - time.perf_counter()))
+    meter.start()
+    time.sleep(max(0.0, stop_at - time.perf_counter()))
+    use = meter.stop()
     for thread in threads:
         thread.join()
     window = [u for u in uploads
               if u.started >= measure_from and u.started + u.seconds <= stop_at]
     ms = [u.seconds * 1000 for u in window if u.status == 201]
     finished = [u for u in uploads if measure_from <= u.started + u.seconds <= stop_at]
+    cpu = cpu_figures(use, len(finished))
     return {"clients": clients, "duration_s": duration_s, "uploads": len(uploads),
             "sightings_per_s": sum(u.status == 201 for u in finished) / duration_s,
             "p50_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99),
-            "non_201": sum(u.status != 201 for u in uploads)}, uploads
+            "non_201": sum(u.status != 201 for u in uploads), **cpu}, uploads
 
 
 def verify(url: str, investigator: str, uploads: list[Upload], top_k: int) -> dict[str, Any]:
@@ -498,7 +545,8 @@ def median_report(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--faces", type=int, default=100_000, help="active case faces")
+    parser.add_argument("--faces", type=int, default=100_000,
+                        help="synthetic active case faces (the --people real ones come on top)")
     parser.add_argument("--people", type=int, default=8,
                         help="real cases (LFW-dev people) whose other photos are the sightings")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
@@ -544,7 +592,7 @@ def run_service(args: argparse.Namespace, people: list[Person], work: Path,
     settings = Settings(data_dir=work)
     step = time.perf_counter()
     model, model_id = fit_face_model(args.data, args.descriptors)
-    n_synthetic = max(0, args.faces - args.people)
+    n_synthetic = args.faces
     cases = fill_store(settings, n_synthetic, model, model_id, seed=0)
     log(f"store filled: {n_synthetic} synthetic faces of {cases} cases "
         f"({time.perf_counter() - step:.0f} s)")
@@ -562,15 +610,16 @@ def run_service(args: argparse.Namespace, people: list[Person], work: Path,
             investigator = create_key(client, admin, "investigator")
             photos = planted_photos(client, manager, people, args)
         uploader = Uploader(server.url, tip, photos)
+        meter = CpuMeter(server.process.pid)
         with httpx.Client(base_url=server.url, timeout=120) as client:  # warm-up, one each
             warm = [uploader.send(client, photo) for photo in photos]
         runs_seq, runs_con, uploads = [], [], list(warm)
         for repeat in range(args.repeats):
-            figures, done = sequential(uploader, args.sequential)
+            figures, done = sequential(uploader, args.sequential, meter)
             runs_seq.append(figures)
             uploads += done
             log(f"run {repeat + 1}: sequential {figures}")
-            figures, done = concurrent(uploader, args.clients, args.duration, args.warmup)
+            figures, done = concurrent(uploader, args.clients, args.duration, args.warmup, meter)
             runs_con.append(figures)
             uploads += done
             log(f"run {repeat + 1}: concurrent {figures}")
@@ -628,16 +677,19 @@ def table(report: dict[str, Any]) -> str:
     seq, con = report["sequential"], report["concurrent"]
     lines += [
         f"{report['faces']} case faces of {report['cases']} cases; {report['photo']}",
-        f"medians of {report['repeats']} runs",
-        "phase                        sightings/s   p50 ms   p99 ms   non-201",
-        f"sequential ({seq['uploads']:.0f} uploads)      {seq['sightings_per_s']:11.2f} "
-        f"{seq['p50_ms']:8.0f} {seq['p99_ms']:8.0f} {seq['non_201']:9.0f}",
-        f"{con['clients']:.0f} clients x {con['duration_s']:.0f} s"
-        f"{'':13}{con['sightings_per_s']:11.2f} {con['p50_ms']:8.0f} {con['p99_ms']:8.0f} "
-        f"{con['non_201']:9.0f}",
-        f"checked: {report['acknowledged']} acknowledged, {report['stored']} stored, planted "
-        f"person first {report['planted_first']:.3f}, problems: {len(report['problems'])}",
+        f"medians of {report['repeats']} runs; CPU in cores busy (others: not this benchmark)",
+        "phase                 sightings/s  p50 ms  p99 ms  non-201  server CPU ms/sighting"
+        "  server  client  others",
     ]
+    for name, row in ((f"sequential x {seq['uploads']:.0f}", seq),
+                      (f"{con['clients']:.0f} clients x {con['duration_s']:.0f} s", con)):
+        lines.append(f"{name:21} {row['sightings_per_s']:11.2f} {row['p50_ms']:7.0f} "
+                     f"{row['p99_ms']:7.0f} {row['non_201']:8.0f} "
+                     f"{row['server_cpu_ms_per_sighting']:22.0f} {row['server_cores']:7.2f} "
+                     f"{row['client_cores']:7.2f} {row['others_cores']:7.2f}")
+    lines.append(f"checked: {report['acknowledged']} acknowledged, {report['stored']} stored, "
+                 f"planted person first {report['planted_first']:.3f}, "
+                 f"problems: {len(report['problems'])}")
     lines += [f"  {problem}" for problem in report["problems"][:20]]
     return "\n".join(lines)
 

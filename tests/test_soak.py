@@ -22,6 +22,7 @@ import httpx
 import numpy as np
 import pytest
 
+from matcher.config import Settings
 from matcher.store import Role
 from tests.api.builders import case_body
 from tests.data import Photo, lfw_photos, require_test_data, sample
@@ -95,13 +96,14 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {p50:.0f} / p95 {p95:.0f} / p99 {p99:.0f} ms (n={len(values)})"
 
 
-def test_soak(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_soak(settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     require_test_data()
     seconds = float(os.environ.get("MATCHER_SOAK_SECONDS", "20"))
     photos = lfw_photos()
     cases, uploads = sample(photos, CASES, seed=1), sample(photos, 200, seed=2)
-    server = LiveServer(tmp_path / "data", tip_rate_per_minute="1000000",
-                        tip_burst="1000000")
+    # The session's converted weights when another test loaded them already.
+    server = LiveServer(tmp_path / "data", cache_from=settings.cache_dir,
+                        tip_rate_per_minute="1000000", tip_burst="1000000")
     with server:
         server.start()
         manager = server.new_key(Role.CASE_MANAGER, "desk")

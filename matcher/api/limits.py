@@ -146,10 +146,10 @@ class TipRateLimiter:
         self.rate = per_minute / 60.0
         self.burst = float(burst)
         self.clock = clock
-        self._buckets: dict[int, _Bucket] = {}
+        self._buckets: dict[int | None, _Bucket] = {}
         self._lock = threading.Lock()
 
-    def take(self, key_id: int) -> float:
+    def take(self, key_id: int | None) -> float:
         """Takes a token: 0.0 when there was one, else the seconds until there is one."""
         now = self.clock()
         with self._lock:

@@ -663,9 +663,11 @@ def huge_junk_key(m: Materials) -> Probe:
 CASE = {"category": "child", "name": "Ada", "age_when_missing": 8, "missing_since": "2020-05-01"}
 
 
-def case_json(status: int, error: str, **body: Any) -> Probe:
-    extra = {"headers": {"Content-Type": "application/json"}} if "content" in body else {}
-    return Probe("POST", "/v1/cases", status, error, role=Role.CASE_MANAGER, **body, **extra)
+def case_json(status: int, error: str, *, content: bytes | None = None,
+              json: Any = None) -> Probe:
+    headers = {"Content-Type": "application/json"} if content is not None else {}
+    return Probe("POST", "/v1/cases", status, error, role=Role.CASE_MANAGER, content=content,
+                 json=json, headers=headers)
 
 
 @probe

@@ -8,6 +8,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -63,14 +64,14 @@ def snapshot(client: TestClient) -> tuple[dict[str, int], set[Path]]:
     return rows, files
 
 
-def send(client: TestClient, keys: dict[Role, str], probe: hostile.Probe) -> object:
+def send(client: TestClient, keys: dict[Role, str], probe: hostile.Probe) -> httpx.Response:
     headers = {**(auth(keys[probe.role]) if probe.role is not None else {}), **probe.headers}
-    content: object = probe.content
-    if probe.chunked and probe.content is not None:
+    content: bytes | Iterator[bytes] | None = probe.content
+    if probe.chunked and probe.content is not None:  # an iterator: no Content-Length
         data = probe.content
         content = (data[i: i + 65536] for i in range(0, len(data), 65536))
     return client.request(probe.method, probe.url, files=probe.files, data=probe.data,
-                          content=content, json=probe.json, headers=headers)  # type: ignore[arg-type]
+                          content=content, json=probe.json, headers=headers)
 
 
 @pytest.mark.parametrize("name", list(hostile.BUILDERS))
@@ -81,15 +82,15 @@ def test_hostile_input(
     probe = hostile.BUILDERS[name](materials)
     before_rows, before_files = snapshot(client)
     response = send(client, keys, probe)
-    assert response.status_code == probe.status, response.text[:800]  # type: ignore[attr-defined]
+    assert response.status_code == probe.status, response.text[:800]
     after_rows, after_files = snapshot(client)
     if probe.status >= 400:
-        body = response.json()  # type: ignore[attr-defined]
+        body = response.json()
         assert set(body) == {"error", "detail"} and body["detail"], body
         assert body["error"] == probe.error, body
         assert (after_rows, after_files) == (before_rows, before_files)
     else:
-        check_stored(client, keys, probe, response.json(), before_rows, after_rows,  # type: ignore[attr-defined]
+        check_stored(client, keys, probe, response.json(), before_rows, after_rows,
                      after_files - before_files)
     assert client.get("/healthz").status_code == 200  # still serving
     matcher = matcher_of(client)

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import hypothesis
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.python.asgi import shutdown_lifespans
 
 from matcher.api import create_app
@@ -76,6 +78,8 @@ def test_no_generated_request_gets_a_server_error(
         failures: list[str] = []
         start, sent = time.monotonic(), 0
         for result in schema.get_all_operations():
+            if not isinstance(result, Ok):
+                pytest.fail(f"schemathesis cannot read an operation: {result.err()}")
             operation = result.ok()
             for role in Role:
                 for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
