@@ -106,6 +106,7 @@ def add_photo(
             matcher.index.add(np.asarray(face_ids, dtype=np.int64),
                               np.full(len(face_ids), case_id, dtype=np.int64),
                               face_ops.vectors(found))
+            matcher.case_faces_added += len(face_ids)
             retro_match(matcher, case_id, face_ids, face_ops.vectors(found))  # earlier sightings
     log.info("case %d: photo %d, %d faces indexed", case_id, photo_id,
              len(face_ids) if active else 0)
@@ -181,6 +182,7 @@ def update_case(
                      removed)
         elif now_active and not was_active:
             matcher.rebuild_index()
+            matcher.case_faces_added += 1  # sightings searched meanwhile search again
     return case
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 
+from matcher.index import OwnerHits
 from matcher.service import faces as face_ops
 from matcher.service.confidence import case_thresholds
 from matcher.service.context import Matcher, holds_model
@@ -57,8 +58,10 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
     image = face_ops.decode(matcher, data)
     found = face_ops.detect(matcher, image)
     fit = [i for i, face in enumerate(found) if face.quality.fit]
+    vectors = face_ops.vectors([found[i] for i in fit])
     k = matcher.settings.match_top_k
-    hits = matcher.index.search(face_ops.vectors([found[i] for i in fit]), k=k) if fit else None
+    searched_at = matcher.case_faces_added
+    hits = matcher.index.search(vectors, k=k) if fit else None
     with matcher.sessions() as session, photo_transaction(
         session, matcher.settings.data_dir, matcher.settings.max_image_pixels
     ) as photos:
@@ -67,37 +70,45 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
         # transaction (SQLite's write lock held) it deadlocked with an add_photo waiting for
         # that write lock under the case lock, until the busy timeout failed one of them.
         # Under it, a case closed after the search above cannot get a candidate: either its
-        # closing commits first and `matchable` drops it, or ours does.
+        # closing commits first and `matchable` drops it, or ours does. And a case photo
+        # added since the search cannot be missed: then we search again (its own search of
+        # the sighting index could not see us yet; we join that index under this lock).
         with matcher.case_lock:
+            if fit and matcher.case_faces_added != searched_at:
+                hits = matcher.index.search(vectors, k=k)
             sighting = create_sighting(
                 session, new, stored, face_ops.new_faces(found, matcher.model_id)
             )
-            rows: list[NewCandidate] = []
-            if hits is not None:
-                for query, i in enumerate(fit):
-                    face_id = sighting.faces[i].id
-                    for rank in range(k):
-                        case_id = int(hits.owners[query, rank])
-                        if case_id < 0:
-                            break
-                        rows.append(NewCandidate(
-                            sighting_face_id=face_id, case_id=case_id,
-                            case_face_id=int(hits.face_ids[query, rank]),
-                            distance=float(hits.distances[query, rank]), rank=rank + 1,
-                            model_id=matcher.model_id, threshold=matcher.settings.match_threshold,
-                        ))
-            rows = matchable(session, rows)
+            face_ids = [sighting.faces[i].id for i in fit]
+            rows = matchable(session, _candidates(matcher, face_ids, hits))
             thresholds = case_thresholds(matcher, session, {row.case_id for row in rows})
             rows = [replace(row, threshold=thresholds[row.case_id]) for row in rows]
             add_candidates(session, rows)
             session.commit()
+            index_sighting(matcher, sighting.id, face_ids, vectors)  # committed: retro-matchable
         sighting_id = sighting.id
-    index_sighting(matcher, sighting_id, [sighting.faces[i].id for i in fit],
-                   face_ops.vectors([found[i] for i in fit]))  # committed: retro-matchable
     best = min((row.distance for row in rows), default=None)
     log.info("sighting %d: %d faces, %d fit, %d candidates, best distance %s", sighting_id,
              len(found), len(fit), len(rows), f"{best:.3f}" if best is not None else "-")
     return SightingResult(sighting_id, face_ops.feedback(found), len(rows))
+
+
+def _candidates(matcher: Matcher, face_ids: list[int], hits: OwnerHits | None
+                ) -> list[NewCandidate]:
+    """The top-k cases of each searched face, in search order (threshold set by the caller)."""
+    rows: list[NewCandidate] = []
+    if hits is None:
+        return rows
+    for query, face_id in enumerate(face_ids):
+        for rank, case_id in enumerate(hits.owners[query].tolist(), start=1):
+            if case_id < 0:
+                break
+            rows.append(NewCandidate(
+                sighting_face_id=face_id, case_id=case_id,
+                case_face_id=int(hits.face_ids[query, rank - 1]),
+                distance=float(hits.distances[query, rank - 1]), rank=rank,
+                model_id=matcher.model_id, threshold=matcher.settings.match_threshold))
+    return rows
 
 
 def sighting_candidates(
