@@ -117,17 +117,36 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write cmc.png, by_age_gap.png here.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where the weight cache lives.")] = None,
+    case_photos: Annotated[str, typer.Option(
+        help="youngest: one photo per case (the protocol); all: every photo up to age 12, "
+             "sightings after the newest; newest: only that newest photo, same sightings.")]
+    = "youngest",
+    embedder: Annotated[str | None, typer.Option(
+        help="dlib, sface or dlib+sface; default MATCHER_EMBEDDER.")] = None,
+    flip: Annotated[bool | None, typer.Option(
+        "--flip/--no-flip", help="Average with the mirrored face; default MATCHER_EMBED_FLIP.")]
+    = None,
 ) -> None:
     """Cross-age identification accuracy (protocol of ../shared/data/README.md)."""
     from matcher.embed import load_pipeline
     from matcher.eval.crossage import evaluate, write_plots
     from matcher.eval.manifest import ManifestError, read_manifest
-    from matcher.eval.protocol import build_protocol
+    from matcher.eval.protocol import CASE_PHOTOS, build_protocol
 
-    settings = _settings(data_dir)
+    changes = {k: v for k, v in {"embedder": embedder, "embed_flip": flip}.items()
+               if v is not None}
+    try:
+        settings = Settings.model_validate(_settings(data_dir, **changes).model_dump())
+    except ValueError as exc:  # an unknown embedder, or one the detector cannot serve
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    if case_photos not in CASE_PHOTOS:
+        typer.echo(f"error: --case-photos must be one of {', '.join(CASE_PHOTOS)}", err=True)
+        raise typer.Exit(code=2)
     try:
         protocol = build_protocol(
-            read_manifest(cross_age, require_age=True), read_manifest(distractors)
+            read_manifest(cross_age, require_age=True), read_manifest(distractors),
+            case_photos,  # type: ignore[arg-type]  # checked against CASE_PHOTOS above
         )
     except ManifestError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -139,7 +158,7 @@ def eval_command(
         if done == total or done // step != (done - settings.detect_batch_size) // step:
             typer.echo(f"embedding photos: {done}/{total}", err=True)
 
-    report = evaluate(protocol, pipeline, settings, progress)
+    report = evaluate(protocol, pipeline, settings, progress, case_photos)
     if plot is not None:
         for path in write_plots(report, plot):
             typer.echo(f"wrote {path}", err=True)
@@ -147,8 +166,10 @@ def eval_command(
         typer.echo(json.dumps(report.as_dict()))
         return
     counts = report.counts
+    typer.echo(f"model {report.model_id}, case photos: {case_photos}")
     typer.echo(f"{counts['sightings']} sightings of {counts['sighting_people']} people; "
-               f"{counts['cases']} cases among {counts['gallery']} gallery faces; "
+               f"{counts['cases']} cases ({counts['case_photos']} photos) among "
+               f"{counts['gallery']} gallery faces; "
                f"{counts['non_mated']} non-mated searches")
     typer.echo(f"faces not found: gallery {counts['faces_not_found_gallery']}, sightings "
                f"{counts['faces_not_found_sightings']}, non-mated "

@@ -34,12 +34,15 @@ class CrossAgeReport:
     by_gap: dict[str, dict[str, float | int]]
     counts: dict[str, int]
     cmc: list[float] = field(default_factory=list)  # identification rate at ranks 1..TOP_K
+    model_id: str = ""  # the descriptor measured
+    case_photos: str = "youngest"  # the protocol variant (matcher.eval.protocol.CASE_PHOTOS)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rank1": self.rank1, "rank10": self.rank10,
             "tpir_at_fpir_1pct": self.tpir_at_fpir_1pct, "threshold": self.threshold,
             "by_gap": self.by_gap, "counts": self.counts, "cmc": self.cmc,
+            "model_id": self.model_id, "case_photos": self.case_photos,
         }
 
 
@@ -79,7 +82,10 @@ def evaluate(
     pipeline: FacePipeline,
     settings: Settings,
     progress: Progress | None = None,
+    case_photos: str = "youngest",
 ) -> CrossAgeReport:
+    """Every photo through the pipeline, the gallery into the index (a case with several
+    photos ranks by its best face, the index's fusion), the searches against it."""
     photos = protocol.gallery + [s.photo for s in protocol.sightings] + protocol.probes
     vectors = embed_largest_faces(pipeline, photos, progress)
     gallery_n, sighting_n = len(protocol.gallery), len(protocol.sightings)
@@ -110,7 +116,8 @@ def evaluate(
     counts = {
         "sightings": sighting_n,
         "sighting_people": len({s.case for s in protocol.sightings}),
-        "cases": len(protocol.cases),
+        "cases": protocol.case_people,
+        "case_photos": len(protocol.cases),
         "gallery": len(kept),
         "non_mated": len(protocol.probes),
         "faces_not_found_gallery": gallery_n - len(kept),
@@ -119,7 +126,7 @@ def evaluate(
     }
     return CrossAgeReport(
         overall.rank1, overall.rank10, overall.tpir_at_fpir_1pct, threshold, by_gap, counts,
-        cmc(ranks, TOP_K).tolist(),
+        cmc(ranks, TOP_K).tolist(), pipeline.model_id, case_photos,
     )
 
 

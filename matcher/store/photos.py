@@ -15,11 +15,13 @@ import hashlib
 import io
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
@@ -81,9 +83,21 @@ def encode_jpeg(image: NDArray[np.uint8] | bytes, max_pixels: int = DEFAULT_MAX_
             raise UnsupportedPhoto(f"photo of {pixels.shape[1]}x{pixels.shape[0]} px is too large")
     # A fresh image from bare pixels carries no info dict: nothing to leak into the file.
     clean = Image.fromarray(np.ascontiguousarray(pixels), mode="RGB")
-    out = io.BytesIO()
-    clean.save(out, format="JPEG", quality=JPEG_QUALITY)
-    return out.getvalue()
+    # Into a file, not a BytesIO: PIL releases the GIL while it encodes to a file descriptor,
+    # but holds it throughout for a BytesIO, so two workers' re-encodes ran one at a time.
+    with _scratch_file() as out:
+        clean.save(out, format="JPEG", quality=JPEG_QUALITY)
+        out.seek(0)
+        return out.read()
+
+
+def _scratch_file() -> BinaryIO:
+    """An anonymous file: in memory where the OS offers it (Linux memfd), else an unlinked
+    temporary file."""
+    try:
+        return open(os.memfd_create("matcher-jpeg"), "w+b")
+    except (AttributeError, OSError):  # not Linux, or a sandbox that forbids memfd
+        return tempfile.TemporaryFile()
 
 
 @dataclass(frozen=True)

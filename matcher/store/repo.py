@@ -392,7 +392,7 @@ def set_candidate_status(
 
 def _active_case_faces(model_id: str) -> Any:
     return (
-        select(Face.id, CasePhoto.case_id, FaceVector.descriptor, FaceVector.dim)
+        select(Face.id, CasePhoto.case_id.label("owner"), FaceVector.descriptor, FaceVector.dim)
         .join(FaceVector, FaceVector.face_id == Face.id)
         .join(CasePhoto, Face.case_photo_id == CasePhoto.id)
         .join(Case, CasePhoto.case_id == Case.id)
@@ -406,23 +406,29 @@ def active_case_face_rows(
     """(face ids, case ids, vectors) of every face of every active case, by face id, in batches.
 
     The store is the truth: this is what FaceIndex.rebuild reads at start-up. Faces of other
-    models and of found or closed cases are left out. Keyset pagination keeps memory flat.
+    models and of found or closed cases are left out.
     """
+    return face_row_batches(session, _active_case_faces(model_id), model_id, batch_size)
+
+
+def face_row_batches(
+    session: Session, query: Any, model_id: str, batch_size: int = 10_000
+) -> Iterator[FaceRowBatch]:
+    """(face ids, owner ids, vectors) batches of a query selecting Face.id, an `owner` column,
+    FaceVector.descriptor and FaceVector.dim; keyset pagination on the face id keeps memory
+    flat whatever the collection's size."""
     after = 0
     while True:
-        rows = session.execute(
-            _active_case_faces(model_id).where(Face.id > after).order_by(Face.id)
-            .limit(batch_size)
-        ).all()
+        rows = session.execute(query.where(Face.id > after).order_by(Face.id).limit(batch_size)
+                               ).all()
         if not rows:
             return
         dims = {row.dim for row in rows}
         if len(dims) != 1:
             raise InvalidRecord(f"faces of {model_id} have several dimensions: {sorted(dims)}")
         ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
-        owners = np.fromiter((row.case_id for row in rows), dtype=np.int64, count=len(rows))
-        vectors = descriptors_from_bytes([row.descriptor for row in rows], dims.pop())
-        yield ids, owners, vectors
+        owners = np.fromiter((row.owner for row in rows), dtype=np.int64, count=len(rows))
+        yield ids, owners, descriptors_from_bytes([row.descriptor for row in rows], dims.pop())
         after = int(ids[-1])
 
 

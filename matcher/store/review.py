@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
@@ -31,10 +30,9 @@ from matcher.store.models import (
     FaceVector,
     Sighting,
     Verdict,
-    descriptors_from_bytes,
     utcnow,
 )
-from matcher.store.repo import FaceRowBatch
+from matcher.store.repo import FaceRowBatch, face_row_batches
 
 EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
 NOTE_MAX = 2000
@@ -53,26 +51,14 @@ def sighting_face_rows(
     """(face ids, sighting ids, vectors) of every fit sighting face of the model, by face id.
 
     What the sighting index (retro-matching, sighting links) is rebuilt from at start-up.
-    Unfit faces are left out, as they are out of matching. Keyset pagination keeps memory flat.
+    Unfit faces are left out, as they are out of matching.
     """
-    after = 0
-    while True:
-        rows = session.execute(
-            select(Face.id, Face.sighting_id, FaceVector.descriptor, FaceVector.dim)
-            .join(FaceVector, FaceVector.face_id == Face.id)
-            .where(FaceVector.model_id == model_id, Face.sighting_id.is_not(None), Face.fit,
-                   Face.id > after)
-            .order_by(Face.id).limit(batch_size)
-        ).all()
-        if not rows:
-            return
-        dims = {row.dim for row in rows}
-        if len(dims) != 1:
-            raise InvalidRecord(f"faces of {model_id} have several dimensions: {sorted(dims)}")
-        ids = np.fromiter((row.id for row in rows), dtype=np.int64, count=len(rows))
-        owners = np.fromiter((row.sighting_id for row in rows), dtype=np.int64, count=len(rows))
-        yield ids, owners, descriptors_from_bytes([row.descriptor for row in rows], dims.pop())
-        after = int(ids[-1])
+    query = (
+        select(Face.id, Face.sighting_id.label("owner"), FaceVector.descriptor, FaceVector.dim)
+        .join(FaceVector, FaceVector.face_id == Face.id)
+        .where(FaceVector.model_id == model_id, Face.sighting_id.is_not(None), Face.fit)
+    )
+    return face_row_batches(session, query, model_id, batch_size)
 
 
 def fit_sighting_faces(session: Session, sighting_id: int, model_id: str) -> list[Face]:
