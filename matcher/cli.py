@@ -133,10 +133,10 @@ def eval_command(
     from matcher.eval.manifest import ManifestError, read_manifest
     from matcher.eval.protocol import CASE_PHOTOS, build_protocol
 
-    changes = {k: v for k, v in {"embedder": embedder, "embed_flip": flip}.items()
-               if v is not None}
-    try:
-        settings = Settings.model_validate(_settings(data_dir, **changes).model_dump())
+    changes: dict[str, Any] = {k: v for k, v in {
+        "embedder": embedder, "embed_flip": flip, "data_dir": data_dir}.items() if v is not None}
+    try:  # the command line over the environment, validated together
+        settings = Settings(**changes)
     except ValueError as exc:  # an unknown embedder, or one the detector cannot serve
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
@@ -146,7 +146,7 @@ def eval_command(
     try:
         protocol = build_protocol(
             read_manifest(cross_age, require_age=True), read_manifest(distractors),
-            case_photos,  # type: ignore[arg-type]  # checked against CASE_PHOTOS above
+            case_photos,  # checked against CASE_PHOTOS above
         )
     except ManifestError as exc:
         typer.echo(f"error: {exc}", err=True)

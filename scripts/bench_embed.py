@@ -171,7 +171,8 @@ def main() -> None:
         os.environ.get("MATCHER_TEST_DATA", REPO.parent / "shared" / "data")))
     args = parser.parse_args()
 
-    settings = Settings(data_dir=REPO / "bench-out", threads=args.threads)
+    # dlib's model: the figures compare the port with dlib itself.
+    settings = Settings(data_dir=REPO / "bench-out", threads=args.threads, embedder="dlib")
     pipeline = load_pipeline(settings)
     mmod = MMODDetector.load(settings.cache_dir)
     images = [read(p) for p in lfw_paths(args.data, 64)]

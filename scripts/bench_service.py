@@ -5,10 +5,10 @@
     .venv/bin/python scripts/bench_service.py --stages [--repeats 15]
 
 1. A throwaway data dir whose store holds --faces synthetic active case faces (cases of 1-5
-   photos of one face each; descriptors from matcher.index.synthetic, fitted to real dlib
-   descriptors of ../shared/data) bulk-inserted with SQLAlchemy core, so the server starts
-   with the index kind of that size; then --people real cases registered through the API with
-   an LFW-dev photo each.
+   photos of one face each; descriptors from matcher.index.synthetic, fitted to real
+   descriptors of ../shared/data from the serving model) bulk-inserted with SQLAlchemy core,
+   so the server starts with the index kind of that size; then --people real cases
+   registered through the API with an LFW-dev photo each.
 2. `matcher serve` in a subprocess (MATCHER_ADMIN_KEY set; other MATCHER_* settings come from
    this environment), /healthz awaited, keys created through POST /v1/keys.
 3. Sightings: 12 MP (4032x3024) JPEGs like a phone's (quality 92, 4:2:0, EXIF with camera model
@@ -43,6 +43,7 @@ import platform
 import re
 import secrets
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -188,11 +189,28 @@ def phone_jpeg(person: Person, seed: int, orientation: int = 1) -> PhoneJpeg:
 # --- the store -------------------------------------------------------------------------------
 
 
-def fit_face_model(data: Path, descriptors: Path) -> tuple[synthetic.FaceModel, str]:
-    """The synthetic face model, fitted to real descriptors, and the model id they came from."""
+def serving_model_id() -> str:
+    """The model id the server will run with this environment's MATCHER_* settings."""
+    from matcher.embed import load_pipeline
+
+    return load_pipeline(Settings(data_dir=REPO / "bench-out")).model_id
+
+
+def fit_face_model(data: Path, descriptors: Path | None) -> tuple[synthetic.FaceModel, str]:
+    """The synthetic face model, fitted to real descriptors of the serving model, and its id.
+
+    The real descriptors (one per photo of lfw-dev and fgnet-dev) are computed once per model
+    and cached under bench-out/ (dlib's in bench-out/descriptors.npz, shared with
+    scripts/bench_index.py).
+    """
+    if descriptors is None:
+        model_id = serving_model_id()
+        name = "descriptors.npz" if model_id == "dlib-resnet-v1" else f"descriptors-{model_id}.npz"
+        descriptors = REPO / "bench-out" / name
     if not descriptors.is_file():
         from bench_index import compute_descriptors  # scripts/ is on sys.path when run
 
+        log(f"computing real descriptors for the synthetic faces into {descriptors}")
         compute_descriptors(data, descriptors, Settings(data_dir=REPO / "bench-out"))
     with np.load(descriptors, allow_pickle=False) as cached:
         return synthetic.fit(cached["vectors"], cached["identities"]), str(cached["model_id"])
@@ -277,17 +295,21 @@ def start_server(data_dir: Path, admin_key: str, timeout_s: float = 600.0) -> Se
             stdout=out, stderr=subprocess.STDOUT, env=env)
     server = Server(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited ({process.returncode}):\n{log.read_text()}")
-        try:
-            if httpx.get(server.url + "/healthz", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    server.stop()
-    raise RuntimeError(f"the server did not answer /healthz within {timeout_s} s")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited ({process.returncode}):\n"
+                                   f"{log.read_text()}")
+            try:
+                if httpx.get(server.url + "/healthz", timeout=2).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the server did not answer /healthz within {timeout_s} s")
+    except BaseException:
+        server.stop()
+        raise
 
 
 def auth(key: str) -> dict[str, str]:
@@ -362,14 +384,17 @@ class CpuMeter:
     """CPU seconds used by the server, by this client and by everything else on the machine
     (Linux /proc), so a run on a busy machine shows it: "others" should be near 0."""
 
-    server_pid: int
+    server_pid: int | None  # None: this process is the server (in-process stages)
     _start: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
     def _now(self) -> tuple[float, float, float, float]:
         try:
             tick = os.sysconf("SC_CLK_TCK")
-            fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
-            server = (int(fields[11]) + int(fields[12])) / tick
+            server = 0.0
+            if self.server_pid is not None:
+                stat = Path(f"/proc/{self.server_pid}/stat").read_text()
+                fields = stat.rsplit(")", 1)[1].split()
+                server = (int(fields[11]) + int(fields[12])) / tick
             total = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
             busy = (sum(total[:8]) - total[3] - total[4]) / tick  # all but idle and iowait
         except (OSError, ValueError, IndexError):
@@ -487,7 +512,9 @@ def stored_sightings(settings: Settings) -> int:
 # --- in-process stages -----------------------------------------------------------------------
 
 
-def stages(photos: list[PhoneJpeg], repeats: int, work: Path) -> dict[str, float]:
+def stages(
+    photos: list[PhoneJpeg], repeats: int, work: Path
+) -> tuple[dict[str, float], dict[str, float]]:
     """Median ms per stage, single stream, each call on an upload nobody decoded before."""
     from matcher.embed import load_pipeline
     from matcher.embed.image import load_image
@@ -505,7 +532,10 @@ def stages(photos: list[PhoneJpeg], repeats: int, work: Path) -> dict[str, float
         times.setdefault(name, []).append((time.perf_counter() - start) * 1000)
         return result
 
+    meter = CpuMeter(None)
     for number in range(repeats + 1):  # the first round warms up and is dropped
+        if number == 1:
+            meter.start()
         data = photos[number % len(photos)].variant(number)
         image = timed("decode (load_image)", decode, data)
         timed("detect + embed (pipeline.process)", pipeline.process, [image])
@@ -513,7 +543,9 @@ def stages(photos: list[PhoneJpeg], repeats: int, work: Path) -> dict[str, float
         timed("store_photo (re-encode, hash, fsynced write)", store_photo, work, image)
         if number == 0:
             times.clear()
-    return {name: statistics.median(values) for name, values in times.items()}
+    wall, _, own, busy = meter.stop()
+    return {name: statistics.median(values) for name, values in times.items()}, {
+        "own_cores": own / wall, "others_cores": max(0.0, busy - own) / wall}
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -561,10 +593,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the data dir")
     parser.add_argument("--work", type=Path, help="where the throwaway data dir goes")
-    parser.add_argument("--descriptors", type=Path, default=REPO / "bench-out/descriptors.npz")
+    parser.add_argument("--descriptors", type=Path, help="real descriptors (.npz: vectors, "
+                        "identities, model_id) of the serving model; default: computed once "
+                        "into bench-out/")
     parser.add_argument("--data", type=Path, default=Path(
         os.environ.get("MATCHER_TEST_DATA", REPO.parent / "shared" / "data")))
     args = parser.parse_args(argv)
+    # A terminated benchmark unwinds like an interrupted one: the server stops, the dir goes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     settings = Settings()  # what the server will read from the environment
     about = machine(str(settings.threads), str(settings.workers))
     print(about, file=sys.stderr)
@@ -574,8 +610,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.stages:
             photos = [phone_jpeg(p, seed, args.orientation)
                       for seed, p in enumerate(people[: args.people])]
+            times, cpu = stages(photos, args.repeats, work)
             report: dict[str, Any] = {"machine": about, "repeats": args.repeats,
-                                      "stages_ms": stages(photos, args.repeats, work)}
+                                      "stages_ms": times, "cpu": cpu}
         else:
             report = run_service(args, people, work, about)
     finally:
@@ -590,8 +627,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_service(args: argparse.Namespace, people: list[Person], work: Path,
                 about: str) -> dict[str, Any]:
     settings = Settings(data_dir=work)
-    step = time.perf_counter()
     model, model_id = fit_face_model(args.data, args.descriptors)
+    step = time.perf_counter()
     n_synthetic = args.faces
     cases = fill_store(settings, n_synthetic, model, model_id, seed=0)
     log(f"store filled: {n_synthetic} synthetic faces of {cases} cases "
@@ -632,7 +669,8 @@ def run_service(args: argparse.Namespace, people: list[Person], work: Path,
     finally:
         server.stop()
     return {
-        "machine": about, "faces": n_synthetic + len(photos), "cases": cases + len(photos),
+        "machine": about, "model_id": model_id, "faces": n_synthetic + len(photos),
+        "cases": cases + len(photos),
         "photo": photo_summary(photos, args.orientation), "repeats": args.repeats,
         "sequential": median_report(runs_seq), "concurrent": median_report(runs_con),
         "runs": {"sequential": runs_seq, "concurrent": runs_con},
@@ -673,10 +711,13 @@ def table(report: dict[str, Any]) -> str:
     if "stages_ms" in report:
         lines.append(f"in-process stages, single stream, median of {report['repeats']} (ms):")
         lines += [f"  {name:46} {ms:8.1f}" for name, ms in report["stages_ms"].items()]
+        lines.append("cores busy: this process {own_cores:.2f}, others {others_cores:.2f}"
+                     .format(**report["cpu"]))
         return "\n".join(lines)
     seq, con = report["sequential"], report["concurrent"]
     lines += [
-        f"{report['faces']} case faces of {report['cases']} cases; {report['photo']}",
+        f"model {report['model_id']}; {report['faces']} case faces of {report['cases']} cases",
+        report["photo"],
         f"medians of {report['repeats']} runs; CPU in cores busy (others: not this benchmark)",
         "phase                 sightings/s  p50 ms  p99 ms  non-201  server CPU ms/sighting"
         "  server  client  others",

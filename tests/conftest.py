@@ -21,6 +21,12 @@ from tests.store.postgres import throwaway_server
 def pytest_configure(config: pytest.Config) -> None:
     # Two cores in CI: oversubscribed threads slow torch down many times, so pin them.
     torch.set_num_threads(int(os.environ.get("MATCHER_THREADS", "2")))
+    # The service, store, API and CLI tests (and the servers and commands they start, which
+    # inherit the environment) were written for dlib's model: its 128-d vectors, its distances
+    # and its speed. The production default is the dlib+sface ensemble; tests of accuracy and
+    # of the embedders name their model (tests/eval/test_crossage.py, tests/embed). Run the
+    # suite on another model with MATCHER_EMBEDDER=... set outside.
+    os.environ.setdefault("MATCHER_EMBEDDER", "dlib")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import torch
 
 from matcher.config import Settings
 from matcher.embed.detector import Detector, get_detector
-from matcher.embed.embedder import Embedder, get_embedder, torch_device
+from matcher.embed.embedder import AlignedFaces, Embedder, get_embedder, torch_device
 from matcher.embed.image import resize_for_detection
 from matcher.embed.quality import quality_from, sharpness_batch
 from matcher.embed.types import Detection, Face, Image
@@ -69,11 +69,12 @@ class FacePipeline:
 
     def process(self, images: Sequence[Image]) -> list[list[Face]]:
         """Every face of every image, with quality and descriptor; one network pass for all."""
-        aligned, embedder_input = [], []
+        aligned: list[_Aligned] = []
+        embedder_input: list[AlignedFaces] = []
         for image, detections in zip(images, self.detect(images), strict=True):
-            faces = self.embedder.align(image, detections, self.detector)
-            aligned.append(_Aligned(detections, faces.landmarks, faces.chips[0]))
-            embedder_input.append(faces)
+            prepared = self.embedder.align(image, detections, self.detector)
+            aligned.append(_Aligned(detections, prepared.landmarks, prepared.chips[0]))
+            embedder_input.append(prepared)
         if not aligned:
             return []
         vectors = self.embedder.embed_aligned(embedder_input)

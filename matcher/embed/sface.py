@@ -108,6 +108,9 @@ class SFaceNet(nn.Module):
         self.register_buffer("input_mean", torch.zeros(1))
         self.register_buffer("input_scale", torch.ones(1))
 
+    input_mean: Tensor
+    input_scale: Tensor
+
     def forward(self, x: Tensor) -> Tensor:
         x = (x - self.input_mean) * self.input_scale
         return self.fc(self.layers(x).flatten(1))
@@ -192,8 +195,8 @@ def convert_sface_onnx(data: bytes) -> Arrays:
     arrays["fc.weight"] = (weight * scale2[:, None]).astype(np.float32)
     arrays["fc.bias"] = (bias * scale2 + shift2).astype(np.float32)
     sub = next((n for n in graph.node if n.op_type == "Sub"), None)
-    mul = next((n for n in graph.node if n.op_type == "Mul"), None)
-    if sub is None or mul is None or consumer.get(sub.output[0]) is not mul:
+    mul = consumer.get(sub.output[0]) if sub is not None else None
+    if sub is None or mul is None or mul.op_type != "Mul":
         raise ModelFileError("SFace graph does not start with (data - mean) * scale")
     arrays["input_mean"] = np.asarray(values[sub.input[1]], np.float32).reshape(1)
     arrays["input_scale"] = np.asarray(values[mul.input[1]], np.float32).reshape(1)

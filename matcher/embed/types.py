@@ -46,7 +46,7 @@ class Face:
     """A face ready for matching: where it is and what it looks like as a vector."""
 
     box: tuple[float, float, float, float]
-    landmarks: NDArray[np.float32]  # (5, 2) points the embedder aligned on, source px
+    landmarks: NDArray[np.float32]  # (5, 2) points its (first) chip was cut on, source px
     score: float
     quality: FaceQuality
     vector: NDArray[np.float32] = field(repr=False)  # (dim,), not normalised for dlib

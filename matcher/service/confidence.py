@@ -24,7 +24,7 @@ def threshold(matcher: Matcher, category: str) -> float:
     target = matcher.settings.match_false_per_search
     calibration = calibration_of(matcher, category)
     if target is None or calibration is None:
-        return matcher.settings.match_threshold
+        return matcher.match_threshold
     return calibration.threshold_for(target, len(matcher.index))
 
 

@@ -99,6 +99,14 @@ class Matcher:
     def model_id(self) -> str:
         return self.serving.model_id
 
+    @property
+    def match_threshold(self) -> float:
+        """`Settings.match_threshold`, or the serving model's own same-person distance."""
+        configured = self.settings.match_threshold
+        if configured is not None:
+            return configured
+        return float(self.pipeline.embedder.same_person_distance)
+
     def rebuild_index(self) -> None:
         """Reads every face of every active case from the store into the index."""
         with self.sessions() as session:

@@ -63,14 +63,14 @@ def retro_match(
                 found[face] = NewCandidate(
                     sighting_face_id=face, case_id=case_id, case_face_id=int(case_face),
                     distance=distance, rank=1, model_id=matcher.model_id,
-                    threshold=matcher.settings.match_threshold)  # set below
+                    threshold=matcher.match_threshold)  # set below
     with matcher.sessions() as session:
         taken = candidate_pairs(session, case_id, matcher.model_id, found)
         rows = matchable(session, [c for face, c in found.items() if face not in taken])
         existing = candidate_distances(session, matcher.model_id,
                                        (c.sighting_face_id for c in rows))
         threshold = case_thresholds(matcher, session, [case_id]).get(
-            case_id, matcher.settings.match_threshold)
+            case_id, matcher.match_threshold)
         rows = [replace(c, threshold=threshold,
                         rank=1 + sum(d < c.distance for d in existing[c.sighting_face_id]))
                 for c in rows]
@@ -98,7 +98,7 @@ def sighting_neighbours(
     if not len(queries) or len(matcher.sighting_index) == 0:
         return [[] for _ in queries]
     k = matcher.settings.match_top_k
-    threshold = matcher.settings.match_threshold
+    threshold = matcher.match_threshold
     hits = matcher.sighting_index.search(vectors, k=k + 1)  # +1: the sighting itself
     out: list[list[Neighbour]] = []
     for query, (_, own) in enumerate(queries):

@@ -107,7 +107,7 @@ def _candidates(matcher: Matcher, face_ids: list[int], hits: OwnerHits | None
                 sighting_face_id=face_id, case_id=case_id,
                 case_face_id=int(hits.face_ids[query, rank - 1]),
                 distance=float(hits.distances[query, rank - 1]), rank=rank,
-                model_id=matcher.model_id, threshold=matcher.settings.match_threshold))
+                model_id=matcher.model_id, threshold=matcher.match_threshold))
     return rows
 
 

@@ -196,3 +196,58 @@ def check_sighting(client: httpx.Client, sighting_id: int,
         else:
             assert ranks == []
 
+
+
+def test_a_server_killed_mid_reindex_restarts_on_the_old_model_and_resumes(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """SIGKILL while a live reindex writes vectors: the restart serves the old model whole
+    (every sighting and its candidates; the index agrees with the store), and the next
+    reindex resumes from the vectors already written, then swaps."""
+    require_test_data()
+    server = LiveServer(tmp_path / "data", cache_from=settings.cache_dir,
+                        tip_rate_per_minute="1000000", tip_burst="1000000",
+                        detect_batch_size="1", workers="1")
+    with server:
+        server.start()
+        manager = server.new_key(Role.CASE_MANAGER, "desk")
+        tip = server.new_key(Role.TIP_APP, "app")
+        investigator = server.new_key(Role.INVESTIGATOR, "inv")
+        traffic = Traffic()
+        persons = people(6)
+        add_cases(server, manager, persons, traffic)
+        assert not traffic.errors and len(traffic.case_photos) == 6, traffic.errors
+        sightings: dict[int, list[dict[str, object]]] = {}
+        with server.client(tip) as client:
+            for photo in [photo for person in persons for photo in person[1:]][:12]:
+                sent = client.post("/v1/sightings", files={
+                    "photo": (photo.path.name, photo.path.read_bytes(), "image/jpeg")})
+                assert sent.status_code == 201, sent.text
+                sightings[sent.json()["id"]] = sent.json()["faces"]
+        with server.client(server.admin) as admin:
+            before = httpx.get(f"{server.base}/healthz").json()["model_id"]
+            assert admin.post("/v1/admin/reindex", json={"embed_flip": True}).status_code == 202
+            deadline = time.monotonic() + 60
+            while (state := admin.get("/v1/admin/reindex").json())["done"] == 0:
+                assert state["running"] and time.monotonic() < deadline, state
+                time.sleep(0.02)
+        server.kill()
+        total = state["total"]
+        assert state["done"] < total, "the kill did not land half-way"
+
+        server.start()
+        assert httpx.get(f"{server.base}/healthz").json()["model_id"] == before
+        with server.client(investigator) as client:
+            for sighting_id, faces in sightings.items():
+                check_sighting(client, sighting_id, faces)
+        assert server.metric("matcher_index_case_faces") == 6
+        with server.client(server.admin) as admin:
+            assert admin.post("/v1/admin/reindex", json={"embed_flip": True}).status_code == 202
+            while (state := admin.get("/v1/admin/reindex").json())["running"]:
+                time.sleep(0.1)
+        report = state["report"]
+        assert state["error"] is None and report["swapped"], state
+        assert report["faces_to_embed"] < total  # resumed: some were written before the kill
+        assert httpx.get(f"{server.base}/healthz").json()["model_id"] == report["to_model"]
+        assert server.metric("matcher_index_case_faces") == 6
+        server.stop()

@@ -72,3 +72,23 @@ def test_ranks_rates_and_the_fpir_threshold() -> None:
     # The same rank-1 hit farther than the threshold is not a true positive at this FPIR.
     assert rates(ranks, np.array([0.35, 0.1, 0.5], np.float32), 0.3).tpir_at_fpir_1pct == 0
     np.testing.assert_allclose(cmc(ranks, 3), [1 / 3, 1 / 3, 2 / 3])
+
+
+def test_multi_photo_cases_hold_every_photo_up_to_12_and_sightings_follow_the_newest() -> None:
+    cross_age = [photo("a", 2), photo("a", 5), photo("a", 9), photo("a", 11), photo("a", 16),
+                 photo("a", 22), photo("b", 12), photo("b", 12, "b_12b.jpg"), photo("b", 13)]
+    every = build_protocol(cross_age, [], case_photos="all")
+    assert [p.path.name for p in every.cases] == ["a_2.jpg", "a_5.jpg", "a_9.jpg", "a_11.jpg",
+                                                  "b_12.jpg", "b_12b.jpg"]
+    assert every.case_people == 2
+    # Gaps count from the newest case photo (11 for a, 12 for b); nothing before it is sought.
+    assert {(s.photo.path.name, s.gap) for s in every.sightings} == {
+        ("a_16.jpg", 5), ("b_13.jpg", 1)}
+    newest = build_protocol(cross_age, [], case_photos="newest")
+    assert [p.path.name for p in newest.cases] == ["a_11.jpg", "b_12b.jpg"]
+    assert newest.sightings == every.sightings
+    youngest = build_protocol(cross_age, [])
+    assert [p.path.name for p in youngest.cases] == ["a_2.jpg", "b_12.jpg"]
+    assert ("a_9.jpg", 7) in {(s.photo.path.name, s.gap) for s in youngest.sightings}
+    with pytest.raises(ValueError, match="case_photos"):
+        build_protocol(cross_age, [], case_photos="oldest")  # type: ignore[arg-type]
