@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
+
 PREFIX = "/v1"
 JPEG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/jpeg": {}}}}
 # Pictures of children: no browser or proxy may keep a copy.
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+def jpeg(data: bytes) -> Response:
+    return Response(data, media_type="image/jpeg", headers=NO_STORE)
 
 
 def crop_url(face_id: int) -> str:

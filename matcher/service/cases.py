@@ -19,7 +19,7 @@ from sqlalchemy import select
 from matcher.service import faces as face_ops
 from matcher.service.context import Matcher, holds_model
 from matcher.service.errors import DuplicatePhoto
-from matcher.service.retention import remove_unreferenced_files
+from matcher.service.retention import drop_faces, remove_unreferenced_files
 from matcher.service.retro import retro_match
 from matcher.store import (
     SYSTEM,
@@ -131,13 +131,9 @@ def remove_photo(matcher: Matcher, case_id: int, photo_id: int, actor: Actor = S
             face_ids, sha256 = delete_case_photo(session, case_id, photo_id)
             record(session, actor, AuditEntry("delete", "case_photo", photo_id,
                                               {"case_id": case_id, "faces": len(face_ids)}))
-        live = matcher.index.faces_of(case_id)
-        gone = np.intersect1d(live, np.asarray(face_ids, dtype=np.int64))
-        if gone.size:
-            matcher.index.remove(gone)
+        gone = drop_faces(matcher.index, face_ids)
     remove_unreferenced_files(matcher, [sha256])
-    log.info("case %d: photo %d removed, %d faces left the index", case_id, photo_id,
-             gone.size)
+    log.info("case %d: photo %d removed, %d faces left the index", case_id, photo_id, gone)
 
 
 def edit(matcher: Matcher, case_id: int, changes: dict[str, Any],

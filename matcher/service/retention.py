@@ -31,12 +31,14 @@ def remove_unreferenced_files(matcher: Matcher, sha256s: Iterable[str]) -> int:
     return removed
 
 
-def _drop_faces(index: FaceIndex, face_ids: list[int]) -> None:
+def drop_faces(index: FaceIndex, face_ids: list[int]) -> int:
+    """Removes those of the faces the index holds (others were never in it); returns how many."""
     present = np.asarray(face_ids, dtype=np.int64)
     with index.read_state() as state:
         present = present[state.owners.contains(present)] if present.size else present
     if present.size:
         index.remove(present)
+    return int(present.size)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def purge_sightings(matcher: Matcher, older_than_days: float, actor: Actor = SYS
             deleted = delete_sightings(session, ids)
             record(session, actor, AuditEntry("purge", "sightings", f"{ids[0]}-{ids[-1]}",
                                               {"count": len(ids)}))
-        _drop_faces(matcher.sighting_index, deleted.face_ids)
+        drop_faces(matcher.sighting_index, deleted.face_ids)
         files += remove_unreferenced_files(matcher, deleted.sha256s)
         sightings, faces = sightings + len(ids), faces + len(deleted.face_ids)
         if len(ids) < BATCH:

@@ -19,7 +19,7 @@ from matcher.api.schemas import (
     FaceFeedback,
 )
 from matcher.api.upload import form_fields, read_upload
-from matcher.api.urls import JPEG, NO_STORE
+from matcher.api.urls import JPEG, jpeg
 from matcher.service import (
     CasePhotoUpload,
     add_photo,
@@ -118,7 +118,7 @@ async def get_case_photo_image(
     case_id: Id, photo_id: Id, actor: CaseReader, matcher: MatcherDep, worker: WorkerDep
 ) -> Response:
     data = await worker(case_photo_image, matcher, case_id, photo_id, actor)
-    return Response(data, media_type="image/jpeg", headers=NO_STORE)
+    return jpeg(data)
 
 
 @router.get("/cases/{case_id}", response_model=CasePublic)

@@ -13,7 +13,7 @@ from matcher.api.metrics import MetricsDep
 from matcher.api.params import MAX_ID, Id
 from matcher.api.schemas import CandidatePublic, FaceFeedback, SightingPublic, SightingReceipt
 from matcher.api.upload import form_fields, read_upload, taken_at_utc
-from matcher.api.urls import JPEG, NO_STORE, case_photo_url, crop_url
+from matcher.api.urls import JPEG, case_photo_url, crop_url, jpeg
 from matcher.service import (
     Matcher,
     browse_sightings,
@@ -95,7 +95,7 @@ async def get_sighting_photo(
 ) -> Response:
     """The stored photo: re-encoded at upload, without EXIF, GPS or any other metadata."""
     data = await worker(sighting_photo, matcher, sighting_id, actor)
-    return Response(data, media_type="image/jpeg", headers=NO_STORE)
+    return jpeg(data)
 
 
 @router.get("/sightings/{sighting_id}", response_model=SightingPublic)
@@ -111,4 +111,4 @@ async def get_face_crop(
 ) -> Response:
     """A face of a sighting or of a case photo, with a margin, at most 320 px."""
     data = await worker(face_crop, matcher, face_id, actor)
-    return Response(data, media_type="image/jpeg", headers=NO_STORE)
+    return jpeg(data)
