@@ -210,16 +210,22 @@ def calibrate(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     source: dict[str, object] = {"cross_age": str(cross_age), "distractors": str(distractors)}
-    result = protocol_calibration(load_pipeline(settings), protocol, category, source)
+    pipeline = load_pipeline(settings)
+    result = protocol_calibration(pipeline, protocol, category, source)
     target = out or calibration_path(settings.calibration_dir, category)
     result.save(target)
     typer.echo(f"{result.pairs} non-mated pairs ({result.searches} searches x "
                f"{result.gallery_faces} gallery faces) for {result.model_id}, {category}")
-    for distance in (0.4, 0.45, 0.5, 0.55, 0.6):
-        rate = float(result.false_match_rate(distance))
-        typer.echo(f"  distance {distance:.2f}: false match rate {rate:.2e}; expected false "
-                   f"candidates per search: {rate * 1_000:.3f} with 1k faces, "
-                   f"{rate * 100_000:.1f} with 100k")
+    # Each model has its own distance scale: report the distances where the false match rate
+    # (FMR) reaches fixed levels, and the FMR at the model's own same-person distance.
+    for level in (1e-4, 1e-3, 1e-2):
+        distance = result.threshold_for(level, 1)
+        typer.echo(f"  FMR <= {level:.0e} up to distance {distance:.3f}: expected false "
+                   f"candidates per search {level * 1_000:g} with 1k case faces, "
+                   f"{level * 100_000:g} with 100k")
+    same = pipeline.embedder.same_person_distance
+    typer.echo(f"  at the model's same-person distance {same:.3f}: FMR "
+               f"{float(result.false_match_rate(same)):.2e}")
     typer.echo(str(target))
 
 

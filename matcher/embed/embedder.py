@@ -80,9 +80,10 @@ def l2_normalise(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
     return (vectors / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
 
 
-def _flip_average(views: NDArray[np.float32]) -> NDArray[np.float32]:
-    """(2, N, d) descriptors of chips and their mirror images -> (N, d), unit length."""
-    return l2_normalise(l2_normalise(views[0]) + l2_normalise(views[1]))
+def average_views(views: NDArray[np.float32]) -> NDArray[np.float32]:
+    """(k, N, d) descriptors of k views of the same faces (a chip and its mirror image) ->
+    (N, d): the mean of the unit-length views, scaled to unit length."""
+    return l2_normalise(l2_normalise(views).sum(axis=0))
 
 
 def _stack(faces: Sequence[AlignedFaces], part: int, size: int) -> NDArray[np.uint8]:
@@ -137,7 +138,7 @@ class DlibEmbedder:
             return embed_chips(self._net, chips, self._batch_size)
         both = embed_chips(self._net, np.concatenate([chips, chips[:, :, ::-1]]),
                            self._batch_size)
-        return _flip_average(both.reshape(2, len(chips), self.dim))
+        return average_views(both.reshape(2, len(chips), self.dim))
 
     def align(self, image: Image, detections: Sequence[Detection], detector: Detector
               ) -> AlignedFaces:
@@ -187,7 +188,7 @@ class SFaceEmbedder:
         if len(chips) == 0:
             return np.zeros((0, self.dim), np.float32)
         raw = sface.embed_chips(self._net, chips, self._batch_size, flip=self.flip)
-        return _flip_average(raw) if self.flip else l2_normalise(raw)
+        return average_views(raw) if self.flip else l2_normalise(raw)
 
     def embed_aligned(self, faces: Sequence[AlignedFaces]) -> NDArray[np.float32]:
         return self.embed(_stack(faces, 0, self.chip_size))

@@ -84,10 +84,31 @@ def evaluate(
     progress: Progress | None = None,
     case_photos: str = "youngest",
 ) -> CrossAgeReport:
-    """Every photo through the pipeline, the gallery into the index (a case with several
-    photos ranks by its best face, the index's fusion), the searches against it."""
-    photos = protocol.gallery + [s.photo for s in protocol.sightings] + protocol.probes
-    vectors = embed_largest_faces(pipeline, photos, progress)
+    """Every photo through the pipeline, then `evaluate_vectors`."""
+    vectors = embed_largest_faces(pipeline, protocol_photos(protocol), progress)
+    return evaluate_vectors(protocol, vectors, settings, pipeline.model_id,
+                            pipeline.embedder.dim, case_photos)
+
+
+def protocol_photos(protocol: Protocol) -> list[LabelledPhoto]:
+    """Gallery, sightings and non-mated probes, in the order `evaluate_vectors` reads them."""
+    return protocol.gallery + [s.photo for s in protocol.sightings] + protocol.probes
+
+
+def evaluate_vectors(
+    protocol: Protocol,
+    vectors: Sequence[NDArray[np.float32] | None],
+    settings: Settings,
+    model_id: str,
+    dim: int,
+    case_photos: str = "youngest",
+) -> CrossAgeReport:
+    """The gallery's descriptors into the index (a case with several photos ranks by its best
+    face, the index's fusion), the searches against it. `vectors` follow `protocol_photos`
+    (None: no face found)."""
+    vectors = list(vectors)
+    if len(vectors) != len(protocol_photos(protocol)):
+        raise ValueError(f"{len(vectors)} vectors for {len(protocol_photos(protocol))} photos")
     gallery_n, sighting_n = len(protocol.gallery), len(protocol.sightings)
     gallery_vecs = vectors[:gallery_n]
     sighting_vecs = vectors[gallery_n : gallery_n + sighting_n]
@@ -95,7 +116,7 @@ def evaluate(
 
     owner_of = {identity: n for n, identity in enumerate(
         sorted({p.identity for p in protocol.gallery}))}
-    index = FaceIndex.from_settings(settings, model_id=pipeline.model_id, dim=pipeline.embedder.dim)
+    index = FaceIndex.from_settings(settings, model_id=model_id, dim=dim)
     kept = [i for i, v in enumerate(gallery_vecs) if v is not None]
     if not kept:
         raise ValueError("no face was found in any gallery photo")
@@ -126,7 +147,7 @@ def evaluate(
     }
     return CrossAgeReport(
         overall.rank1, overall.rank10, overall.tpir_at_fpir_1pct, threshold, by_gap, counts,
-        cmc(ranks, TOP_K).tolist(), pipeline.model_id, case_photos,
+        cmc(ranks, TOP_K).tolist(), model_id, case_photos,
     )
 
 

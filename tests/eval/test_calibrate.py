@@ -80,6 +80,11 @@ def test_the_cli_writes_a_calibration_for_the_running_model(
     assert written.pairs >= 1000 and written.gallery_faces >= 60
     # Different people are rarely within dlib's 0.6 and almost never within 0.4.
     assert float(written.false_match_rate(0.4)) < 0.01 < float(written.false_match_rate(0.7))
+    # The printed distances are the file's, on the running model's own scale.
+    assert f"FMR <= 1e-03 up to distance {written.threshold_for(1e-3, 1):.3f}" in result.stdout
+    same = load_pipeline(settings).embedder.same_person_distance
+    assert (f"same-person distance {same:.3f}: FMR "
+            f"{float(written.false_match_rate(same)):.2e}") in result.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "matcher", "calibrate", "--cross-age", str(fg_manifest),
          "--distractors", str(lfw_manifest), "--category", "teen"],

@@ -1,0 +1,259 @@
+"""The ablation behind README's "Tried and not kept": variants of the default model on the
+cross-age dev protocol, each scored by the same index and metrics as `matcher eval`.
+
+    .venv/bin/python scripts/ablate_crossage.py [--cache bench-out/ablation.npz] [--json]
+
+Every photo's largest face is detected and aligned once, as the default pipeline does; its chips
+are then embedded as they are and in a few variants (grayscale, contrast-stretched, CLAHE, and
+SFace chips at 0.95 / 1.05 of the template's scale), each flip-averaged like the default; views
+are combined by averaging their unit-length descriptors. Rows:
+* the default (must equal `matcher eval`'s figures: a check that the harness measures the same);
+* chip variants, replacing the colour chip or averaged with it, for both networks or one;
+* within-class whitening, fitted person-disjoint (2 folds by a hash of the person: fitted on one
+  fold's people, scored on a protocol of the other fold's people only), on every dev person,
+  children only (FG-NET) or adults only (LFW); the baseline row scores the same fold protocols.
+Deterministic; about 10 minutes on 2 cores (x86_64), seconds with --cache after the first run.
+Needs the research photos (MATCHER_TEST_DATA or ../shared/data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
+from matcher.config import Settings
+from matcher.embed import load_pipeline, sface
+from matcher.embed.embedder import EnsembleEmbedder, average_views, combine
+from matcher.embed.image import load_image
+from matcher.eval.crossage import CrossAgeReport, evaluate_vectors, protocol_photos
+from matcher.eval.folds import check_disjoint, fitting_photos, fold_protocol
+from matcher.eval.manifest import LabelledPhoto, read_manifest
+from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
+from matcher.eval.whitening import fit_whitening
+
+Chips = NDArray[np.uint8]
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+FOLDS = 2
+SHRINKAGES = (0.1, 1.0, 10.0)
+SFACE_SCALES = (0.95, 1.05)
+
+
+def gray(chips: Chips) -> Chips:
+    luma = np.rint(chips.astype(np.float32) @ LUMA).clip(0, 255).astype(np.uint8)
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
+def stretch(chips: Chips) -> Chips:
+    """Each chip's luminance 1st..99th percentile stretched to 0..255 (all channels alike)."""
+    out = []
+    for chip in chips.astype(np.float32):
+        low, high = np.percentile(chip @ LUMA, (1, 99))
+        out.append(np.rint((chip - low) * (255 / max(high - low, 1.0))).clip(0, 255))
+    return np.stack(out).astype(np.uint8)
+
+
+def clahe(chips: Chips) -> Chips:
+    """Contrast-limited adaptive histogram equalisation of the lightness (clip 2, 4x4 tiles)."""
+    equaliser = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
+    out = []
+    for chip in chips:
+        lab = cv2.cvtColor(np.ascontiguousarray(chip), cv2.COLOR_RGB2LAB)
+        lab[..., 0] = equaliser.apply(lab[..., 0])
+        out.append(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB))
+    return np.stack(out)
+
+
+CHIP_VARIANTS: dict[str, Callable[[Chips], Chips]] = {
+    "gray": gray, "stretch": stretch, "clahe": clahe}
+
+
+def scaled_sface_chip(image: NDArray[np.uint8], keypoints: NDArray[np.float32], scale: float
+                      ) -> Chips:
+    """SFace's chip zoomed by `scale` about the template's centre (scale > 1: a tighter crop)."""
+    centre = sface.ARCFACE_TEMPLATE.mean(axis=0)
+    to_chip = np.vstack([sface.arcface_transform(keypoints), [0.0, 0.0, 1.0]])
+    zoom = np.array([[scale, 0.0, (1 - scale) * centre[0]],
+                     [0.0, scale, (1 - scale) * centre[1]], [0.0, 0.0, 1.0]])
+    return sface.warp_affine(image, (zoom @ to_chip)[:2], sface.CHIP_SIZE)[None]
+
+
+def descriptors(photos: Sequence[LabelledPhoto], variant_photos: set[str], settings: Settings
+                ) -> dict[str, NDArray[np.float32]]:
+    """Each network's descriptor (flip-averaged, unit length) of every photo's largest face,
+    (N, 128) per network and chip variant; NaN where no face was found or the variant was not
+    run (variants run only on `variant_photos`, the protocol's)."""
+    pipeline = load_pipeline(settings)
+    ensemble = pipeline.embedder
+    if not isinstance(ensemble, EnsembleEmbedder):
+        raise TypeError("the ablation starts from the dlib+sface ensemble")
+    networks = {"dlib": ensemble.dlib.embed, "sface": ensemble.sface.embed}
+    keys = [f"{net}/{v}" for net in networks for v in ("colour", *CHIP_VARIANTS)]
+    keys += [f"sface/scale{s}" for s in SFACE_SCALES]
+    out = {k: np.full((len(photos), 128), np.nan, np.float32) for k in keys}
+    batch = settings.detect_batch_size
+    for start in range(0, len(photos), batch):
+        chunk = photos[start : start + batch]
+        images = [load_image(p.path.read_bytes(), max_bytes=settings.max_image_bytes,
+                             max_pixels=settings.max_image_pixels) for p in chunk]
+        for i, photo, image, found in zip(range(start, start + len(chunk)), chunk, images,
+                                          pipeline.detect(images), strict=True):
+            if not found:
+                continue
+            largest = max(found, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+            aligned = ensemble.align(image, [largest], pipeline.detector)
+            variants = str(photo.path) in variant_photos
+            for (net, embed), chips in zip(networks.items(), aligned.chips, strict=True):
+                out[f"{net}/colour"][i] = embed(chips)[0]
+                for name, change in CHIP_VARIANTS.items() if variants else ():
+                    out[f"{net}/{name}"][i] = embed(change(chips))[0]
+            keypoints = np.asarray(largest.keypoints, np.float32).reshape(5, 2)
+            for scale in SFACE_SCALES if variants else ():
+                out[f"sface/scale{scale}"][i] = networks["sface"](
+                    scaled_sface_chip(image, keypoints, scale))[0]
+        print(f"embedded {min(start + batch, len(photos))}/{len(photos)}", file=sys.stderr)
+    return out
+
+
+def ensemble_of(raw: dict[str, NDArray[np.float32]], dlib_views: Sequence[str],
+                sface_views: Sequence[str]) -> NDArray[np.float32]:
+    """The default's vector (1:1) from each network's named views, averaged."""
+    def part(net: str, views: Sequence[str]) -> NDArray[np.float32]:
+        return average_views(np.stack([raw[f"{net}/{v}"] for v in views]))
+
+    return combine(part("dlib", dlib_views), part("sface", sface_views), 0.5)
+
+
+def as_row(label: str, report: CrossAgeReport) -> dict[str, Any]:
+    return {"variant": label, "rank1": report.rank1, "rank10": report.rank10,
+            "tpir_at_fpir_1pct": report.tpir_at_fpir_1pct,
+            "tpir_hits": round(report.tpir_at_fpir_1pct * report.counts["sightings"]),
+            "sightings": report.counts["sightings"],
+            "rank1_by_gap": [report.by_gap[b]["rank1"] for b in GAP_BANDS],
+            "tpir_by_gap": [report.by_gap[b]["tpir_at_fpir_1pct"] for b in GAP_BANDS]}
+
+
+def score(protocol: Protocol, vectors: NDArray[np.float32], row_of: dict[str, int],
+          settings: Settings, label: str) -> CrossAgeReport:
+    rows = [vectors[row_of[str(p.path)]] for p in protocol_photos(protocol)]
+    return evaluate_vectors(protocol, [None if np.isnan(v).any() else v for v in rows],
+                            settings, label, vectors.shape[1])
+
+
+def pooled(label: str, reports: Sequence[CrossAgeReport]) -> dict[str, Any]:
+    """Fold reports pooled by sightings (each fold has its own 1%-FPIR threshold)."""
+    total = sum(r.counts["sightings"] for r in reports)
+
+    def mean(key: str) -> float:
+        return sum(getattr(r, key) * r.counts["sightings"] for r in reports) / total
+
+    return {"variant": label, "rank1": mean("rank1"), "rank10": mean("rank10"),
+            "tpir_at_fpir_1pct": mean("tpir_at_fpir_1pct"),
+            "tpir_hits": round(mean("tpir_at_fpir_1pct") * total), "sightings": total,
+            "per_fold": [as_row(label, r) for r in reports]}
+
+
+def whitening_rows(photos: Sequence[LabelledPhoto], children: set[str], protocol: Protocol,
+                   vectors: NDArray[np.float32], settings: Settings) -> list[dict[str, Any]]:
+    row_of = {str(p.path): i for i, p in enumerate(photos)}
+    fold_protocols = [fold_protocol(protocol, f, FOLDS) for f in range(FOLDS)]
+    rows = [pooled("default, scored per fold (baseline of the rows below)",
+                   [score(p, vectors, row_of, settings, "default") for p in fold_protocols])]
+    fit_sets: dict[str, Callable[[LabelledPhoto], bool]] = {
+        "every dev person": lambda p: True,
+        "children only (FG-NET)": lambda p: str(p.path) in children,
+        "adults only (LFW)": lambda p: str(p.path) not in children}
+    for fit_name, chosen in fit_sets.items():
+        for shrinkage in SHRINKAGES:
+            reports = []
+            for fold, scored in enumerate(fold_protocols):
+                fitted = [p for p in fitting_photos(photos, fold, FOLDS) if chosen(p)
+                          and not np.isnan(vectors[row_of[str(p.path)]]).any()]
+                check_disjoint(fitted, scored)
+                whitening = fit_whitening(vectors[[row_of[str(p.path)] for p in fitted]],
+                                          [p.identity for p in fitted], shrinkage)
+                changed = vectors.copy()
+                found = ~np.isnan(vectors).any(axis=1)
+                changed[found] = whitening.apply(vectors[found])
+                reports.append(score(scored, changed, row_of, settings, "whitened"))
+            rows.append(pooled(f"whitening fitted on {fit_name}, shrinkage {shrinkage}",
+                               reports))
+    return rows
+
+
+def print_table(rows: Sequence[dict[str, Any]]) -> None:
+    print("| variant | rank-1 | rank-10 | TPIR @ FPIR 1% (hits) | rank-1 by gap | TPIR by gap |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        by_gap = [" / ".join(f"{x:.2f}" for x in row.get(k, [])) for k in
+                  ("rank1_by_gap", "tpir_by_gap")]
+        print(f"| {row['variant']} | {row['rank1']:.3f} | {row['rank10']:.3f} | "
+              f"{row['tpir_at_fpir_1pct']:.3f} ({row['tpir_hits']}/{row['sightings']}) | "
+              f"{by_gap[0]} | {by_gap[1]} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    data = Path(os.environ.get("MATCHER_TEST_DATA", Path(__file__).parents[2] / "shared/data"))
+    parser.add_argument("--cross-age", type=Path, default=data / "fgnet-dev/manifest.csv")
+    parser.add_argument("--distractors", type=Path, default=data / "lfw-dev/manifest.csv")
+    parser.add_argument("--cache", type=Path, help="npz of the descriptors (reused if present)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+
+    settings = Settings(embedder="dlib+sface", embed_flip=True, ensemble_sface_weight=0.5)
+    cross_age = read_manifest(args.cross_age, require_age=True)
+    photos = cross_age + read_manifest(args.distractors)
+    protocol = build_protocol(cross_age, read_manifest(args.distractors))
+    paths = np.array([str(p.path) for p in photos])
+    if args.cache and args.cache.is_file():
+        cached = np.load(args.cache)
+        if not np.array_equal(cached["paths"], paths):
+            sys.exit(f"{args.cache} was made from other photos: delete it")
+        raw = {k: cached[k] for k in cached.files if k != "paths"}
+    else:
+        raw = descriptors(photos, {str(p.path) for p in protocol_photos(protocol)}, settings)
+        if args.cache:
+            args.cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(args.cache, paths=paths, **raw)  # type: ignore[arg-type]
+
+    row_of = {p: i for i, p in enumerate(paths)}
+    default = ensemble_of(raw, ["colour"], ["colour"])
+    rows = [as_row("default: dlib + SFace, colour chips, each flip-averaged",
+                   score(protocol, default, row_of, settings, "default"))]
+    for name in CHIP_VARIANTS:
+        for label, dlib_views, sface_views in (
+            (f"{name} chips, both networks", [name], [name]),
+            (f"colour + {name} chips averaged, both networks",
+             ["colour", name], ["colour", name]),
+            (f"{name} chips for dlib only", [name], ["colour"]),
+            (f"{name} chips for SFace only", ["colour"], [name]),
+        ):
+            vectors = ensemble_of(raw, dlib_views, sface_views)
+            rows.append(as_row(label, score(protocol, vectors, row_of, settings, label)))
+    scales = ["colour", *(f"scale{s}" for s in SFACE_SCALES)]
+    rows.append(as_row("SFace chips at 0.95 / 1 / 1.05 scale averaged", score(
+        protocol, ensemble_of(raw, ["colour"], scales), row_of, settings, "scales")))
+    children = {str(p.path) for p in cross_age}
+    rows += whitening_rows(photos, children, protocol, default, settings)
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    if args.json:
+        print(json.dumps({"machine": machine, "rows": rows}))
+    else:
+        print(f"machine: {machine}")
+        print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
