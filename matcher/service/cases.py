@@ -32,6 +32,7 @@ from matcher.store import (
     Category,
     NewCase,
     add_case_photo,
+    case_face_rows,
     delete_case_photo,
     edit_case,
     get_case,
@@ -154,7 +155,8 @@ def update_case(
 ) -> Case:
     """Changes status and/or public fields. Found/closed cases leave the index before this
     returns; a case made active again comes back through a rebuild from the store (removed
-    face ids cannot be re-added to a FAISS collection before it is rebuilt)."""
+    face ids cannot be re-added to a FAISS collection before it is rebuilt) and is matched
+    against the stored sightings, as a new case photo is."""
     with matcher.case_lock:
         with session_scope(matcher.sessions) as session:
             before = session.get(Case, case_id)
@@ -179,6 +181,11 @@ def update_case(
         elif now_active and not was_active:
             matcher.rebuild_index()
             matcher.case_faces_added += 1  # sightings searched meanwhile search again
+            # Sightings that came in while the case was closed were never compared with it.
+            with matcher.sessions() as session:
+                batches = list(case_face_rows(session, case_id, matcher.model_id))
+            for face_ids, _, vectors in batches:
+                retro_match(matcher, case_id, face_ids.tolist(), vectors)
     return case
 
 

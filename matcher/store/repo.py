@@ -411,6 +411,14 @@ def active_case_face_rows(
     return face_row_batches(session, _active_case_faces(model_id), model_id, batch_size)
 
 
+def case_face_rows(
+    session: Session, case_id: int, model_id: str, batch_size: int = 10_000
+) -> Iterator[FaceRowBatch]:
+    """`active_case_face_rows` of one case (nothing while the case is not active)."""
+    query = _active_case_faces(model_id).where(CasePhoto.case_id == case_id)
+    return face_row_batches(session, query, model_id, batch_size)
+
+
 def face_row_batches(
     session: Session, query: Any, model_id: str, batch_size: int = 10_000
 ) -> Iterator[FaceRowBatch]:

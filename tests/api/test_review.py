@@ -209,6 +209,32 @@ def test_a_case_registered_after_a_sighting_is_matched_to_it(
     assert [row["case_id"] for row in listed] == [case_id]
 
 
+def test_a_case_made_active_again_is_matched_to_sightings_from_while_it_was_closed(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    require_test_data()
+    inv, manager = keys[Role.INVESTIGATOR], keys[Role.CASE_MANAGER]
+    case_id, _ = new_case(client, manager, "Child A", "001A08.JPG", {"age_at_photo": "8"})
+
+    def set_status(status: str) -> None:
+        changed = client.patch(f"/v1/cases/{case_id}", json={"status": status},
+                               headers=auth(manager))
+        assert changed.status_code == 200, changed.text
+
+    set_status("closed")
+    meanwhile = sighting(client, keys[Role.TIP_APP], "001A14.JPG", MUNICH,
+                         "2019-03-01T09:00:00Z")
+    assert queue(client, inv) == []  # a closed case is not searched
+    set_status("active")  # closed by mistake, or the child went missing again
+    items = queue(client, inv)
+    assert pairs(items) == [(meanwhile, case_id)]
+    assert items[0]["rank"] == 1 and items[0]["distance"] < 0.6
+    # Closing and re-opening again adds nothing twice.
+    set_status("closed")
+    set_status("active")
+    assert pairs(queue(client, inv)) == [(meanwhile, case_id)]
+
+
 def test_sightings_of_one_child_are_linked_and_another_childs_are_not(
     client: TestClient, keys: dict[Role, str], world: dict[str, Any]
 ) -> None:
