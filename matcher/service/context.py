@@ -13,8 +13,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
@@ -36,7 +35,7 @@ from matcher.store import (
     migrate,
     session_factory,
 )
-from matcher.store.review import sighting_face_rows
+from matcher.store.review import sighting_face_rows, sighting_face_summary
 from matcher.store.vectors import count_faces_without_vectors
 
 log = logging.getLogger(__name__)
@@ -122,19 +121,41 @@ class Matcher:
                  self.sighting_index.owner_count)
 
     def save_index(self) -> None:
-        """Saves the index with a fingerprint of the faces it holds, for the next start."""
-        with self.index.read_state() as state:
-            held = fingerprint(state.owners.ids)
-        source = {"active_case_faces": asdict(held)}
-        persist.save(self.index, active_index_dir(self.settings), source=source)
+        """Saves both indexes, each with a fingerprint of the faces it holds, for the next
+        start; one that cannot be saved is rebuilt then (never fatal)."""
+        for saved in SAVED_INDEXES:
+            index = getattr(self, saved.attribute)
+            try:
+                with index.read_state() as state:
+                    held = fingerprint(state.owners.ids)
+                persist.save(index, self.settings.index_dir / saved.folder,
+                             source={saved.source_key: asdict(held)})
+            except (OSError, IndexFileError) as error:
+                log.warning("could not save the %s: %s", saved.name, error)
 
     def close(self) -> None:
-        """Saves the index (requests must have stopped) and releases the store."""
-        try:
-            self.save_index()
-        except (OSError, IndexFileError) as error:  # the next start rebuilds: never fatal
-            log.warning("could not save the active case index: %s", error)
+        """Saves the indexes (requests must have stopped) and releases the store."""
+        self.save_index()
         self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class SavedIndex:
+    """Where an index of `Matcher` is saved, and the store's fingerprint of what it holds."""
+
+    name: str
+    attribute: str  # on Matcher
+    folder: str  # under Settings.index_dir
+    source_key: str  # in the saved manifest
+    summary: Callable[[Session, str], FaceSetSummary]  # (session, model id) -> the store's
+
+
+SAVED_INDEXES = (
+    SavedIndex("active case index", "index", "active-cases", "active_case_faces",
+               active_case_face_summary),
+    SavedIndex("sighting index", "sighting_index", "sightings", "sighting_faces",
+               sighting_face_summary),
+)
 
 
 P = ParamSpec("P")
@@ -156,31 +177,29 @@ def holds_model(use_case: UseCase[P, R]) -> UseCase[P, R]:
     return run
 
 
-def active_index_dir(settings: Settings) -> Path:
-    return settings.index_dir / "active-cases"
-
-
 def fingerprint(ids: NDArray[np.int64]) -> FaceSetSummary:
     return FaceSetSummary(int(ids.size), int(ids.sum()), int(ids.max()) if ids.size else 0)
 
 
-def _saved_index(settings: Settings, directory: Path, model_id: str,
-                 wanted: FaceSetSummary, dim: int) -> FaceIndex | None:
+def _load_saved(settings: Settings, saved: SavedIndex, model_id: str, wanted: FaceSetSummary,
+                dim: int) -> FaceIndex | None:
     """The saved index if it holds exactly `wanted`, else None (and why, in the log)."""
+    directory = settings.index_dir / saved.folder
     try:
         manifest = persist.read_manifest(directory)
-        held = manifest.get("source", {}).get("active_case_faces")
+        held = manifest.get("source", {}).get(saved.source_key)
         if held != asdict(wanted):
-            log.info("saved index is stale (holds %s, the store has %s): rebuilding", held,
-                     asdict(wanted))
+            log.info("saved %s is stale (holds %s, the store has %s): rebuilding", saved.name,
+                     held, asdict(wanted))
             return None
         index = persist.load(directory, model_id, dim, IndexParams.from_settings(settings))
     except IndexFileError as error:
-        log.info("no usable saved index (%s): rebuilding from the store", error)
+        log.info("no usable saved %s (%s): rebuilding from the store", saved.name, error)
         return None
     with index.read_state() as state:
         if fingerprint(state.owners.ids) != wanted:  # the manifest lied: trust the data
             return None
+    log.info("loaded the saved %s: %d faces", saved.name, len(index))
     return index
 
 
@@ -193,21 +212,22 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None) -> Ma
         pipeline = load_pipeline(settings)
     sessions = session_factory(engine)
     with sessions() as session:
-        wanted = active_case_face_summary(session, pipeline.model_id)
+        wanted = [saved.summary(session, pipeline.model_id) for saved in SAVED_INDEXES]
         unembedded = count_faces_without_vectors(session, pipeline.model_id)
     if unembedded:
         log.warning("%d stored faces have no %s vector and are out of matching: run "
                     "`matcher reindex`", unembedded, pipeline.model_id)
-    serving = empty_serving(settings, pipeline)
-    saved = _saved_index(settings, active_index_dir(settings), pipeline.model_id, wanted,
-                         pipeline.embedder.dim)
-    if saved is not None:
-        log.info("loaded the saved active case index: %d faces", len(saved))
-        serving = replace(serving, index=saved)
+    loaded = {saved.attribute: _load_saved(settings, saved, pipeline.model_id, summary,
+                                           pipeline.embedder.dim)
+              for saved, summary in zip(SAVED_INDEXES, wanted, strict=True)}
+    empty = empty_serving(settings, pipeline)
+    serving = Serving(pipeline, loaded["index"] or empty.index,
+                      loaded["sighting_index"] or empty.sighting_index)
     matcher = Matcher(settings, engine, sessions, serving)
-    if saved is None:
+    if loaded["index"] is None:
         matcher.rebuild_index()
-    matcher.rebuild_sighting_index()
+    if loaded["sighting_index"] is None:
+        matcher.rebuild_sighting_index()
     matcher.calibrations = load_for_model(settings.calibration_dir, pipeline.model_id)
     if matcher.calibrations:
         log.info("calibrated categories: %s", sorted(matcher.calibrations))

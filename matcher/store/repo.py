@@ -442,8 +442,9 @@ def face_row_batches(
 
 @dataclass(frozen=True)
 class FaceSetSummary:
-    """Cheap fingerprint of the active case faces of a model: an index built from a different
-    set is stale. Any added, deleted or (by case status) hidden face changes count or id sum."""
+    """Cheap fingerprint of the faces an index should hold (a model's active case faces, or its
+    fit sighting faces): an index built from a different set is stale. Any added, deleted or
+    (by case status) hidden face changes count or id sum."""
 
     count: int
     id_sum: int
@@ -451,7 +452,12 @@ class FaceSetSummary:
 
 
 def active_case_face_summary(session: Session, model_id: str) -> FaceSetSummary:
-    faces = _active_case_faces(model_id).subquery()
+    return face_set_summary(session, _active_case_faces(model_id))
+
+
+def face_set_summary(session: Session, query: Any) -> FaceSetSummary:
+    """The fingerprint of the faces a query for `face_row_batches` selects."""
+    faces = query.subquery()
     count, id_sum, max_id = session.execute(
         select(func.count(), func.coalesce(func.sum(faces.c.id), 0),
                func.coalesce(func.max(faces.c.id), 0))

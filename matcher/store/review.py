@@ -32,7 +32,7 @@ from matcher.store.models import (
     Verdict,
     utcnow,
 )
-from matcher.store.repo import FaceRowBatch, face_row_batches
+from matcher.store.repo import FaceRowBatch, FaceSetSummary, face_row_batches, face_set_summary
 
 EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
 NOTE_MAX = 2000
@@ -53,12 +53,20 @@ def sighting_face_rows(
     What the sighting index (retro-matching, sighting links) is rebuilt from at start-up.
     Unfit faces are left out, as they are out of matching.
     """
-    query = (
+    return face_row_batches(session, _fit_sighting_faces(model_id), model_id, batch_size)
+
+
+def sighting_face_summary(session: Session, model_id: str) -> FaceSetSummary:
+    """The fingerprint of what `sighting_face_rows` reads: is a saved sighting index current?"""
+    return face_set_summary(session, _fit_sighting_faces(model_id))
+
+
+def _fit_sighting_faces(model_id: str) -> Any:
+    return (
         select(Face.id, Face.sighting_id.label("owner"), FaceVector.descriptor, FaceVector.dim)
         .join(FaceVector, FaceVector.face_id == Face.id)
         .where(FaceVector.model_id == model_id, Face.sighting_id.is_not(None), Face.fit)
     )
-    return face_row_batches(session, query, model_id, batch_size)
 
 
 def fit_sighting_faces(session: Session, sighting_id: int, model_id: str) -> list[Face]:

@@ -87,7 +87,7 @@ def test_a_clean_restart_loads_the_saved_index_and_a_changed_store_rebuilds_it(
     with caplog.at_level(logging.INFO, logger="matcher.service.context"):
         third = open_matcher(app_settings, pipeline)
     try:
-        assert "saved index is stale" in caplog.text
+        assert "saved active case index is stale" in caplog.text
         assert third.index.owner_count == 1 and third.index.faces_of(hidden.id).size == 0
         assert third.index.faces_of(kept.id).size == 1
     finally:
@@ -113,3 +113,35 @@ def test_a_case_closed_while_a_sighting_is_searched_gets_no_candidate(
         assert [(row.case_id, row.rank) for row in rows] == [(other.id, 1)]
     finally:
         matcher.close()
+
+
+def test_the_sighting_index_is_saved_and_one_left_behind_by_a_crash_is_not_trusted(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_test_data()
+    app_settings = settings.model_copy(update={"data_dir": tmp_path})
+    photos = [p.path.read_bytes() for p in lfw_photos()[4:6]]
+    first = open_matcher(app_settings, pipeline)
+    ingest_sighting(first, photos[0], NewSighting(app="test"))
+    first.close()
+
+    with caplog.at_level(logging.INFO, logger="matcher.service.context"):
+        second = open_matcher(app_settings, pipeline)
+    assert "loaded the saved sighting index: 1 faces" in caplog.text
+    assert second.sighting_index.owner_count == 1
+    later = ingest_sighting(second, photos[1], NewSighting(app="test"))
+    second.engine.dispose()  # killed: close() never ran, the saved index misses `later`
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="matcher.service.context"):
+        third = open_matcher(app_settings, pipeline)
+    try:
+        assert "saved sighting index is stale" in caplog.text
+        assert third.sighting_index.owner_count == 2
+        # The rebuilt index is the one retro-matching searches: a case of the person in
+        # `later` gets that sighting as its candidate.
+        case, _ = register_case(third, new_case("later"), [CasePhotoUpload(photos[1])])
+        rows = sighting_candidates(third, later.sighting_id)
+        assert [row.case_id for row in rows] == [case.id]
+    finally:
+        third.close()
