@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # Decoding, detection, embedding and index searches run in this many worker threads; more
     # uploads at once wait in line for a worker (queued, never dropped).
     workers: int = Field(default=2, ge=1, le=256)
+    # Everything else a request does (key checks, reads, decisions, audit) runs in its own
+    # threads, so investigators are not queued behind uploads.
+    store_workers: int = Field(default=8, ge=1, le=256)
     # Retention: sightings uploaded longer ago than this with no candidate pending, asked about
     # or confirmed are purged with their files and vectors (`matcher purge`, and by the server
     # every `maintenance_interval_s`). A year: long enough for a case registered late to be

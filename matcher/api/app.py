@@ -30,7 +30,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         matcher = await anyio.to_thread.run_sync(open_matcher, settings, pipeline)
         app.state.matcher = matcher
-        app.state.worker = Worker(settings.workers)
+        app.state.worker = Worker(settings.workers, settings.store_workers)
         app.state.reindex = ReindexRunner()
         maintenance = Maintenance(matcher)
         maintenance.start()

@@ -32,14 +32,23 @@ MatcherDep = Annotated[Matcher, Depends(get_matcher)]
 
 
 class Worker:
-    """Runs blocking service calls (torch, FAISS, the database) off the event loop, at most
-    `settings.workers` at once; the rest wait their turn in anyio's queue."""
+    """Runs blocking service calls off the event loop, in two separate pools of threads.
 
-    def __init__(self, limit: int) -> None:
-        self.limiter = anyio.CapacityLimiter(limit)
+    Embedding work (an uploaded sighting or case photo: decode, detect, embed, search) runs at
+    most `embed_limit` calls at once, sized to the cores; the rest wait their turn in anyio's
+    queue. Everything else (key checks, reads, decisions: database work) has its own
+    `store_limit` threads, so an investigator's page never waits behind a burst of uploads.
+    """
+
+    def __init__(self, embed_limit: int, store_limit: int) -> None:
+        self.embed_limiter = anyio.CapacityLimiter(embed_limit)
+        self.store_limiter = anyio.CapacityLimiter(store_limit)
 
     async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.store_limiter)
+
+    async def embed(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.embed_limiter)
 
 
 def get_worker(request: Request) -> Worker:

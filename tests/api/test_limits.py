@@ -198,3 +198,38 @@ def test_cors_opens_to_the_configured_origins_only(
 def test_cors_origins_must_be_explicit(origin: str) -> None:
     with pytest.raises(ValidationError):
         Settings(cors_origins=[origin])
+
+
+def test_reads_are_answered_while_every_embedding_worker_is_busy(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    """Uploads queue for the embedding threads; key checks and investigator reads do not."""
+    worker = client.app.state.worker  # type: ignore[attr-defined]
+    limiter = worker.embed_limiter
+    holders = [object() for _ in range(int(limiter.total_tokens))]
+    for holder in holders:  # as if that many uploads were being embedded
+        client.portal.call(limiter.acquire_on_behalf_of, holder)  # type: ignore[union-attr]
+    done: dict[str, int] = {}
+    upload = threading.Thread(target=lambda: done.update(status=client.post(
+        "/v1/sightings", files={"photo": ("sky.png", sky_png(), "image/png")},
+        headers=auth(keys[Role.TIP_APP])).status_code))
+    answers: list[int] = []
+
+    def investigator_reads() -> None:
+        for path in ("/v1/cases", "/v1/sightings", "/v1/review/queue"):
+            answers.append(client.get(path, headers=auth(keys[Role.INVESTIGATOR])).status_code)
+        answers.append(client.get("/v1/cases", headers=auth("mk_000000000000_x")).status_code)
+
+    reads = threading.Thread(target=investigator_reads)
+    try:
+        upload.start()
+        reads.start()
+        reads.join(timeout=30)  # a thread: were reads queued behind uploads, this would hang
+        assert answers == [200, 200, 200, 401]
+        upload.join(timeout=1.0)
+        assert upload.is_alive() and not done  # still waiting for an embedding thread
+    finally:
+        for holder in holders:
+            client.portal.call(limiter.release_on_behalf_of, holder)  # type: ignore[union-attr]
+    upload.join(timeout=60)
+    assert done == {"status": 201}  # then it ran (a sky: stored, no face)

@@ -85,7 +85,7 @@ async def post_case_photo(
     age_at_photo: Annotated[float | None, Form(ge=0, lt=150)] = None,
 ) -> CasePhotoReceipt:
     data = await read_upload(photo, matcher.settings.max_image_bytes)
-    result = await worker(add_photo, matcher, case_id,
+    result = await worker.embed(add_photo, matcher, case_id,
                           CasePhotoUpload(data, taken_on, age_at_photo), actor)
     metrics.case_photo_added(result)
     return CasePhotoReceipt(case_id=result.case_id, photo_id=result.photo_id, faces=[

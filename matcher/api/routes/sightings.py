@@ -47,7 +47,7 @@ async def post_sighting(
     data = await read_upload(photo, matcher.settings.max_image_bytes)
     new = NewSighting(app=key.name, taken_at=taken_at, lat=lat, lon=lon, api_key_id=key.key_id,
                       reporter_contact=reporter_contact, note=note)
-    result = await worker(ingest_sighting, matcher, data, new)
+    result = await worker.embed(ingest_sighting, matcher, data, new)
     metrics.sighting_ingested(result)
     return SightingReceipt(id=result.sighting_id, faces=[
         FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])
