@@ -207,7 +207,8 @@ def main() -> None:
     data = Path(os.environ.get("MATCHER_TEST_DATA", Path(__file__).parents[2] / "shared/data"))
     parser.add_argument("--cross-age", type=Path, default=data / "fgnet-dev/manifest.csv")
     parser.add_argument("--distractors", type=Path, default=data / "lfw-dev/manifest.csv")
-    parser.add_argument("--cache", type=Path, help="npz of the descriptors (reused if present)")
+    parser.add_argument("--cache", type=Path, help="npz of the descriptors, reused if present: "
+                        "delete it after changing the pipeline")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
