@@ -9,6 +9,8 @@ SFace chips at 0.95 / 1.05 of the template's scale), each flip-averaged like the
 are combined by averaging their unit-length descriptors. Rows:
 * the default (must equal `matcher eval`'s figures: a check that the harness measures the same);
 * chip variants, replacing the colour chip or averaged with it, for both networks or one;
+* cases with every photo up to age 12 (`--case-photos all`): the case ranked by its best face
+  (the service's), by the mean of its two closest faces, or by one mean descriptor per case;
 * within-class whitening, fitted person-disjoint (2 folds by a hash of the person: fitted on one
   fold's people, scored on a protocol of the other fold's people only), on every dev person,
   children only (FG-NET) or adults only (LFW); the baseline row scores the same fold protocols.
@@ -24,6 +26,7 @@ import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ from matcher.eval.folds import check_disjoint, fitting_photos, fold_protocol
 from matcher.eval.manifest import LabelledPhoto, read_manifest
 from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
 from matcher.eval.whitening import fit_whitening
+from matcher.index import best, mean_top2
 
 Chips = NDArray[np.uint8]
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -145,9 +149,8 @@ def as_row(label: str, report: CrossAgeReport) -> dict[str, Any]:
 
 def score(protocol: Protocol, vectors: NDArray[np.float32], row_of: dict[str, int],
           settings: Settings, label: str) -> CrossAgeReport:
-    rows = [vectors[row_of[str(p.path)]] for p in protocol_photos(protocol)]
-    return evaluate_vectors(protocol, [None if np.isnan(v).any() else v for v in rows],
-                            settings, label, vectors.shape[1])
+    return evaluate_vectors(protocol, _protocol_vectors(protocol, vectors, row_of), settings,
+                            label, vectors.shape[1])
 
 
 def pooled(label: str, reports: Sequence[CrossAgeReport]) -> dict[str, Any]:
@@ -191,6 +194,42 @@ def whitening_rows(photos: Sequence[LabelledPhoto], children: set[str], protocol
     return rows
 
 
+def case_fusion_rows(cross_age: list[LabelledPhoto], distractors: list[LabelledPhoto],
+                     vectors: NDArray[np.float32], row_of: dict[str, int],
+                     settings: Settings) -> list[dict[str, Any]]:
+    """Cases with every photo up to 12 (`--case-photos all`): how a case's photos are fused."""
+    protocol = build_protocol(cross_age, distractors, "all")
+    rows = [as_row(f"every photo to 12, case ranked by {name}", evaluate_vectors(
+        protocol, _protocol_vectors(protocol, vectors, row_of), settings, name,
+        vectors.shape[1], "all", fusion)) for name, fusion in (
+            ("its best face (the index's `best`, the service's)", best),
+            ("the mean of its two closest faces (`mean_top2`)", mean_top2))]
+    # One template per case: the mean of its photos' unit vectors, scaled to unit length.
+    photos_of: dict[str, list[LabelledPhoto]] = {}
+    for photo in protocol.cases:
+        photos_of.setdefault(photo.identity, []).append(photo)
+    templates = replace(protocol, cases=[photos[-1] for photos in photos_of.values()])
+    template_vectors = _protocol_vectors(templates, vectors, row_of)
+    for n, photos in enumerate(photos_of.values()):
+        found = [v for v in _protocol_vectors_of(photos, vectors, row_of) if v is not None]
+        template_vectors[n] = average_views(np.stack(found)[:, None])[0] if found else None
+    rows.append(as_row("every photo to 12, one template per case (mean descriptor)",
+                       evaluate_vectors(templates, template_vectors, settings, "template",
+                                        vectors.shape[1], "all")))
+    return rows
+
+
+def _protocol_vectors_of(photos: Sequence[LabelledPhoto], vectors: NDArray[np.float32],
+                         row_of: dict[str, int]) -> list[NDArray[np.float32] | None]:
+    rows = [vectors[row_of[str(p.path)]] for p in photos]
+    return [None if np.isnan(v).any() else v for v in rows]
+
+
+def _protocol_vectors(protocol: Protocol, vectors: NDArray[np.float32], row_of: dict[str, int]
+                      ) -> list[NDArray[np.float32] | None]:
+    return _protocol_vectors_of(protocol_photos(protocol), vectors, row_of)
+
+
 def print_table(rows: Sequence[dict[str, Any]]) -> None:
     print("| variant | rank-1 | rank-10 | TPIR @ FPIR 1% (hits) | rank-1 by gap | TPIR by gap |")
     print("|---|---|---|---|---|---|")
@@ -214,8 +253,9 @@ def main() -> None:
 
     settings = Settings(embedder="dlib+sface", embed_flip=True, ensemble_sface_weight=0.5)
     cross_age = read_manifest(args.cross_age, require_age=True)
-    photos = cross_age + read_manifest(args.distractors)
-    protocol = build_protocol(cross_age, read_manifest(args.distractors))
+    distractors = read_manifest(args.distractors)
+    photos = cross_age + distractors  # every photo: whitening fits on them
+    protocol = build_protocol(cross_age, distractors)
     paths = np.array([str(p.path) for p in photos])
     if args.cache and args.cache.is_file():
         cached = np.load(args.cache)
@@ -247,6 +287,7 @@ def main() -> None:
         protocol, ensemble_of(raw, ["colour"], scales), row_of, settings, "scales")))
     children = {str(p.path) for p in cross_age}
     rows += whitening_rows(photos, children, protocol, default, settings)
+    rows += case_fusion_rows(cross_age, distractors, default, row_of, settings)
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     if args.json:

@@ -18,7 +18,7 @@ from matcher.embed.image import load_image
 from matcher.eval.manifest import LabelledPhoto
 from matcher.eval.metrics import cmc, fpir_threshold, mated_ranks, rates
 from matcher.eval.protocol import GAP_BANDS, Protocol, gap_band
-from matcher.index import FaceIndex
+from matcher.index import FaceIndex, Fusion, best
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +102,11 @@ def evaluate_vectors(
     model_id: str,
     dim: int,
     case_photos: str = "youngest",
+    fusion: Fusion = best,
 ) -> CrossAgeReport:
-    """The gallery's descriptors into the index (a case with several photos ranks by its best
-    face, the index's fusion), the searches against it. `vectors` follow `protocol_photos`
-    (None: no face found)."""
+    """The gallery's descriptors into the index (a case with several photos ranks by the
+    index's `fusion` of its faces: by default its best face, as in the service), the searches
+    against it. `vectors` follow `protocol_photos` (None: no face found)."""
     vectors = list(vectors)
     if len(vectors) != len(protocol_photos(protocol)):
         raise ValueError(f"{len(vectors)} vectors for {len(protocol_photos(protocol))} photos")
@@ -116,7 +117,7 @@ def evaluate_vectors(
 
     owner_of = {identity: n for n, identity in enumerate(
         sorted({p.identity for p in protocol.gallery}))}
-    index = FaceIndex.from_settings(settings, model_id=model_id, dim=dim)
+    index = FaceIndex.from_settings(settings, model_id=model_id, dim=dim, fusion=fusion)
     kept = [i for i, v in enumerate(gallery_vecs) if v is not None]
     if not kept:
         raise ValueError("no face was found in any gallery photo")
