@@ -69,11 +69,18 @@ class FacePipeline:
 
     def process(self, images: Sequence[Image]) -> list[list[Face]]:
         """Every face of every image, with quality and descriptor; one network pass for all."""
+        return self.embed_detections(images, self.detect(images))
+
+    def embed_detections(self, images: Sequence[Image],
+                         detections_per_image: Sequence[Sequence[Detection]]
+                         ) -> list[list[Face]]:
+        """`process` for detections already made (by this detector: a reindex re-embeds
+        stored faces from their stored detections without detecting again)."""
         aligned: list[_Aligned] = []
         embedder_input: list[AlignedFaces] = []
-        for image, detections in zip(images, self.detect(images), strict=True):
+        for image, detections in zip(images, detections_per_image, strict=True):
             prepared = self.embedder.align(image, detections, self.detector)
-            aligned.append(_Aligned(detections, prepared.landmarks, prepared.chips[0]))
+            aligned.append(_Aligned(list(detections), prepared.landmarks, prepared.chips[0]))
             embedder_input.append(prepared)
         if not aligned:
             return []
@@ -98,6 +105,7 @@ class FacePipeline:
                         score=detection.score,
                         quality=quality,
                         vector=vectors[offset + i],
+                        keypoints=detection.keypoints,
                     )
                 )
             offset += len(item.detections)

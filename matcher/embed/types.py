@@ -50,3 +50,4 @@ class Face:
     score: float
     quality: FaceQuality
     vector: NDArray[np.float32] = field(repr=False)  # (dim,), not normalised for dlib
+    keypoints: NDArray[np.float32] | None = field(default=None, repr=False)  # the detector's

@@ -96,7 +96,7 @@ def add_photo(
             if twin is not None:
                 raise DuplicatePhoto(f"case {case_id} already has this photo ({twin})", twin)
             row = add_case_photo(
-                session, case_id, stored, face_ops.new_faces(found, matcher.model_id),
+                session, case_id, stored, face_ops.new_faces(found, matcher.pipeline),
                 taken_on=upload.taken_on, age_at_photo=upload.age_at_photo,
             )
             face_ids = [face.id for face in row.faces]

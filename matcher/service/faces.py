@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from matcher.embed import FacePipeline
 from matcher.embed.image import load_image
 from matcher.embed.types import Face, Image
 from matcher.service.context import Matcher
@@ -34,13 +35,15 @@ def detect(matcher: Matcher, image: Image) -> list[Face]:
     return matcher.pipeline.process([image])[0]
 
 
-def new_faces(faces: Sequence[Face], model_id: str) -> list[NewFace]:
+def new_faces(faces: Sequence[Face], pipeline: FacePipeline) -> list[NewFace]:
+    """Rows for faces `pipeline` found and embedded (tagged with its model and detector)."""
     return [
         NewFace(
             box=tuple(float(v) for v in face.box),  # type: ignore[arg-type]
             landmarks=face.landmarks, score=float(face.score),
             size_px=float(face.quality.size_px), sharpness=float(face.quality.sharpness),
-            vector=face.vector, model_id=model_id, unfit_reasons=face.quality.reasons,
+            vector=face.vector, model_id=pipeline.model_id, unfit_reasons=face.quality.reasons,
+            detector=pipeline.detector.name, keypoints=face.keypoints,
         )
         for face in faces
     ]

@@ -27,7 +27,7 @@ def _worker_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"data_dir": cache, "threads": 1, "workers": 1})
 
 
-def _embed_on_worker(settings_json: str, jpegs: list[bytes], boxes: list[Any]
+def _embed_on_worker(settings_json: str, jpegs: list[bytes], faces: list[Any]
                      ) -> list[list[Vector | None]]:
     import torch
 
@@ -36,7 +36,7 @@ def _embed_on_worker(settings_json: str, jpegs: list[bytes], boxes: list[Any]
         torch.set_num_threads(1)
         pipeline = _PIPELINES[settings_json] = load_pipeline(
             Settings.model_validate_json(settings_json))
-    return embed_photos(pipeline, jpegs, boxes)
+    return embed_photos(pipeline, jpegs, faces)
 
 
 @dataclass

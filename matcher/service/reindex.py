@@ -6,9 +6,12 @@ time, so a job stopped by a crash or Ctrl-C resumes where it stopped: the next r
 the faces that still lack a vector of the target model. Decisions key on face and case ids,
 which a reindex never changes, so every one survives.
 
-Each stored photo is detected again with the target pipeline and its faces are matched to the
-stored ones by box overlap (IoU >= MIN_IOU): a stored face that is not found again gets no
-vector and leaves matching under the new model (counted in the report).
+A stored face keeps the detection it came from (detector name, box, score, keypoints): when
+the target pipeline uses the same detector, each face is aligned and embedded from it, without
+detecting the photo again, so every face gets its vector. Faces stored before detections were
+kept (or under another detector) are detected again and matched to the stored ones by box
+overlap (IoU >= MIN_IOU): a stored face that is not found again gets no vector and leaves
+matching under the new model (counted in the report).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sqlalchemy import func, select
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.embed.image import load_image
+from matcher.embed.types import Detection
 from matcher.service.context import Matcher, Serving, empty_serving, fingerprint
 from matcher.service.serving import model_settings, record_serving
 from matcher.store import (
@@ -74,23 +78,36 @@ def iou(a: Box, b: Box) -> float:
 
 
 def embed_photos(pipeline: FacePipeline, jpegs: Sequence[bytes],
-                 boxes: Sequence[Sequence[Box]]) -> list[list[Vector | None]]:
-    """For each stored photo, the target model's vector of each stored face (by its box): that
-    of the face found again with the most overlap (IoU >= MIN_IOU), or None. Several stored
-    faces may take the same one: sightings that sent the same pixels share one photo file.
+                 faces: Sequence[Sequence[FaceToEmbed]]) -> list[list[Vector | None]]:
+    """For each stored photo, the target model's vector of each of its stored faces.
+
+    A photo whose faces all came from the target pipeline's detector is embedded from those
+    stored detections. Any other is detected again and each stored face takes the vector of
+    the face found with the most overlap (IoU >= MIN_IOU), or None; several stored faces may
+    take the same one (sightings that sent the same pixels share one photo file).
     Pure: no store access (Ray workers run it)."""
     settings = pipeline.settings
     images = [load_image(data, max_bytes=settings.max_image_bytes,
                          max_pixels=settings.max_image_pixels) for data in jpegs]
-    out: list[list[Vector | None]] = []
-    for found, wanted in zip(pipeline.process(images), boxes, strict=True):
-        vectors: list[Vector | None] = []
-        for box in wanted:
-            overlap, best = max(((iou(box, face.box), j) for j, face in enumerate(found)),
+    out: list[list[Vector | None]] = [[] for _ in images]
+    stored = [i for i, wanted in enumerate(faces)
+              if all(face.detector == pipeline.detector.name for face in wanted)]
+    embedded = pipeline.embed_detections([images[i] for i in stored],
+                                         [[_detection(f) for f in faces[i]] for i in stored])
+    for i, found in zip(stored, embedded, strict=True):
+        out[i] = [face.vector for face in found]
+    again = sorted(set(range(len(images))) - set(stored))
+    for i, found in zip(again, pipeline.process([images[i] for i in again]), strict=True):
+        for face in faces[i]:
+            overlap, best = max(((iou(face.box, f.box), j) for j, f in enumerate(found)),
                                 default=(0.0, -1))
-            vectors.append(found[best].vector if overlap >= MIN_IOU else None)
-        out.append(vectors)
+            out[i].append(found[best].vector if overlap >= MIN_IOU else None)
     return out
+
+
+def _detection(face: FaceToEmbed) -> Detection:
+    keypoints = None if face.keypoints is None else np.asarray(face.keypoints, np.float32)
+    return Detection(face.box, face.score, keypoints)
 
 
 @dataclass(frozen=True)
@@ -99,7 +116,7 @@ class PhotoBatch:
     faces: list[list[FaceToEmbed]]  # per photo
 
 
-Job = tuple[list[bytes], list[list[Box]]]  # stored photos and the boxes of their faces
+Job = tuple[list[bytes], list[list[FaceToEmbed]]]  # stored photos and their stored faces
 
 
 class Embedding(Protocol):
@@ -161,8 +178,8 @@ def embed_missing(
     counts = EmbedCounts()
     batches = _batches(sessions, model_id, photos_per_batch)
     while group := list(itertools.islice(batches, embedding.parallelism)):
-        jobs = [([read_photo(data_dir, path) for path in batch.paths],
-                 [[face.box for face in faces] for faces in batch.faces]) for batch in group]
+        jobs = [([read_photo(data_dir, path) for path in batch.paths], batch.faces)
+                for batch in group]
         for batch, vectors in zip(group, embedding.map(jobs), strict=True):
             pairs = [(face.face_id, vector)
                      for faces, found in zip(batch.faces, vectors, strict=True)

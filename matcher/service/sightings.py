@@ -77,7 +77,7 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
             if fit and matcher.case_faces_added != searched_at:
                 hits = matcher.index.search(vectors, k=k)
             sighting = create_sighting(
-                session, new, stored, face_ops.new_faces(found, matcher.model_id)
+                session, new, stored, face_ops.new_faces(found, matcher.pipeline)
             )
             face_ids = [sighting.faces[i].id for i in fit]
             rows = matchable(session, _candidates(matcher, face_ids, hits))

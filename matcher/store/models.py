@@ -275,6 +275,11 @@ class Face(Base):
     box: Mapped[list[float]] = mapped_column(JSON)  # [left, top, right, bottom], photo px
     landmarks: Mapped[list[list[float]]] = mapped_column(JSON)  # [[x, y] x 5], photo px
     score: Mapped[float] = mapped_column(Float)  # detection score
+    # The detection it came from: the detector's name and, where it has them, its own five
+    # keypoints (photo px). A reindex with the same detector embeds from these, without
+    # detecting again. NULL for faces stored before revision 0004.
+    detector: Mapped[str | None] = mapped_column(String(32))
+    keypoints: Mapped[list[list[float]] | None] = mapped_column(JSON)
     size_px: Mapped[float] = mapped_column(Float)
     sharpness: Mapped[float] = mapped_column(Float)
     unfit_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)

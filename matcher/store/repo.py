@@ -77,6 +77,8 @@ class NewFace:
     vector: ArrayLike  # (dim,) float
     model_id: str
     unfit_reasons: Sequence[str] = ()
+    detector: str | None = None  # the detector's name
+    keypoints: ArrayLike | None = None  # (5, 2), the detector's own points, if it has them
 
 
 @dataclass(frozen=True)
@@ -222,17 +224,23 @@ def delete_case(session: Session, case_id: int) -> None:
 # --- faces and photos ------------------------------------------------------------------------
 
 
+def _points(name: str, points: ArrayLike) -> list[list[float]]:
+    array = np.asarray(points, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != 2:
+        raise InvalidRecord(f"{name} must be (n, 2) points, got shape {array.shape}")
+    return array.tolist()
+
+
 def _face_row(face: NewFace) -> Face:
     descriptor, dim = descriptor_to_bytes(face.vector)
-    landmarks = np.asarray(face.landmarks, dtype=np.float64)
-    if landmarks.ndim != 2 or landmarks.shape[1] != 2:
-        raise InvalidRecord(f"landmarks must be (n, 2) points, got shape {landmarks.shape}")
     if len(face.box) != 4:
         raise InvalidRecord("a box is (left, top, right, bottom)")
     return Face(
-        box=[float(v) for v in face.box], landmarks=landmarks.tolist(), score=float(face.score),
-        size_px=float(face.size_px), sharpness=float(face.sharpness),
+        box=[float(v) for v in face.box], landmarks=_points("landmarks", face.landmarks),
+        score=float(face.score), size_px=float(face.size_px), sharpness=float(face.sharpness),
         unfit_reasons=list(face.unfit_reasons), fit=not face.unfit_reasons,
+        detector=face.detector,
+        keypoints=None if face.keypoints is None else _points("keypoints", face.keypoints),
         vectors=[FaceVector(model_id=face.model_id, dim=dim, descriptor=descriptor)],
     )
 

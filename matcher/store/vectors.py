@@ -18,6 +18,9 @@ class FaceToEmbed:
     path: str  # the stored photo it is in, relative to the data dir
     box: tuple[float, float, float, float]
     sighting_id: int | None  # None for a case photo's face
+    score: float = 0.0  # the detection it came from: score, detector's name, its keypoints
+    detector: str | None = None  # None: stored before detections were kept
+    keypoints: list[list[float]] | None = None
 
 
 def _missing(model_id: str) -> ColumnElement[bool]:
@@ -29,7 +32,7 @@ def faces_without_vectors(
 ) -> list[FaceToEmbed]:
     """Faces (of case photos and sightings) with no descriptor from `model_id`, by id."""
     rows = session.execute(
-        select(Face.id, Face.box, Face.sighting_id,
+        select(Face.id, Face.box, Face.sighting_id, Face.score, Face.detector, Face.keypoints,
                func.coalesce(CasePhoto.path, Sighting.path).label("path"))
         .outerjoin(CasePhoto, Face.case_photo_id == CasePhoto.id)
         .outerjoin(Sighting, Face.sighting_id == Sighting.id)
@@ -37,7 +40,8 @@ def faces_without_vectors(
         .order_by(Face.id).limit(limit)
     ).all()
     return [FaceToEmbed(int(r.id), str(r.path), tuple(float(v) for v in r.box),  # type: ignore[arg-type]
-                        None if r.sighting_id is None else int(r.sighting_id)) for r in rows]
+                        None if r.sighting_id is None else int(r.sighting_id), float(r.score),
+                        r.detector, r.keypoints) for r in rows]
 
 
 def count_faces_without_vectors(session: Session, model_id: str) -> int:

@@ -14,21 +14,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.service import CasePhotoUpload, ingest_sighting, open_matcher, register_case
 from matcher.service.reindex import LocalEmbedding, ReindexJob, embed_photos
 from matcher.store import (
+    Face,
     FaceVector,
     NewCase,
     NewSighting,
     make_engine,
     read_photo,
     session_factory,
+    session_scope,
 )
-from matcher.store.vectors import faces_without_vectors
+from matcher.store.vectors import FaceToEmbed, faces_without_vectors
 from tests.data import REPO_ROOT, fgnet_photos, require_test_data
 
 FLIP = "dlib-resnet-v1-flip"
@@ -114,10 +116,21 @@ def test_a_killed_reindex_resumes_to_the_vectors_of_a_clean_run(
         after.close()
     stored = _flip_vectors(store)
     assert sorted(stored) == [face.face_id for face in faces]
+    _assert_clean_vectors(flip, tmp_path, faces, stored)
+
+
+def _assert_clean_vectors(pipeline: FacePipeline, data_dir: Path, faces: list[FaceToEmbed],
+                          stored: dict[int, bytes]) -> None:
+    """The stored vectors are those of embedding each stored photo afresh (its faces together,
+    as the job does: torch's results move in the last digits with the batch's make-up)."""
+    by_photo: dict[str, list[FaceToEmbed]] = {}
     for face in faces:
-        [[clean]] = embed_photos(flip, [read_photo(tmp_path, face.path)], [[face.box]])
-        assert clean is not None
-        assert np.allclose(np.frombuffer(stored[face.face_id], "<f4"), clean, atol=1e-5)
+        by_photo.setdefault(face.path, []).append(face)
+    for path, mine in by_photo.items():
+        [clean] = embed_photos(pipeline, [read_photo(data_dir, path)], [mine])
+        for face, vector in zip(mine, clean, strict=True):
+            assert vector is not None
+            assert np.allclose(np.frombuffer(stored[face.face_id], "<f4"), vector, atol=1e-5)
 
 
 def test_the_ray_path_gives_the_vectors_of_the_local_path(
@@ -146,3 +159,40 @@ def test_the_ray_path_gives_the_vectors_of_the_local_path(
     for face_id, descriptor in results[local_dir].items():
         assert np.allclose(np.frombuffer(descriptor, "<f4"),
                            np.frombuffer(results[ray_dir][face_id], "<f4"), atol=1e-5)
+
+
+def test_stored_detections_are_embedded_without_detecting_again(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path
+) -> None:
+    """A target whose detector finds nothing (threshold 1.0) still embeds every stored face
+    from its stored detection; faces stored without one (before revision 0004) are detected
+    again, so under that target none is found."""
+    reports = {}
+    for kept in (True, False):
+        store = _store(settings.model_copy(update={"data_dir": tmp_path / str(kept)}), pipeline,
+                       photos=6)
+        matcher = open_matcher(store, pipeline)
+        try:
+            with session_scope(matcher.sessions) as session:
+                stored = session.scalars(select(Face)).all()
+                assert {f.detector for f in stored} == {pipeline.detector.name}
+                assert all(np.asarray(f.keypoints).shape == (5, 2) for f in stored)
+                if not kept:
+                    session.execute(update(Face).values(detector=None, keypoints=None))
+            blind = store.model_copy(update={"embed_flip": True, "detect_threshold": 1.0})
+            reports[kept] = ReindexJob(matcher, blind,
+                                       embedding=LocalEmbedding(load_pipeline(blind))).run()
+        finally:
+            matcher.close()
+    assert (reports[True].faces_embedded, reports[True].faces_not_found) == (6, 0)
+    assert (reports[False].faces_embedded, reports[False].faces_not_found) == (0, 6)
+    # And the vectors are those of the flip model on the stored faces.
+    kept_store = settings.model_copy(update={"data_dir": tmp_path / "True"})
+    engine = make_engine(kept_store)
+    try:
+        with session_factory(engine)() as session:
+            faces = faces_without_vectors(session, "no such model", limit=100)
+    finally:
+        engine.dispose()
+    _assert_clean_vectors(load_pipeline(kept_store.model_copy(update={"embed_flip": True})),
+                          kept_store.data_dir, faces, _flip_vectors(kept_store))

@@ -17,6 +17,7 @@ TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors",
 }
+HEAD = "0004"
 
 
 def test_migrations_create_every_table_on_an_empty_database(empty_engine: Engine) -> None:
@@ -24,13 +25,13 @@ def test_migrations_create_every_table_on_an_empty_database(empty_engine: Engine
     assert not set(inspect(empty_engine).get_table_names()) & TABLES
     migrate(empty_engine)
     assert set(inspect(empty_engine).get_table_names()) >= TABLES | {"alembic_version"}
-    assert current_revision(empty_engine) == "0003"
+    assert current_revision(empty_engine) == HEAD
 
 
 def test_migrating_again_changes_nothing(engine: Engine) -> None:
     migrate(engine)
     migrate(engine)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == HEAD
 
 
 def test_the_migrations_go_down_and_up_again(engine: Engine) -> None:
@@ -105,3 +106,26 @@ def test_descriptors_move_to_face_vectors_and_back(empty_engine: Engine) -> None
     with empty_engine.connect() as connection:
         back = connection.execute(text("SELECT model_id, descriptor FROM faces")).all()
     assert [(r[0], bytes(r[1])) for r in back] == [("m1", descriptor)]
+
+
+def test_faces_stored_before_0004_have_no_detection_and_keep_everything_else(
+    empty_engine: Engine,
+) -> None:
+    migrate(empty_engine, "0003")
+    with empty_engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO sightings (id, uploaded_at, app, sha256, path, width, height) "
+            "VALUES (1, '2026-01-01 00:00:00+00:00', 'tips', 'ab', 'p', 10, 10)"))
+        connection.execute(text(
+            "INSERT INTO faces (id, sighting_id, box, landmarks, score, size_px, sharpness, "
+            "unfit_reasons, fit) VALUES (7, 1, '[0,0,1,1]', '[]', 0.9, 50, 20, '[]', :fit)"),
+            {"fit": True})
+    migrate(empty_engine)
+    with empty_engine.begin() as connection:
+        assert connection.execute(text(
+            "SELECT id, detector, keypoints FROM faces")).one() == (7, None, None)
+        connection.execute(text("UPDATE faces SET detector = 'yunet', keypoints = '[[1, 2]]'"))
+    command.downgrade(alembic_config(empty_engine), "0003")
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT id, score FROM faces")).one() == (7, 0.9)
+        assert "detector" not in {c["name"] for c in inspect(empty_engine).get_columns("faces")}
