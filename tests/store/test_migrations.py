@@ -18,6 +18,8 @@ TABLES = {
     "audit_events", "face_vectors",
 }
 HEAD = "0004"
+SIGHTING_1 = ("INSERT INTO sightings (id, uploaded_at, app, sha256, path, width, height) "
+              "VALUES (1, '2026-01-01 00:00:00+00:00', 'tips', 'ab', 'p', 10, 10)")
 
 
 def test_migrations_create_every_table_on_an_empty_database(empty_engine: Engine) -> None:
@@ -72,9 +74,7 @@ def test_descriptors_move_to_face_vectors_and_back(empty_engine: Engine) -> None
     migrate(empty_engine, "0002")
     descriptor = np.arange(128, dtype="<f4").tobytes()
     with empty_engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO sightings (id, uploaded_at, app, sha256, path, width, height) "
-            "VALUES (1, '2026-01-01 00:00:00+00:00', 'tips', 'ab', 'p', 10, 10)"))
+        connection.execute(text(SIGHTING_1))
         connection.execute(text(
             "INSERT INTO faces (id, sighting_id, box, landmarks, score, size_px, sharpness, "
             "unfit_reasons, fit, model_id, dim, descriptor) VALUES (7, 1, '[0,0,1,1]', '[]', "
@@ -113,9 +113,7 @@ def test_faces_stored_before_0004_have_no_detection_and_keep_everything_else(
 ) -> None:
     migrate(empty_engine, "0003")
     with empty_engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO sightings (id, uploaded_at, app, sha256, path, width, height) "
-            "VALUES (1, '2026-01-01 00:00:00+00:00', 'tips', 'ab', 'p', 10, 10)"))
+        connection.execute(text(SIGHTING_1))
         connection.execute(text(
             "INSERT INTO faces (id, sighting_id, box, landmarks, score, size_px, sharpness, "
             "unfit_reasons, fit) VALUES (7, 1, '[0,0,1,1]', '[]', 0.9, 50, 20, '[]', :fit)"),
