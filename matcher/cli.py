@@ -193,7 +193,7 @@ def calibrate(
 ) -> None:
     """Measure false matches per distance on people known to be different (the cross-age
     protocol's gallery against its sightings and non-mated probes) and write a calibration."""
-    from matcher.calibration import calibration_path
+    from matcher.calibration import CalibrationError, calibration_path
     from matcher.embed import load_pipeline
     from matcher.eval.calibrate import protocol_calibration
     from matcher.eval.manifest import ManifestError, read_manifest
@@ -211,7 +211,11 @@ def calibrate(
         raise typer.Exit(code=2) from exc
     source: dict[str, object] = {"cross_age": str(cross_age), "distractors": str(distractors)}
     pipeline = load_pipeline(settings)
-    result = protocol_calibration(pipeline, protocol, category, source)
+    try:
+        result = protocol_calibration(pipeline, protocol, category, source)
+    except CalibrationError as exc:  # too few pairs to say anything
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
     target = out or calibration_path(settings.calibration_dir, category)
     result.save(target)
     typer.echo(f"{result.pairs} non-mated pairs ({result.searches} searches x "

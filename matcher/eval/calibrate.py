@@ -59,7 +59,13 @@ def calibrate(
 def protocol_calibration(pipeline: FacePipeline, protocol: Protocol, category: str,
                          source: dict[str, object] | None = None,
                          progress: Progress | None = None) -> Calibration:
-    """The protocol's gallery against its sightings and non-mated probes: children's faces
-    against other children's and adults' faces, as in the service."""
+    """Every search of the protocol (its sightings and non-mated probes) against case faces
+    of other people: for a category (`child`, `elderly`), the cross-age set's own case photos,
+    taken to be of that category; for `any`, the whole gallery, distractors included.
+
+    The service multiplies a category's rate by that category's active case faces. Children
+    look more alike than adults: measured against the whole gallery, a child calibration
+    would be diluted by adult faces and understate false matches among children's cases."""
     searches = [s.photo for s in protocol.sightings] + protocol.probes
-    return calibrate(pipeline, protocol.gallery, searches, category, source, progress)
+    gallery = protocol.gallery if category == "any" else protocol.cases
+    return calibrate(pipeline, gallery, searches, category, source, progress)

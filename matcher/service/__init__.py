@@ -24,7 +24,7 @@ from matcher.service.cases import (
     remove_photo,
     update_case,
 )
-from matcher.service.confidence import expected_false
+from matcher.service.confidence import expected_false, searched_face_counts
 from matcher.service.context import Matcher, open_matcher
 from matcher.service.errors import DuplicatePhoto, InvalidAdminKey, ServiceError
 from matcher.service.faces import FaceFeedback
@@ -62,6 +62,7 @@ __all__ = [
     "edit",
     "erase",
     "expected_false",
+    "searched_face_counts",
     "face_crop",
     "ingest_sighting",
     "new_key",

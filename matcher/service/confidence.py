@@ -10,22 +10,41 @@ from sqlalchemy.orm import Session
 
 from matcher.calibration import Calibration
 from matcher.service.context import Matcher
-from matcher.store import Case
+from matcher.store import Case, active_case_faces_by_category
+
+ANY = "any"
 
 
 def calibration_of(matcher: Matcher, category: str) -> Calibration | None:
     """The category's own calibration, else one made for any category, else None."""
-    return matcher.calibrations.get(category) or matcher.calibrations.get("any")
+    return matcher.calibrations.get(category) or matcher.calibrations.get(ANY)
 
 
-def threshold(matcher: Matcher, category: str) -> float:
-    """`match_false_per_search` turned into a distance at the current gallery size when it is
-    set and a calibration exists; `match_threshold` otherwise."""
+def searched_faces(matcher: Matcher, session: Session) -> dict[str, int]:
+    """Active case faces a search compares with, by case category, and under "any" all.
+
+    A calibration's false match rate is per compared face of its own category (a `child`
+    calibration measures searches against children's case faces), so expected false
+    candidates scale with that category's faces, not with the whole gallery."""
+    counts = active_case_faces_by_category(session, matcher.model_id)
+    return {**counts, ANY: sum(counts.values())}
+
+
+def searched_face_counts(matcher: Matcher) -> dict[str, int]:
+    """`searched_faces` in a session of its own."""
+    with matcher.sessions() as session:
+        return searched_faces(matcher, session)
+
+
+def threshold(matcher: Matcher, category: str, faces: dict[str, int]) -> float:
+    """`match_false_per_search` turned into a distance at the current number of faces it
+    applies to (`searched_faces`) when it is set and a calibration exists; `match_threshold`
+    otherwise."""
     target = matcher.settings.match_false_per_search
     calibration = calibration_of(matcher, category)
     if target is None or calibration is None:
         return matcher.match_threshold
-    return calibration.threshold_for(target, len(matcher.index))
+    return calibration.threshold_for(target, faces.get(calibration.category, 0))
 
 
 def case_thresholds(matcher: Matcher, session: Session, case_ids: Iterable[int]
@@ -34,21 +53,23 @@ def case_thresholds(matcher: Matcher, session: Session, case_ids: Iterable[int]
     wanted = set(case_ids)
     if not wanted:
         return {}
+    faces = searched_faces(matcher, session) if matcher.calibrations else {}
     rows = session.execute(select(Case.id, Case.category).where(Case.id.in_(wanted)))
     by_category: dict[str, float] = {}
     out = {}
     for case_id, category in rows:
         key = str(category.value if hasattr(category, "value") else category)
         if key not in by_category:
-            by_category[key] = threshold(matcher, key)
+            by_category[key] = threshold(matcher, key, faces)
         out[int(case_id)] = by_category[key]
     return out
 
 
-def expected_false(matcher: Matcher, category: str, distance: float) -> float | None:
-    """Expected false candidates per search at least this close, at today's gallery size
-    (None without a calibration for the running model)."""
+def expected_false(matcher: Matcher, category: str, distance: float, faces: dict[str, int]
+                   ) -> float | None:
+    """Expected false candidates per search at least this close, among today's active case
+    faces of the calibration's category (None without a calibration for the running model)."""
     calibration = calibration_of(matcher, category)
     if calibration is None:
         return None
-    return float(calibration.expected_false(distance, len(matcher.index)))
+    return float(calibration.expected_false(distance, faces.get(calibration.category, 0)))

@@ -419,6 +419,18 @@ def active_case_face_rows(
     return face_row_batches(session, _active_case_faces(model_id), model_id, batch_size)
 
 
+def active_case_faces_by_category(session: Session, model_id: str) -> dict[str, int]:
+    """How many faces of active cases the model has embedded, by case category."""
+    rows = session.execute(
+        select(Case.category, func.count(Face.id))
+        .join(CasePhoto, CasePhoto.case_id == Case.id)
+        .join(Face, Face.case_photo_id == CasePhoto.id)
+        .join(FaceVector, FaceVector.face_id == Face.id)
+        .where(FaceVector.model_id == model_id, Case.status == CaseStatus.ACTIVE)
+        .group_by(Case.category))
+    return {Category(category).value: int(count) for category, count in rows}
+
+
 def case_face_rows(
     session: Session, case_id: int, model_id: str, batch_size: int = 10_000
 ) -> Iterator[FaceRowBatch]:

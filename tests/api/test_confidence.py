@@ -33,21 +33,28 @@ def test_candidates_carry_expected_false_matches_and_a_calibrated_threshold(
     assert set(matcher.calibrations) == {"child"}
     keys = {role: new_key(matcher.sessions, role, role.value)[1] for role in Role}
     manager = auth(keys[Role.CASE_MANAGER])
-    for i, photo in enumerate(lfw_photos()[:3]):
-        case = client.post("/v1/cases", json=case_body(f"C{i}"), headers=manager).json()
+    # Three children's cases and one elderly person's: the child calibration counts the
+    # children's faces only; the elderly case has no calibration (no "elderly", no "any").
+    for i, photo in enumerate(lfw_photos()[:4]):
+        body = case_body(f"C{i}", **({"category": "elderly", "age_when_missing": 80}
+                                     if i == 3 else {}))
+        case = client.post("/v1/cases", json=body, headers=manager).json()
         client.post(f"/v1/cases/{case['id']}/photos", files=photo_file(photo), headers=manager)
     sighting = client.post("/v1/sightings", files=photo_file(lfw_photos()[0]),
                            headers=auth(keys[Role.TIP_APP])).json()
     found = client.get(f"/v1/sightings/{sighting['id']}/candidates",
                        headers=auth(keys[Role.INVESTIGATOR])).json()
-    assert len(found) == 3
+    assert len(found) == 4
     in_force = calibration.threshold_for(TARGET, gallery_faces=3)
     assert in_force != 0.6  # the raw setting is not what applies
-    for candidate in found:
+    children = [c for c in found if c["case_name"] != "C3"]
+    for candidate in children:
         assert candidate["threshold"] == in_force
         assert candidate["expected_false_per_search"] == float(
             calibration.expected_false(candidate["distance"], 3))
-    assert found[0]["expected_false_per_search"] == 0.0  # the same photo: distance ~0
+    assert children[0]["expected_false_per_search"] == 0.0  # the same photo: distance ~0
+    [elderly] = [c for c in found if c["case_name"] == "C3"]
+    assert (elderly["threshold"], elderly["expected_false_per_search"]) == (0.6, None)
 
 
 def test_without_a_calibration_the_raw_threshold_applies(

@@ -59,9 +59,9 @@ def test_the_cli_writes_a_calibration_for_the_running_model(
     settings: Settings, tmp_path: Path
 ) -> None:
     data = require_test_data()
-    # A small protocol: 12 FG-NET people and 120 LFW people (60 gallery, 60 probes).
+    # A small protocol: 20 FG-NET people and 120 LFW people (60 gallery, 60 probes).
     fgnet = read_manifest(data / "fgnet-dev" / "manifest.csv", require_age=True)
-    chosen = sorted({p.identity for p in fgnet})[:12]
+    chosen = sorted({p.identity for p in fgnet})[:20]
     lfw = _first_photo_per_person(data / "lfw-dev" / "manifest.csv")[:120]
     fg_manifest, lfw_manifest = tmp_path / "fgnet.csv", tmp_path / "lfw.csv"
     fg_manifest.write_text("path,identity,age\n" + "".join(
@@ -77,7 +77,8 @@ def test_the_cli_writes_a_calibration_for_the_running_model(
     written = load(data_dir / "calibration" / "child.json")
     assert result.stdout.strip().endswith(str(data_dir / "calibration" / "child.json"))
     assert written.model_id == load_pipeline(settings).model_id and written.category == "child"
-    assert written.pairs >= 1000 and written.gallery_faces >= 60
+    # A child calibration compares every search with the children's case photos only.
+    assert 0 < written.gallery_faces <= len(chosen) and written.pairs >= 1000
     # Different people are rarely within dlib's 0.6 and almost never within 0.4.
     assert float(written.false_match_rate(0.4)) < 0.01 < float(written.false_match_rate(0.7))
     # The printed distances are the file's, on the running model's own scale.
@@ -85,8 +86,21 @@ def test_the_cli_writes_a_calibration_for_the_running_model(
     same = load_pipeline(settings).embedder.same_person_distance
     assert (f"same-person distance {same:.3f}: FMR "
             f"{float(written.false_match_rate(same)):.2e}") in result.stdout
-    bad = subprocess.run(
-        [sys.executable, "-m", "matcher", "calibrate", "--cross-age", str(fg_manifest),
-         "--distractors", str(lfw_manifest), "--category", "teen"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    def calibrate(cross_age: Path, distractors: Path, category: str
+                  ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "matcher", "calibrate", "--cross-age", str(cross_age),
+             "--distractors", str(distractors), "--category", category],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+    bad = calibrate(fg_manifest, lfw_manifest, "teen")
     assert bad.returncode == 2 and "--category" in bad.stderr
+    # Too few pairs to measure anything: a clear error, not a traceback, and no file.
+    few_fg, few_lfw = tmp_path / "few_fgnet.csv", tmp_path / "few_lfw.csv"
+    few_fg.write_text("\n".join(fg_manifest.read_text().splitlines()[:4]) + "\n")
+    few_lfw.write_text("path,identity\n" + "".join(f"{p.path},{p.identity}\n" for p in lfw[:2]))
+    written_before = (data_dir / "calibration" / "child.json").read_bytes()
+    refused = calibrate(few_fg, few_lfw, "child")
+    assert refused.returncode == 2 and "too few to calibrate" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert (data_dir / "calibration" / "child.json").read_bytes() == written_before

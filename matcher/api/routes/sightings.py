@@ -21,6 +21,7 @@ from matcher.service import (
     face_crop,
     ingest_sighting,
     read_sighting,
+    searched_face_counts,
     sighting_candidates,
     sighting_photo,
 )
@@ -53,7 +54,7 @@ async def post_sighting(
         FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])
 
 
-def _candidate(matcher: Matcher, row: Candidate) -> CandidatePublic:
+def _candidate(matcher: Matcher, row: Candidate, faces: dict[str, int]) -> CandidatePublic:
     photo_id = row.case_face.case_photo_id
     return CandidatePublic(
         id=row.id, sighting_face_id=row.sighting_face_id, case_id=row.case_id,
@@ -63,7 +64,8 @@ def _candidate(matcher: Matcher, row: Candidate) -> CandidatePublic:
         case_photo_url=None if photo_id is None else case_photo_url(row.case_id, photo_id),
         distance=row.distance, rank=row.rank, model_id=row.model_id, threshold=row.threshold,
         under_threshold=row.distance <= row.threshold, status=row.status,
-        expected_false_per_search=expected_false(matcher, row.case.category.value, row.distance),
+        expected_false_per_search=expected_false(matcher, row.case.category.value, row.distance,
+                                                 faces),
     )
 
 
@@ -86,7 +88,8 @@ async def get_candidates(
 ) -> list[CandidatePublic]:
     """Ranked cases per sighting face (rank 1 closest), near misses included."""
     rows = await worker(sighting_candidates, matcher, sighting_id, actor)
-    return [_candidate(matcher, row) for row in rows]
+    faces = await worker(searched_face_counts, matcher) if matcher.calibrations else {}
+    return [_candidate(matcher, row, faces) for row in rows]
 
 
 @router.get("/sightings/{sighting_id}/photo", response_class=Response, responses=JPEG)
