@@ -53,7 +53,9 @@ def case_thresholds(matcher: Matcher, session: Session, case_ids: Iterable[int]
     wanted = set(case_ids)
     if not wanted:
         return {}
-    faces = searched_faces(matcher, session) if matcher.calibrations else {}
+    # The counts only matter where a target turns into a threshold.
+    targeted = matcher.calibrations and matcher.settings.match_false_per_search is not None
+    faces = searched_faces(matcher, session) if targeted else {}
     rows = session.execute(select(Case.id, Case.category).where(Case.id.in_(wanted)))
     by_category: dict[str, float] = {}
     out = {}

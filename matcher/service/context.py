@@ -231,4 +231,13 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None) -> Ma
     matcher.calibrations = load_for_model(settings.calibration_dir, pipeline.model_id)
     if matcher.calibrations:
         log.info("calibrated categories: %s", sorted(matcher.calibrations))
+    if "child" not in matcher.calibrations:
+        # Children look alike: at a model's published same-person distance many other
+        # children's faces come closer (README, calibration). Say so where operators look.
+        fallback = ("the `any` calibration, which understates false matches among children"
+                    if "any" in matcher.calibrations
+                    else f"the raw threshold {matcher.match_threshold:.3f}")
+        log.warning("no child calibration for %s: children's cases use %s; run `matcher "
+                    "calibrate --category child` and set MATCHER_MATCH_FALSE_PER_SEARCH",
+                    pipeline.model_id, fallback)
     return matcher

@@ -6,8 +6,10 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from matcher.calibration import calibration_path, fit
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.service import (
@@ -145,3 +147,23 @@ def test_the_sighting_index_is_saved_and_one_left_behind_by_a_crash_is_not_trust
         assert [row.case_id for row in rows] == [case.id]
     finally:
         third.close()
+
+
+def test_a_missing_child_calibration_is_reported_at_start(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app_settings = settings.model_copy(update={"data_dir": tmp_path})
+    with caplog.at_level(logging.WARNING, logger="matcher.service.context"):
+        open_matcher(app_settings, pipeline).close()
+    assert "no child calibration for " + pipeline.model_id in caplog.text
+    assert "the raw threshold 0.600" in caplog.text
+
+    distances = np.random.default_rng(2).normal(0.8, 0.1, 5_000)
+    fit(pipeline.model_id, "child", distances, searches=50, gallery_faces=100).save(
+        calibration_path(app_settings.calibration_dir, "child"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="matcher.service.context"):
+        matcher = open_matcher(app_settings, pipeline)
+    matcher.close()
+    assert set(matcher.calibrations) == {"child"}
+    assert "no child calibration" not in caplog.text
