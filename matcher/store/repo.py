@@ -421,13 +421,9 @@ def active_case_face_rows(
 
 def active_case_faces_by_category(session: Session, model_id: str) -> dict[str, int]:
     """How many faces of active cases the model has embedded, by case category."""
+    faces = _active_case_faces(model_id).add_columns(Case.category).subquery()
     rows = session.execute(
-        select(Case.category, func.count(Face.id))
-        .join(CasePhoto, CasePhoto.case_id == Case.id)
-        .join(Face, Face.case_photo_id == CasePhoto.id)
-        .join(FaceVector, FaceVector.face_id == Face.id)
-        .where(FaceVector.model_id == model_id, Case.status == CaseStatus.ACTIVE)
-        .group_by(Case.category))
+        select(faces.c.category, func.count()).group_by(faces.c.category))
     return {Category(category).value: int(count) for category, count in rows}
 
 

@@ -53,15 +53,15 @@ def sighting_face_rows(
     What the sighting index (retro-matching, sighting links) is rebuilt from at start-up.
     Unfit faces are left out, as they are out of matching.
     """
-    return face_row_batches(session, _fit_sighting_faces(model_id), model_id, batch_size)
+    return face_row_batches(session, _sighting_index_faces(model_id), model_id, batch_size)
 
 
 def sighting_face_summary(session: Session, model_id: str) -> FaceSetSummary:
     """The fingerprint of what `sighting_face_rows` reads: is a saved sighting index current?"""
-    return face_set_summary(session, _fit_sighting_faces(model_id))
+    return face_set_summary(session, _sighting_index_faces(model_id))
 
 
-def _fit_sighting_faces(model_id: str) -> Any:
+def _sighting_index_faces(model_id: str) -> Any:
     return (
         select(Face.id, Face.sighting_id.label("owner"), FaceVector.descriptor, FaceVector.dim)
         .join(FaceVector, FaceVector.face_id == Face.id)

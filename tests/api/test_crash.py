@@ -104,19 +104,28 @@ def add_cases(server: LiveServer, key: str, persons: list[list[Photo]], traffic:
                     traffic.errors.append(f"photo {added.status_code}: {added.text[:200]}")
 
 
+def unlimited_server(settings: Settings, tmp_path: Path, **extra: str) -> LiveServer:
+    """A live server over tmp_path whose tip-app rate limit never gets in the way."""
+    return LiveServer(tmp_path / "data", cache_from=settings.cache_dir,
+                      tip_rate_per_minute="1000000", tip_burst="1000000", **extra)
+
+
+def role_keys(server: LiveServer) -> tuple[str, str, str]:
+    """Case manager, tip app and investigator keys."""
+    return (server.new_key(Role.CASE_MANAGER, "desk"), server.new_key(Role.TIP_APP, "app"),
+            server.new_key(Role.INVESTIGATOR, "inv"))
+
+
 def test_acknowledged_uploads_survive_a_sigkill(
     settings: Settings, pipeline: FacePipeline, tmp_path: Path
 ) -> None:
     require_test_data()
     persons = people(12)
-    server = LiveServer(tmp_path / "data", cache_from=settings.cache_dir,
-                        tip_rate_per_minute="1000000", tip_burst="1000000")
+    server = unlimited_server(settings, tmp_path)
     with server:
         # 1. Three cases, then a clean stop: the index is saved for the next start.
         server.start()
-        manager = server.new_key(Role.CASE_MANAGER, "desk")
-        tip = server.new_key(Role.TIP_APP, "app")
-        investigator = server.new_key(Role.INVESTIGATOR, "inv")
+        manager, tip, investigator = role_keys(server)
         traffic = Traffic()
         add_cases(server, manager, persons[:3], traffic)
         assert len(traffic.case_photos) == 3 and not traffic.errors, traffic.errors
@@ -205,14 +214,10 @@ def test_a_server_killed_mid_reindex_restarts_on_the_old_model_and_resumes(
     (every sighting and its candidates; the index agrees with the store), and the next
     reindex resumes from the vectors already written, then swaps."""
     require_test_data()
-    server = LiveServer(tmp_path / "data", cache_from=settings.cache_dir,
-                        tip_rate_per_minute="1000000", tip_burst="1000000",
-                        detect_batch_size="1", workers="1")
+    server = unlimited_server(settings, tmp_path, detect_batch_size="1", workers="1")
     with server:
         server.start()
-        manager = server.new_key(Role.CASE_MANAGER, "desk")
-        tip = server.new_key(Role.TIP_APP, "app")
-        investigator = server.new_key(Role.INVESTIGATOR, "inv")
+        manager, tip, investigator = role_keys(server)
         traffic = Traffic()
         persons = people(6)
         add_cases(server, manager, persons, traffic)
