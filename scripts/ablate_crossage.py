@@ -13,7 +13,8 @@ are combined by averaging their unit-length descriptors. Rows:
   (the service's), by the mean of its two closest faces, or by one mean descriptor per case;
 * within-class whitening, fitted person-disjoint (2 folds by a hash of the person: fitted on one
   fold's people, scored on a protocol of the other fold's people only), on every dev person,
-  children only (FG-NET) or adults only (LFW); the baseline row scores the same fold protocols.
+  children only (FG-NET) or adults only (LFW); the baseline row scores the same fold protocols;
+* whether choosing a chip variant generalises: chosen on one fold's people, scored on the other's.
 Deterministic; about 10 minutes on 2 cores (x86_64), seconds with --cache after the first run.
 Needs the research photos (MATCHER_TEST_DATA or ../shared/data).
 """
@@ -127,6 +128,36 @@ def descriptors(photos: Sequence[LabelledPhoto], variant_photos: set[str], setti
                     scaled_sface_chip(image, keypoints, scale))[0]
         print(f"embedded {min(start + batch, len(photos))}/{len(photos)}", file=sys.stderr)
     return out
+
+
+def chip_variants() -> list[tuple[str, list[str], list[str]]]:
+    """(label, dlib's views, SFace's views) of each chip variant measured."""
+    return [row for name in CHIP_VARIANTS for row in (
+        (f"{name} chips, both networks", [name], [name]),
+        (f"colour + {name} chips averaged, both networks", ["colour", name], ["colour", name]),
+        (f"{name} chips for dlib only", [name], ["colour"]),
+        (f"{name} chips for SFace only", ["colour"], [name]),
+    )]
+
+
+def chip_chosen_on_other_people(protocol: Protocol, candidates: dict[str, NDArray[np.float32]],
+                                row_of: dict[str, int], settings: Settings) -> dict[str, Any]:
+    """Would picking the best chip variant on some people help other people? For each fold,
+    the variant (the default among them) with the most TPIR hits, then rank-1 hits, on the
+    other folds' people is scored on this fold's people: compare with the per-fold baseline."""
+    folds = [fold_protocol(protocol, f, FOLDS) for f in range(FOLDS)]
+    hits = {label: [score(fold, vectors, row_of, settings, label) for fold in folds]
+            for label, vectors in candidates.items()}
+
+    def merit(label: str, fold: int) -> tuple[int, int]:
+        others = [r for f, r in enumerate(hits[label]) if f != fold]
+        return (sum(round(r.tpir_at_fpir_1pct * r.counts["sightings"]) for r in others),
+                sum(round(r.rank1 * r.counts["sightings"]) for r in others))
+
+    chosen = [max(candidates, key=lambda label: merit(label, fold)) for fold in range(FOLDS)]
+    row = pooled("chip variant chosen on the other fold's people (best TPIR there), scored "
+                 "per fold", [hits[label][fold] for fold, label in enumerate(chosen)])
+    return {**row, "chosen": chosen}
 
 
 def ensemble_of(raw: dict[str, NDArray[np.float32]], dlib_views: Sequence[str],
@@ -272,21 +303,17 @@ def main() -> None:
     default = ensemble_of(raw, ["colour"], ["colour"])
     rows = [as_row("default: dlib + SFace, colour chips, each flip-averaged",
                    score(protocol, default, row_of, settings, "default"))]
-    for name in CHIP_VARIANTS:
-        for label, dlib_views, sface_views in (
-            (f"{name} chips, both networks", [name], [name]),
-            (f"colour + {name} chips averaged, both networks",
-             ["colour", name], ["colour", name]),
-            (f"{name} chips for dlib only", [name], ["colour"]),
-            (f"{name} chips for SFace only", ["colour"], [name]),
-        ):
-            vectors = ensemble_of(raw, dlib_views, sface_views)
-            rows.append(as_row(label, score(protocol, vectors, row_of, settings, label)))
+    chip_vectors = {label: ensemble_of(raw, dlib_views, sface_views)
+                    for label, dlib_views, sface_views in chip_variants()}
+    rows += [as_row(label, score(protocol, vectors, row_of, settings, label))
+             for label, vectors in chip_vectors.items()]
     scales = ["colour", *(f"scale{s}" for s in SFACE_SCALES)]
     rows.append(as_row("SFace chips at 0.95 / 1 / 1.05 scale averaged", score(
         protocol, ensemble_of(raw, ["colour"], scales), row_of, settings, "scales")))
     children = {str(p.path) for p in cross_age}
     rows += whitening_rows(photos, children, protocol, default, settings)
+    rows.append(chip_chosen_on_other_people(
+        protocol, {"default": default, **chip_vectors}, row_of, settings))
     rows += case_fusion_rows(cross_age, distractors, default, row_of, settings)
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
