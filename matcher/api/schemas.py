@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from matcher.store import PUBLIC_CASE_FIELDS, CandidateStatus, CaseStatus, Category, Role, Sex
@@ -38,6 +39,22 @@ class FaceFeedback(BaseModel):
     box: tuple[float, float, float, float]
     fit: bool
     reasons: list[str]
+
+
+# The forms of the upload routes, read by matcher/api/upload.py `read_form`; their docstrings
+# are the OpenAPI descriptions of the request bodies.
+class SightingForm(BaseModel):
+    """A sighting photo and what the tip app knows of it. A field not listed here, one sent
+    twice, or text with a NUL character is refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    photo: UploadFile = Field(description="JPEG, PNG, WebP, GIF, BMP or TIFF")
+    taken_at: dt.datetime | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    note: str | None = Field(default=None, max_length=2000)
+    reporter_contact: str | None = Field(default=None, max_length=500)
 
 
 class SightingReceipt(BaseModel):
@@ -118,6 +135,17 @@ class CaseUpdate(InputModel):
         if value is None:  # sent as null: these have no "unknown"
             raise ValueError("may be changed but not cleared")
         return value
+
+
+class CasePhotoForm(BaseModel):
+    """A photo of the person, when it was taken and their age in it if known. A field not
+    listed here, one sent twice, or text with a NUL character is refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    photo: UploadFile
+    taken_on: dt.date | None = None
+    age_at_photo: float | None = Field(default=None, ge=0, lt=150)
 
 
 class CasePhotoPublic(BaseModel):

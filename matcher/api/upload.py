@@ -1,15 +1,35 @@
-"""Reading an uploaded photo without trusting its declared size, and the form around it."""
+"""Upload forms, read only after the route's key, role and rate checks; the photo in them,
+without trusting its declared size.
+
+A route with File or Form parameters has FastAPI parse the whole body (up to the body limit)
+before it solves the route's dependencies: a wrong key, a key of the wrong role or a tip app
+over its rate would be refused only once the upload had been received and spooled. Upload
+routes therefore declare no body parameter; the handler, which runs after every dependency,
+reads the form with `read_form`, and `multipart_body` documents it from the same model.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from fastapi import Request, UploadFile
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from matcher.api.errors import UploadTooLarge
+
+FormT = TypeVar("FormT", bound=BaseModel)
+
+# Starlette's defaults, which FastAPI applied when these routes had File/Form parameters:
+# past them the parser stops with a 400 (a text part over 1 MiB, say).
+MAX_FORM_FILES = 1000
+MAX_FORM_FIELDS = 1000
+MAX_FORM_PART_BYTES = 1024 * 1024
 
 # A sighting photo's time: no camera photo of a missing person predates 1900, and a phone's
 # clock may run ahead, but not by more than a day.
@@ -24,31 +44,65 @@ async def read_upload(photo: UploadFile, max_bytes: int) -> bytes:
     return data
 
 
-def form_fields(*names: str) -> Callable[[Request], Awaitable[None]]:
-    """A dependency that refuses (422 invalid_request) a multipart form with a field not in
-    `names`, a field sent twice, or text with a NUL character.
+def multipart_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting `model` as the route's multipart request body: FastAPI sees
+    no body parameter, and a schema written by hand would drift from what `read_form` checks."""
+    schema = model.model_json_schema()
+    if "$defs" in schema:  # their "#/$defs/..." refs would point nowhere in the OpenAPI document
+        raise TypeError(f"{model.__name__}: a form model holds no nested models or enums")
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}},
+        # FastAPI lists its 422 only for routes with parameters; the form is validated too. The
+        # component is FastAPI's, there as long as any route takes a parameter.
+        "responses": {"422": {"description": "Validation Error", "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}},
+    }
 
-    FastAPI would ignore an unknown field and keep the last of two: a misspelt `latitude` or a
-    second photo would then vanish without a word to the sender.
+
+@asynccontextmanager
+async def read_form(request: Request, model: type[FormT]) -> AsyncIterator[FormT]:
+    """The request's form as `model`, its files closed on leaving the block; a 422 like any
+    other validation error for a form that does not fit. Call it from the handler, never from
+    a dependency: dependencies may run before the key is checked."""
+    async with request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS,
+                            max_part_size=MAX_FORM_PART_BYTES) as form:
+        _refuse_odd_fields(form, model.model_fields)
+        # As FastAPI reads a form: an empty text field, or a file input left empty (no name, no
+        # bytes), is a field not sent.
+        values = {name: value for name, value in form.items() if not _blank(value)}
+        try:
+            parsed = model.model_validate(values)
+        except ValidationError as error:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+                                          for e in error.errors(include_url=False)]) from error
+        yield parsed
+
+
+def _blank(value: str | StarletteUploadFile) -> bool:
+    if isinstance(value, StarletteUploadFile):
+        return value.filename == "" and value.size == 0
+    return value == ""
+
+
+def _refuse_odd_fields(form: FormData, known: Iterable[str]) -> None:
+    """422 for a field not in `known`, a field sent twice, or text with a NUL character.
+
+    Validation alone would ignore an unknown field and keep the last of two: a misspelt
+    `latitude` or a second photo would then vanish without a word to the sender.
     """
-    known = frozenset(names)
-
-    async def check(request: Request) -> None:
-        form = await request.form()  # parsed once: Starlette keeps it for the endpoint
-        errors: list[dict[str, Any]] = []
-        for name in dict.fromkeys(form.keys()):
-            values = form.getlist(name)
-            if name not in known:
-                errors.append(_error("extra_forbidden", name, f"unknown field; the fields are "
-                                     f"{', '.join(sorted(known))}"))
-            elif len(values) > 1:
-                errors.append(_error("repeated", name, f"sent {len(values)} times; send it once"))
-            elif any(isinstance(v, str) and "\x00" in v for v in values):
-                errors.append(_error("string_nul", name, "must not contain NUL characters"))
-        if errors:
-            raise RequestValidationError(errors)
-
-    return check
+    known = frozenset(known)
+    errors: list[dict[str, Any]] = []
+    for name in dict.fromkeys(form.keys()):
+        values = form.getlist(name)
+        if name not in known:
+            errors.append(_error("extra_forbidden", name, f"unknown field; the fields are "
+                                 f"{', '.join(sorted(known))}"))
+        elif len(values) > 1:
+            errors.append(_error("repeated", name, f"sent {len(values)} times; send it once"))
+        elif any(isinstance(v, str) and "\x00" in v for v in values):
+            errors.append(_error("string_nul", name, "must not contain NUL characters"))
+    if errors:
+        raise RequestValidationError(errors)
 
 
 def _error(kind: str, name: str, message: str) -> dict[str, Any]:

@@ -44,27 +44,31 @@ def sightings(client: TestClient) -> int:
 
 @pytest.fixture
 def live(settings: Settings, pipeline: FacePipeline,
-         tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """The app on a real loopback socket: uvicorn in a thread, as `matcher serve` runs it."""
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, str]]:
+    """The app on a real loopback socket: uvicorn in a thread, as `matcher serve` runs it; its
+    port and a tip-app key."""
     app_settings = settings.model_copy(update={
         "data_dir": tmp_path_factory.mktemp("limits") / "data", "max_request_bytes": LIMIT})
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(app_settings, pipeline), host="127.0.0.1",
-                                           port=port, log_level="warning"))
+    app = create_app(app_settings, pipeline)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
-    yield port
+    yield port, new_key(app.state.matcher.sessions, Role.TIP_APP, "live")[1]
     server.should_exit = True
     thread.join(timeout=30)
 
 
-def test_a_huge_content_length_is_refused_at_once_on_a_live_socket(live: int) -> None:
+def test_a_huge_content_length_is_refused_at_once_on_a_live_socket(
+    live: tuple[int, str]
+) -> None:
     """No body follows the headers: waiting for it would hang; the 413 comes first."""
-    connection = http.client.HTTPConnection("127.0.0.1", live, timeout=10)
+    port, _ = live
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     connection.putrequest("POST", "/v1/sightings")
     connection.putheader("Content-Type", "multipart/form-data; boundary=x")
     connection.putheader("Content-Length", str(10**12))
@@ -75,20 +79,27 @@ def test_a_huge_content_length_is_refused_at_once_on_a_live_socket(live: int) ->
     assert response.status == 413
     assert json.loads(response.read())["error"] == "too_large"
     connection.close()
-    again = http.client.HTTPConnection("127.0.0.1", live, timeout=10)
+    again = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     again.request("GET", "/healthz")
     assert again.getresponse().status == 200
 
 
-def test_a_chunked_body_is_cut_off_once_over_the_limit(live: int) -> None:
+@pytest.mark.parametrize(("keyed", "status", "error"), [(True, 413, "too_large"),
+                                                       (False, 401, "unauthenticated")])
+def test_a_chunked_body_is_cut_off_once_over_the_limit(
+    live: tuple[int, str], keyed: bool, status: int, error: str
+) -> None:
     """Transfer-Encoding: chunked has no Content-Length: the bytes are counted as they come,
-    and the 413 arrives while the client is still sending."""
+    and the 413 arrives while the client is still sending. Without a key the body is not read
+    at all: the 401 comes first."""
+    port, key = live
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)  # little in flight
     sock.settimeout(10)
-    sock.connect(("127.0.0.1", live))
+    sock.connect(("127.0.0.1", port))
+    authorization = f"Authorization: Bearer {key}\r\n".encode() if keyed else b""
     sock.sendall(b"POST /v1/sightings HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                 b"Content-Type: multipart/form-data; boundary=x\r\n\r\n")
+                 + authorization + b"Content-Type: multipart/form-data; boundary=x\r\n\r\n")
     part = b'--x\r\nContent-Disposition: form-data; name="photo"; filename="p.jpg"\r\n\r\n'
     sock.sendall(b"%x\r\n" % len(part) + part + b"\r\n")  # then a photo that never ends
     chunk = b"%x\r\n" % 65536 + bytes(65536) + b"\r\n"
@@ -109,8 +120,8 @@ def test_a_chunked_body_is_cut_off_once_over_the_limit(live: int) -> None:
     except ConnectionResetError:
         pass
     sock.close()
-    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "too_large"
+    assert answer.startswith(b"HTTP/1.1 %d" % status), answer[:200]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == error
     # Answered while the client was still sending; the rest is socket buffers (a few MiB).
     assert sent < most / 4, sent
 

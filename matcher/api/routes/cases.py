@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Query, Request, Response
 
 from matcher.api.deps import CaseManager, CaseReader, MatcherDep, WorkerDep
 from matcher.api.metrics import MetricsDep
 from matcher.api.params import AfterId, Id
 from matcher.api.schemas import (
     CaseCreate,
+    CasePhotoForm,
     CasePhotoReceipt,
     CasePublic,
     CaseSummary,
     CaseUpdate,
     FaceFeedback,
 )
-from matcher.api.upload import form_fields, read_upload
+from matcher.api.upload import multipart_body, read_form, read_upload
 from matcher.api.urls import JPEG, jpeg
 from matcher.service import (
     CasePhotoUpload,
@@ -35,8 +35,6 @@ from matcher.service import (
 from matcher.store import CaseStatus, Category, NewCase
 
 router = APIRouter(tags=["cases"])
-# Checked after the key: unknown or repeated fields are refused (422), not ignored.
-PHOTO_FORM = form_fields("photo", "taken_on", "age_at_photo")
 
 
 @router.post("/cases", status_code=201, response_model=CasePublic)
@@ -76,17 +74,16 @@ async def patch_case(
     return CasePublic.model_validate(case)
 
 
-@router.post("/cases/{case_id}/photos", status_code=201, response_model=CasePhotoReceipt)
+@router.post("/cases/{case_id}/photos", status_code=201, response_model=CasePhotoReceipt,
+             openapi_extra=multipart_body(CasePhotoForm))
 async def post_case_photo(
-    case_id: Id, actor: CaseManager, _: Annotated[None, Depends(PHOTO_FORM)],
-    matcher: MatcherDep, worker: WorkerDep,
-    metrics: MetricsDep, photo: Annotated[UploadFile, File()],
-    taken_on: Annotated[dt.date | None, Form()] = None,
-    age_at_photo: Annotated[float | None, Form(ge=0, lt=150)] = None,
+    request: Request, case_id: Id, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep,
+    metrics: MetricsDep,
 ) -> CasePhotoReceipt:
-    data = await read_upload(photo, matcher.settings.max_image_bytes)
+    async with read_form(request, CasePhotoForm) as form:  # only now: the key passed
+        data = await read_upload(form.photo, matcher.settings.max_image_bytes)
     result = await worker.embed(add_photo, matcher, case_id,
-                          CasePhotoUpload(data, taken_on, age_at_photo), actor)
+                                CasePhotoUpload(data, form.taken_on, form.age_at_photo), actor)
     metrics.case_photo_added(result)
     return CasePhotoReceipt(case_id=result.case_id, photo_id=result.photo_id, faces=[
         FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Query, Request, Response
 
 from matcher.api.deps import Investigator, MatcherDep, WorkerDep
 from matcher.api.limits import RateLimitedTipApp
 from matcher.api.metrics import MetricsDep
 from matcher.api.params import MAX_ID, Id
-from matcher.api.schemas import CandidatePublic, FaceFeedback, SightingPublic, SightingReceipt
-from matcher.api.upload import form_fields, read_upload, taken_at_utc
+from matcher.api.schemas import (
+    CandidatePublic,
+    FaceFeedback,
+    SightingForm,
+    SightingPublic,
+    SightingReceipt,
+)
+from matcher.api.upload import multipart_body, read_form, read_upload, taken_at_utc
 from matcher.api.urls import JPEG, case_photo_url, crop_url, jpeg
 from matcher.service import (
     Matcher,
@@ -28,26 +33,21 @@ from matcher.service import (
 from matcher.store import Candidate, NewSighting
 
 router = APIRouter(tags=["sightings"])
-# Checked after the key: unknown or repeated fields are refused (422), not ignored.
-SIGHTING_FORM = form_fields("photo", "taken_at", "lat", "lon", "note", "reporter_contact")
 
 
-@router.post("/sightings", status_code=201, response_model=SightingReceipt)
+@router.post("/sightings", status_code=201, response_model=SightingReceipt,
+             openapi_extra=multipart_body(SightingForm))
 async def post_sighting(
-    key: RateLimitedTipApp, _: Annotated[None, Depends(SIGHTING_FORM)], matcher: MatcherDep,
-    worker: WorkerDep, metrics: MetricsDep,
-    photo: Annotated[UploadFile, File(description="JPEG, PNG, WebP, GIF, BMP or TIFF")],
-    taken_at: Annotated[dt.datetime | None, Form()] = None,
-    lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
-    lon: Annotated[float | None, Form(ge=-180, le=180)] = None,
-    note: Annotated[str | None, Form(max_length=2000)] = None,
-    reporter_contact: Annotated[str | None, Form(max_length=500)] = None,
+    request: Request, key: RateLimitedTipApp, matcher: MatcherDep, worker: WorkerDep,
+    metrics: MetricsDep,
 ) -> SightingReceipt:
     """Every face is matched; the answer says which faces were usable, never which cases."""
-    taken_at = taken_at_utc(taken_at)
-    data = await read_upload(photo, matcher.settings.max_image_bytes)
-    new = NewSighting(app=key.name, taken_at=taken_at, lat=lat, lon=lon, api_key_id=key.key_id,
-                      reporter_contact=reporter_contact, note=note)
+    async with read_form(request, SightingForm) as form:  # only now: the key and rate passed
+        taken_at = taken_at_utc(form.taken_at)
+        data = await read_upload(form.photo, matcher.settings.max_image_bytes)
+    new = NewSighting(app=key.name, taken_at=taken_at, lat=form.lat, lon=form.lon,
+                      api_key_id=key.key_id, reporter_contact=form.reporter_contact,
+                      note=form.note)
     result = await worker.embed(ingest_sighting, matcher, data, new)
     metrics.sighting_ingested(result)
     return SightingReceipt(id=result.sighting_id, faces=[
