@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     # passes it. None: `max_image_bytes` + 1 MiB, room for the form fields around the largest
     # photo.
     max_request_bytes: int | None = Field(default=None, ge=1024)
+    # Every other body (JSON: cases, edits, decisions, keys) is small; it is parsed before the
+    # key is checked, so a keyless client must not make us parse megabytes. A case's longest
+    # fields, all escaped as \uXXXX, take about 140 KB.
+    max_json_request_bytes: int = Field(default=256 * 1024, ge=1024)
     # Sightings per tip-app key: a token bucket refilled at `tip_rate_per_minute` that holds at
     # most `tip_burst` uploads; beyond it POST /v1/sightings answers 429 with Retry-After.
     tip_rate_per_minute: float = Field(default=30.0, gt=0.0)

@@ -1,8 +1,9 @@
 """Limits on hostile traffic: request size, tip-app upload rate, NUL bytes in URLs, CORS.
 
-- `BodyLimit` (ASGI) refuses a request whose Content-Length is over
-  `settings.request_bytes_limit` with 413 before the app or the body is touched, and counts
-  the bytes of bodies that come without one (chunked), cutting them off with 413 once over.
+- `BodyLimit` (ASGI) refuses a request whose Content-Length is over its limit with 413 before
+  the app or the body is touched, and counts the bytes of bodies that come without one
+  (chunked), cutting them off with 413 once over. Multipart uploads may reach
+  `settings.request_bytes_limit`; any other body `settings.max_json_request_bytes`.
 - `TipRateLimiter` is a token bucket per tip-app key for `POST /v1/sightings`: a flood from
   one app (or a stolen key) cannot fill the worker queue for every other app.
 - CORS is closed unless `settings.cors_origins` names origins.
@@ -60,7 +61,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class BodyLimit:
-    """413 for bodies over `max_bytes`, before they are read; 400 for a NUL in the URL.
+    """413 for bodies over their limit, before they are read; 400 for a NUL in the URL.
 
     A declared Content-Length over the limit is answered at once without calling the app (the
     server then closes the connection rather than read the rest). A body without one is
@@ -68,9 +69,10 @@ class BodyLimit:
     tries to answer is dropped and the client gets the 413 instead.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_upload_bytes: int, max_other_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_upload_bytes = max_upload_bytes
+        self.max_other_bytes = max_other_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,16 +89,19 @@ class BodyLimit:
         if declared == -1:
             await _refuse(send, 400, "invalid_request", "Content-Length is not a number")
             return
-        if declared is not None and declared > self.max_bytes:
-            await _refuse(send, 413, "too_large", self._detail(declared))
+        limit = self._limit(scope)
+        if declared is not None and declared > limit:
+            await _refuse(send, 413, "too_large", _too_large(limit, declared))
             return
-        await self._counted(scope, receive, send)
+        await self._counted(scope, receive, send, limit)
 
-    def _detail(self, size: int | None = None) -> str:
-        told = "" if size is None else f" ({size} bytes)"
-        return f"the request body is larger than {self.max_bytes} bytes{told}"
+    def _limit(self, scope: Scope) -> int:
+        for name, value in scope.get("headers", ()):
+            if name == b"content-type" and value.lower().startswith(b"multipart/form-data"):
+                return self.max_upload_bytes
+        return self.max_other_bytes
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         received = 0
         over = started = False
 
@@ -105,9 +110,9 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     over = True
-                    raise _BodyTooLarge(self._detail())
+                    raise _BodyTooLarge(_too_large(limit))
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -123,9 +128,14 @@ class BodyLimit:
         except Exception:
             if not over:
                 raise
-            log.debug("a request body passed %d bytes", self.max_bytes, exc_info=True)
+            log.debug("a request body passed %d bytes", limit, exc_info=True)
         if over and not started:
-            await _refuse(send, 413, "too_large", self._detail())
+            await _refuse(send, 413, "too_large", _too_large(limit))
+
+
+def _too_large(limit: int, size: int | None = None) -> str:
+    told = "" if size is None else f" ({size} bytes)"
+    return f"the request body is larger than {limit} bytes{told}"
 
 
 @dataclass
@@ -188,7 +198,9 @@ def install(app: FastAPI, settings: Settings) -> None:
     """The body limit, CORS (when origins are set) and the tip-app limiter. Call it before the
     metrics middleware is added, so the access log and the metrics see their answers too."""
     app.state.tip_limiter = TipRateLimiter(settings.tip_rate_per_minute, settings.tip_burst)
-    app.add_middleware(BodyLimit, max_bytes=settings.request_bytes_limit)
+    app.add_middleware(BodyLimit, max_upload_bytes=settings.request_bytes_limit,
+                       max_other_bytes=min(settings.max_json_request_bytes,
+                                           settings.request_bytes_limit))
     if settings.cors_origins:
         # Outside the body limit, so a browser can read the 413 too. No credentials: keys
         # travel in headers, never in cookies.

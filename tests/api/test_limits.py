@@ -25,6 +25,7 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import new_key
 from matcher.store import Role, Sighting
+from tests.api.builders import case_body
 from tests.api.conftest import auth, matcher_of
 from tests.api.test_serve import free_port
 
@@ -129,6 +130,28 @@ def test_a_chunked_body_is_cut_off_once_over_the_limit(
 def test_the_limit_defaults_to_the_image_limit_plus_a_mebibyte() -> None:
     assert Settings(max_image_bytes=4096).request_bytes_limit == 4096 + 1024 * 1024
     assert Settings(max_request_bytes=5000).request_bytes_limit == 5000
+
+
+def test_bodies_other_than_uploads_have_a_small_limit(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    """JSON bodies are parsed before the key is checked: a keyless megabyte of JSON is refused
+    by its size, unread, while a keyless upload of that size gets as far as the key check. The
+    limit still takes the largest case there can be, every character escaped."""
+    limit = Settings().max_json_request_bytes
+    padding = "x" * limit
+    assert client.post("/v1/cases", json=case_body("A", description=padding)).status_code == 413
+    upload = client.post("/v1/sightings", files={"photo": ("p.jpg", padding.encode(),
+                                                           "image/jpeg")})
+    assert upload.status_code == 401
+    widest = case_body("\u00e9" * 200, description="\u00e9" * 20_000,
+                       last_seen_place="\u20ac" * 2000)
+    body = json.dumps(widest, ensure_ascii=True).encode()
+    assert len(body) > 120_000  # every character written as \uXXXX
+    created = client.post("/v1/cases", content=body, headers={
+        **auth(keys[Role.CASE_MANAGER]), "Content-Type": "application/json"})
+    assert created.status_code == 201, created.text
+    assert created.json()["description"] == widest["description"]
 
 
 def test_the_token_bucket_refills_at_its_rate() -> None:
