@@ -175,7 +175,8 @@ def eval_command(
                f"{counts['faces_not_found_sightings']}, non-mated "
                f"{counts['faces_not_found_non_mated']}")
     typer.echo(f"rank-1 {report.rank1:.3f}  rank-10 {report.rank10:.3f}  TPIR@FPIR1% "
-               f"{report.tpir_at_fpir_1pct:.3f} (threshold {report.threshold:.3f})")
+               f"{report.tpir_at_fpir_1pct:.3f} (threshold {report.threshold:.3f}; "
+               f"{counts['false_alarms']} non-mated searches under it)")
     for band, row in report.by_gap.items():
         typer.echo(f"  gap {band:>5} yrs ({row['searches']:3d}): rank-1 {row['rank1']:.3f}  "
                    f"rank-10 {row['rank10']:.3f}  TPIR {row['tpir_at_fpir_1pct']:.3f}")

@@ -16,7 +16,7 @@ from matcher.embed import FacePipeline
 from matcher.embed.errors import ImageError
 from matcher.embed.image import load_image
 from matcher.eval.manifest import LabelledPhoto
-from matcher.eval.metrics import cmc, fpir_threshold, mated_ranks, rates
+from matcher.eval.metrics import FPIR, cmc, fpir_threshold, mated_ranks, rates
 from matcher.eval.protocol import GAP_BANDS, Protocol, gap_band
 from matcher.index import FaceIndex, Fusion, best
 
@@ -103,10 +103,14 @@ def evaluate_vectors(
     dim: int,
     case_photos: str = "youngest",
     fusion: Fusion = best,
+    fpir: float = FPIR,
+    threshold: float | None = None,
 ) -> CrossAgeReport:
     """The gallery's descriptors into the index (a case with several photos ranks by the
     index's `fusion` of its faces: by default its best face, as in the service), the searches
-    against it. `vectors` follow `protocol_photos` (None: no face found)."""
+    against it. `vectors` follow `protocol_photos` (None: no face found). TPIR is counted
+    under the distance that gives `fpir` on the non-mated searches, or under `threshold` when
+    given (to score another tool's threshold; `counts["false_alarms"]` says what it allows)."""
     vectors = list(vectors)
     if len(vectors) != len(protocol_photos(protocol)):
         raise ValueError(f"{len(vectors)} vectors for {len(protocol_photos(protocol))} photos")
@@ -128,7 +132,8 @@ def evaluate_vectors(
     )
     ranks, first_distance = _search_mated(index, sighting_vecs, protocol, owner_of)
     non_mated = _search_non_mated(index, probe_vecs)
-    threshold = fpir_threshold(non_mated)
+    if threshold is None:
+        threshold = fpir_threshold(non_mated, fpir)
     overall = rates(ranks, first_distance, threshold)
     gaps = np.array([s.gap for s in protocol.sightings])
     by_gap = {}
@@ -142,6 +147,7 @@ def evaluate_vectors(
         "case_photos": len(protocol.cases),
         "gallery": len(kept),
         "non_mated": len(protocol.probes),
+        "false_alarms": int((non_mated < threshold).sum()),  # non-mated searches under it
         "faces_not_found_gallery": gallery_n - len(kept),
         "faces_not_found_sightings": sum(v is None for v in sighting_vecs),
         "faces_not_found_non_mated": sum(v is None for v in probe_vecs),

@@ -66,6 +66,7 @@ def test_counts_follow_the_protocol(default: tuple[dict[str, Any], Path]) -> Non
     assert counts["sighting_people"] == 38
     assert counts["cases"] == counts["case_photos"] == 39
     assert counts["non_mated"] == 435
+    assert counts["false_alarms"] <= 4  # 1% of 435 searches
     assert counts["gallery"] + counts["faces_not_found_gallery"] == 39 + 436
     assert counts["faces_not_found_sightings"] <= 2
 

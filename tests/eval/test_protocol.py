@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from matcher.config import Settings
+from matcher.eval.crossage import evaluate_vectors, protocol_photos
 from matcher.eval.manifest import LabelledPhoto, ManifestError, read_manifest
 from matcher.eval.metrics import cmc, fpir_threshold, mated_ranks, rates
 from matcher.eval.protocol import build_protocol, gap_band
@@ -92,3 +94,26 @@ def test_multi_photo_cases_hold_every_photo_up_to_12_and_sightings_follow_the_ne
     assert ("a_9.jpg", 7) in {(s.photo.path.name, s.gap) for s in youngest.sightings}
     with pytest.raises(ValueError, match="case_photos"):
         build_protocol(cross_age, [], case_photos="oldest")  # type: ignore[arg-type]
+
+
+def test_scoring_under_another_tools_threshold_reports_the_false_alarms_it_allows(
+    tmp_path: Path,
+) -> None:
+    """Two cases on a line; one sighting 0.1 from its case, one 0.3; non-mated searches at
+    0.05, 0.2 and 0.4 from the nearest case (1% of 3 searches: none may alarm)."""
+    protocol = build_protocol([photo("a", 2), photo("a", 5), photo("b", 2), photo("b", 6)],
+                              [photo(n, None) for n in ("c", "d", "e", "f", "g", "h")])
+    on_line = {"a_2.jpg": 0.0, "b_2.jpg": 10.0, "a_5.jpg": 0.1, "b_6.jpg": 10.3,
+               "c_None.jpg": 20.0, "e_None.jpg": 30.0, "g_None.jpg": 40.0,  # distractors
+               "d_None.jpg": 20.05, "f_None.jpg": 30.2, "h_None.jpg": 40.4}  # probes
+    vectors = [np.array([on_line[p.path.name], 0.0], np.float32)
+               for p in protocol_photos(protocol)]
+    settings = Settings(data_dir=tmp_path)
+    strict = evaluate_vectors(protocol, vectors, settings, "line", 2)
+    assert strict.threshold == pytest.approx(0.05, abs=1e-4) and strict.counts["false_alarms"] == 0
+    assert strict.rank1 == 1.0 and strict.tpir_at_fpir_1pct == 0.0
+    given = evaluate_vectors(protocol, vectors, settings, "line", 2, threshold=0.35)
+    assert given.counts["false_alarms"] == 2 and given.tpir_at_fpir_1pct == 1.0
+    looser = evaluate_vectors(protocol, vectors, settings, "line", 2, fpir=1.5 / 3)
+    assert looser.threshold == pytest.approx(0.2, abs=1e-4) and looser.counts["false_alarms"] == 1
+    assert looser.tpir_at_fpir_1pct == 0.5
