@@ -331,8 +331,12 @@ class Candidate(Base):
             "sighting_face_id", "case_id", "model_id",
             name="uq_candidates_sighting_face_id_case_id_model_id",
         ),
-        Index("ix_candidates_status_case_id", "status", "case_id"),
-        Index("ix_candidates_case_id", "case_id"),
+        # The review queue (one status, closest first, keyset-paged) reads an index in order
+        # instead of sorting: the whole queue, and one case's (which would otherwise walk the
+        # first index past every other case's rows). The second also serves every lookup by
+        # case: a case's matches, the cascade when a case is deleted. Revision 0005.
+        Index("ix_candidates_status_distance_id", "status", "distance", "id"),
+        Index("ix_candidates_case_id_status_distance_id", "case_id", "status", "distance", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -246,6 +246,9 @@ def review_rows(
     if query.order == "distance":
         order = (Candidate.distance, Candidate.id)
         if after is not None:
+            # The first, redundant bound lets the database start inside the queue's index at
+            # the cursor rather than walk every row before it (the OR alone cannot seek).
+            conditions.append(Candidate.distance >= after.key)
             conditions.append(or_(Candidate.distance > after.key, and_(
                 Candidate.distance == after.key, Candidate.id > after.candidate_id)))
     else:

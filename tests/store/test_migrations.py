@@ -17,7 +17,17 @@ TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors",
 }
-HEAD = "0004"
+HEAD = "0005"
+# The indexes of candidates besides the unique constraint's, by name: their columns.
+CANDIDATE_INDEXES_0004 = {
+    "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
+    "ix_candidates_status_case_id": ["status", "case_id"],
+}
+CANDIDATE_INDEXES_0005 = {
+    "ix_candidates_case_face_id": ["case_face_id"],
+    "ix_candidates_status_distance_id": ["status", "distance", "id"],
+    "ix_candidates_case_id_status_distance_id": ["case_id", "status", "distance", "id"],
+}
 SIGHTING_1 = ("INSERT INTO sightings (id, uploaded_at, app, sha256, path, width, height) "
               "VALUES (1, '2026-01-01 00:00:00+00:00', 'tips', 'ab', 'p', 10, 10)")
 
@@ -127,3 +137,20 @@ def test_faces_stored_before_0004_have_no_detection_and_keep_everything_else(
     with empty_engine.connect() as connection:
         assert connection.execute(text("SELECT id, score FROM faces")).one() == (7, 0.9)
         assert "detector" not in {c["name"] for c in inspect(empty_engine).get_columns("faces")}
+
+
+def _candidate_indexes(engine: Engine) -> dict[str, list[str]]:
+    return {index["name"]: list(index["column_names"])
+            for index in inspect(engine).get_indexes("candidates")
+            if not index["name"].startswith("uq_")}  # SQLite lists the unique constraint's
+
+
+def test_0005_gives_the_review_queue_its_indexes_and_takes_them_back(
+    empty_engine: Engine,
+) -> None:
+    migrate(empty_engine, "0004")
+    assert _candidate_indexes(empty_engine) == CANDIDATE_INDEXES_0004
+    migrate(empty_engine, "0005")
+    assert _candidate_indexes(empty_engine) == CANDIDATE_INDEXES_0005
+    command.downgrade(alembic_config(empty_engine), "0004")
+    assert _candidate_indexes(empty_engine) == CANDIDATE_INDEXES_0004

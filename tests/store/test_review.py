@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from matcher.config import Settings
 from matcher.store import (
     CandidateNotFound,
     CandidateStatus,
@@ -25,7 +27,9 @@ from matcher.store import (
     create_case,
     create_key,
     create_sighting,
+    make_engine,
     matchable,
+    migrate,
     set_candidate_status,
     store_photo,
 )
@@ -320,3 +324,29 @@ def test_sin_and_cos_are_added_where_sqlite_lacks_them() -> None:
     assert connection.execute("SELECT sin(0.5), cos(0), sin(NULL)").fetchone() == (
         pytest.approx(0.479425538604203), 1.0, None)
     connection.close()
+
+
+@pytest.mark.parametrize(("query", "after", "index"), [
+    (ReviewQuery(), None, "ix_candidates_status_distance_id"),
+    (ReviewQuery(), Cursor(0.4, 7), "ix_candidates_status_distance_id"),
+    (ReviewQuery(case_id=3), None, "ix_candidates_case_id_status_distance_id"),
+    (ReviewQuery(case_id=3), Cursor(0.4, 7), "ix_candidates_case_id_status_distance_id"),
+])
+def test_sqlite_walks_an_index_for_a_queue_page_instead_of_sorting(
+    tmp_path: Path, query: ReviewQuery, after: Cursor | None, index: str
+) -> None:
+    """The plan SQLite chooses without ANALYZE statistics, as the service runs it: the same on
+    an empty store as on a large one (scripts/bench_queue.py times both)."""
+    engine = make_engine(Settings(data_dir=tmp_path))
+    migrate(engine)
+    seen: list[tuple[str, object]] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _c, _cur, statement, parameters, *_: seen.append((statement, parameters)))
+    with Session(engine) as session:
+        review_rows(session, query, after=after)
+    with engine.connect() as connection:
+        plan = [row[-1] for row in connection.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {seen[-1][0]}", seen[-1][1]).all()]
+    engine.dispose()
+    assert any(f"USING INDEX {index} " in line for line in plan), plan
+    assert not any("TEMP B-TREE" in line for line in plan), plan
