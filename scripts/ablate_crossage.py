@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -46,6 +45,7 @@ from matcher.eval.manifest import LabelledPhoto, read_manifest
 from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
 from matcher.eval.whitening import fit_whitening
 from matcher.index import best, mean_top2
+from matcher.machine import describe_machine
 
 Chips = NDArray[np.uint8]
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -316,7 +316,7 @@ def main() -> None:
         protocol, {"default": default, **chip_vectors}, row_of, settings))
     rows += case_fusion_rows(cross_age, distractors, default, row_of, settings)
 
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = describe_machine()
     if args.json:
         print(json.dumps({"machine": machine, "rows": rows}))
     else:

@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import shutil
 import statistics
 import sys
@@ -46,6 +44,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from matcher.config import Settings
+from matcher.machine import describe_machine
 from matcher.store import make_engine, migrate
 from matcher.store.db import alembic_config
 from matcher.store.models import (
@@ -282,22 +281,11 @@ def run(engine: Engine, args: argparse.Namespace, case_id: int) -> dict[str, Any
 
 
 def machine(engine: Engine) -> str:
-    model = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     with engine.connect() as connection:
         version = connection.exec_driver_sql(
             "SELECT sqlite_version()" if engine.dialect.name == "sqlite"
             else "SHOW server_version").scalar()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"{platform.machine()}, {model}, {cores} cores (load {load}); Python "
-            f"{platform.python_version()}, SQLAlchemy {sqlalchemy.__version__}, "
+    return (f"{describe_machine()}, SQLAlchemy {sqlalchemy.__version__}, "
             f"{engine.dialect.name} {version}")
 
 

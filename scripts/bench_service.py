@@ -39,7 +39,6 @@ import io
 import itertools
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -68,6 +67,7 @@ from sqlalchemy import insert
 
 from matcher.config import Settings
 from matcher.index import synthetic
+from matcher.machine import describe_machine
 from matcher.store import make_engine, migrate
 from matcher.store.models import Case, CasePhoto, CaseStatus, Category, Face, FaceVector, Sex
 from matcher.store.photos import photo_path
@@ -552,23 +552,14 @@ def stages(
 
 
 def machine(threads: str, workers: str) -> str:
-    model = "unknown cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     import fastapi
     import torch
     import uvicorn
 
-    return (f"{platform.machine()}, {model}, {cores} cores; Python {platform.python_version()}, "
-            f"torch {torch.__version__} ({threads} threads), Pillow {PILImage.__version__} "
-            f"(libjpeg-turbo {features.version('libjpeg_turbo')}), numpy {np.__version__}, fastapi "
-            f"{fastapi.__version__}, uvicorn {uvicorn.__version__}; MATCHER_WORKERS={workers}")
+    return (f"{describe_machine()}, torch {torch.__version__} ({threads} threads), Pillow "
+            f"{PILImage.__version__} (libjpeg-turbo {features.version('libjpeg_turbo')}), numpy "
+            f"{np.__version__}, fastapi {fastapi.__version__}, uvicorn {uvicorn.__version__}; "
+            f"MATCHER_WORKERS={workers}")
 
 
 def median_report(runs: list[dict[str, float]]) -> dict[str, float]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 from collections.abc import Sequence
 from multiprocessing import Pool
@@ -49,6 +48,7 @@ from matcher.eval.crossage import (
 from matcher.eval.manifest import read_manifest
 from matcher.eval.metrics import FPIR
 from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
+from matcher.machine import describe_machine
 
 REFERENCE_THRESHOLD = 0.465  # issue 8: "dlib reference ... TPIR 0.302 (threshold 0.465)"
 _dlib: dict[str, Any] = {}  # per worker process: dlib's three models, loaded once
@@ -168,7 +168,7 @@ def main() -> None:
             np.savez(args.cache, paths=paths, upsample=args.upsample, dlib=dlib, default=default)
 
     table = rows(protocol, dlib, default)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = describe_machine()
     if args.json:
         print(json.dumps({"machine": machine, "upsample": args.upsample, "rows": table}))
     else:
