@@ -30,7 +30,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,14 +38,13 @@ from typing import Any
 import numpy as np
 import sqlalchemy
 from alembic import command
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, event, insert, select, text
 from sqlalchemy.orm import Session
 
 from matcher.config import Settings
 from matcher.machine import describe_machine
 from matcher.store import make_engine, migrate
-from matcher.store.db import alembic_config
+from matcher.store.db import alembic_config, fresh_database
 from matcher.store.models import (
     Candidate,
     CandidateStatus,
@@ -87,25 +85,13 @@ def throwaway_store(database_url: str | None) -> Iterator[Engine]:
             engine.dispose()
             shutil.rmtree(work, ignore_errors=True)
         return
-    url = make_url(database_url)
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")
-    name = f"bench_queue_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        engine = make_engine(Settings(database_url=url.set(database=name).render_as_string(
-            hide_password=False)))
+    with fresh_database(database_url, "bench_queue") as url:
+        engine = make_engine(Settings(database_url=url))
         try:
             migrate(engine)
             yield engine
         finally:
             engine.dispose()
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def fill(engine: Engine, n_candidates: int, pending: float, seed: int) -> int:
@@ -195,7 +181,9 @@ def pages(engine: Engine, deep: int, case_id: int) -> dict[str, Callable[[Sessio
             select(Candidate.distance, Candidate.id)
             .where(Candidate.status == CandidateStatus.PENDING,
                    Candidate.distance <= Candidate.threshold)
-            .order_by(Candidate.distance, Candidate.id).offset(deep - 1).limit(1)).one()
+            .order_by(Candidate.distance, Candidate.id).offset(deep - 1).limit(1)).one_or_none()
+    if key is None:
+        sys.exit(f"--deep {deep} is past the end of the queue: ask for more --candidates")
     after = Cursor(float(key.distance), int(key.id))
     case = ReviewQuery(case_id=case_id)
     matches = ReviewQuery(statuses=(CandidateStatus.CONFIRMED,), under_threshold=False,

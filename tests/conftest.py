@@ -1,13 +1,10 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
 
@@ -15,6 +12,7 @@ import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
 import torch
 
 from matcher.config import Settings
+from matcher.store.db import fresh_database
 from tests.store.postgres import throwaway_server
 
 
@@ -54,16 +52,5 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Non
     if request.param == "sqlite":
         yield None
         return
-    admin_url = make_url(request.getfixturevalue("postgres_admin_url"))
-    if admin_url.drivername in ("postgresql", "postgres"):
-        admin_url = admin_url.set(drivername="postgresql+psycopg")
-    name = f"matcher_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with fresh_database(request.getfixturevalue("postgres_admin_url"), "matcher_test") as url:
+        yield url

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,11 +42,37 @@ SQLITE_FILE = "matcher.db"
 def database_url(settings: Settings) -> URL:
     """The configured URL, or SQLite under the data dir."""
     if settings.database_url:
-        url = make_url(settings.database_url)
-        if url.drivername in ("postgresql", "postgres"):
-            url = url.set(drivername="postgresql+psycopg")  # the driver we ship
-        return url
+        return with_shipped_driver(settings.database_url)
     return URL.create("sqlite+pysqlite", database=str(settings.data_dir / SQLITE_FILE))
+
+
+def with_shipped_driver(url: str | URL) -> URL:
+    """A plain `postgresql://` URL gets psycopg 3, the driver we ship (SQLAlchemy would pick
+    psycopg2)."""
+    url = make_url(url)
+    if url.drivername in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+@contextmanager
+def fresh_database(server_url: str | URL, prefix: str) -> Iterator[str]:
+    """The URL of a new, empty database on the PostgreSQL server at `server_url` (a role
+    allowed to create databases), dropped on leaving even if connections to it remain: for
+    tests and benchmarks, which must not touch a real store."""
+    admin_url = with_shipped_driver(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield admin_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def make_engine(settings: Settings) -> Engine:
