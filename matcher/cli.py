@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,6 +14,7 @@ import typer
 from matcher.config import Settings
 
 if TYPE_CHECKING:
+    from matcher.embed import FacePipeline
     from matcher.embed.types import Face, Image
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -62,10 +63,9 @@ def embed(
     ] = None,
 ) -> None:
     """Detect and embed the faces of each photo."""
-    from matcher.embed import load_pipeline
     from matcher.embed.errors import ImageError
     settings = _settings(data_dir, **({} if small_faces is None else {"small_faces": small_faces}))
-    pipeline = load_pipeline(settings)
+    pipeline = _load_pipeline(settings)
     failures = 0
     for chunk in _chunks(paths, settings.detect_batch_size):
         # Records keep the input order: a failed read holds its place as an error record.
@@ -128,8 +128,8 @@ def eval_command(
     = None,
 ) -> None:
     """Cross-age identification accuracy (protocol of ../shared/data/README.md)."""
-    from matcher.embed import load_pipeline
     from matcher.eval.crossage import evaluate, write_plots
+    from matcher.eval.fitting import FittedPeopleScored, check_not_fitted_on
     from matcher.eval.manifest import ManifestError, read_manifest
     from matcher.eval.protocol import CASE_PHOTOS, build_protocol
 
@@ -151,14 +151,13 @@ def eval_command(
     except ManifestError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
-    pipeline = load_pipeline(settings)
-
-    def progress(done: int, total: int) -> None:
-        step = max(1, total // 10)
-        if done == total or done // step != (done - settings.detect_batch_size) // step:
-            typer.echo(f"embedding photos: {done}/{total}", err=True)
-
-    report = evaluate(protocol, pipeline, settings, progress, case_photos)
+    pipeline = _load_pipeline(settings)
+    try:
+        check_not_fitted_on(pipeline, protocol)
+    except FittedPeopleScored as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    report = evaluate(protocol, pipeline, settings, _progress(settings), case_photos)
     if plot is not None:
         for path in write_plots(report, plot):
             typer.echo(f"wrote {path}", err=True)
@@ -182,6 +181,61 @@ def eval_command(
                    f"rank-10 {row['rank10']:.3f}  TPIR {row['tpir_at_fpir_1pct']:.3f}")
 
 
+def _load_pipeline(settings: Settings) -> FacePipeline:
+    """The configured pipeline, or exit 2 saying why it cannot be loaded (a projection file
+    that is unreadable or fitted for another model)."""
+    from matcher.embed import load_pipeline
+    from matcher.embed.projection import ProjectionError
+
+    try:
+        return load_pipeline(settings)
+    except ProjectionError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+
+
+def _progress(settings: Settings) -> Callable[[int, int], None]:
+    """Prints 'embedding photos: done/total' about ten times."""
+    def progress(done: int, total: int) -> None:
+        step = max(1, total // 10)
+        if done == total or done // step != (done - settings.detect_batch_size) // step:
+            typer.echo(f"embedding photos: {done}/{total}", err=True)
+
+    return progress
+
+
+@app.command("fit-projection")
+def fit_projection_command(
+    manifests: Annotated[list[Path], typer.Argument(
+        help="CSV manifests (path, identity) of labelled photos: several people, several "
+             "photos each, ideally across years.")],
+    out: Annotated[Path, typer.Option(help="The projection file to write.")],
+    data_dir: Annotated[Path | None, typer.Option(help="Where the weight cache lives.")] = None,
+) -> None:
+    """Fit a learned projection of the configured model's vectors on labelled photos. Serve or
+    evaluate with it through MATCHER_PROJECTION_FILE (a new model id: reindex first)."""
+    from matcher.eval.fitting import fit_on_photos
+    from matcher.eval.manifest import ManifestError, read_manifest
+
+    settings = _settings(data_dir, projection_file=None)
+    try:
+        photos = [photo for manifest in manifests for photo in read_manifest(manifest)]
+    except ManifestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    try:
+        projection, faces = fit_on_photos(_load_pipeline(settings), photos,
+                                          progress=_progress(settings))
+    except ValueError as exc:  # too few people or photos
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    projection.save(out)
+    typer.echo(f"fitted on {faces} faces of {len(projection.people)} people "
+               f"({len(photos)} photos); model {projection.model_id}, same-person distance "
+               f"{projection.same_person_distance:.3f}")
+    typer.echo(str(out))
+
+
 @app.command()
 def calibrate(
     cross_age: Annotated[Path, typer.Option(help="Manifest of the cross-age set (FG-NET).")],
@@ -195,7 +249,6 @@ def calibrate(
     """Measure false matches per distance on people known to be different (the cross-age
     protocol's gallery against its sightings and non-mated probes) and write a calibration."""
     from matcher.calibration import CalibrationError, calibration_path
-    from matcher.embed import load_pipeline
     from matcher.eval.calibrate import protocol_calibration
     from matcher.eval.manifest import ManifestError, read_manifest
     from matcher.eval.protocol import build_protocol
@@ -211,7 +264,7 @@ def calibrate(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     source: dict[str, object] = {"cross_age": str(cross_age), "distractors": str(distractors)}
-    pipeline = load_pipeline(settings)
+    pipeline = _load_pipeline(settings)
     try:
         result = protocol_calibration(pipeline, protocol, category, source)
     except CalibrationError as exc:  # too few pairs to say anything
@@ -240,6 +293,8 @@ def reindex(
     detector: Annotated[str | None, typer.Option(help="yunet or mmod.")] = None,
     flip: Annotated[bool | None, typer.Option(
         "--flip/--no-flip", help="Average with the mirrored face.")] = None,
+    projection: Annotated[str | None, typer.Option(
+        help="A projection file (matcher fit-projection) for the new model, or 'none'.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Count what would be embedded; write nothing.")]
     = False,
     shadow_sample: Annotated[int, typer.Option(
@@ -257,8 +312,10 @@ def reindex(
     from matcher.service.reindex import ReindexError, ReindexJob
 
     settings = _settings(data_dir)
-    changes = {k: v for k, v in {"embedder": embedder, "detector": detector,
-                                 "embed_flip": flip}.items() if v is not None}
+    changes: dict[str, Any] = {k: v for k, v in {"embedder": embedder, "detector": detector,
+                                                 "embed_flip": flip}.items() if v is not None}
+    if projection is not None:
+        changes["projection_file"] = None if projection == "none" else Path(projection)
     try:
         matcher = open_matcher(settings)
         target = matcher.settings.model_copy(update=changes)

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     embed_flip: bool | None = None
     # dlib+sface: SFace's share w of the squared distance, (1 - w) d_dlib^2 + w d_sface^2.
     ensemble_sface_weight: float = Field(default=0.5, gt=0.0, lt=1.0)
+    # A learned projection of the model's vectors (`matcher fit-projection`), part of the model
+    # id; none by default (README, "Accuracy on children across years").
+    projection_file: Path | None = None
     detect_batch_size: int = Field(default=8, ge=1, le=256)
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     # Photos are detected at this longest side (px); boxes/landmarks are mapped back and chips are

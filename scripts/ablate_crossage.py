@@ -11,11 +11,14 @@ are combined by averaging their unit-length descriptors. Rows:
 * chip variants, replacing the colour chip or averaged with it, for both networks or one;
 * cases with every photo up to age 12 (`--case-photos all`): the case ranked by its best face
   (the service's), by the mean of its two closest faces, or by one mean descriptor per case;
-* within-class whitening, fitted person-disjoint (2 folds by a hash of the person: fitted on one
-  fold's people, scored on a protocol of the other fold's people only), on every dev person,
-  children only (FG-NET) or adults only (LFW); the baseline row scores the same fold protocols;
+* within-class whitening and LDA, fitted person-disjoint (2 folds by a hash of the person:
+  fitted on one fold's people, scored on a protocol of the other fold's people only), on every
+  dev person, children only (FG-NET) or adults only (LFW); the baseline row scores the same
+  fold protocols;
+* the learned projection (matcher.embed.projection), in 5 independent person-disjoint splits:
+  the fixed recipe, and a recipe chosen by inner folds of the fitting people only;
 * whether choosing a chip variant generalises: chosen on one fold's people, scored on the other's.
-Deterministic; about 10 minutes on 2 cores (x86_64), seconds with --cache after the first run.
+Deterministic; about 15 minutes on 2 cores (x86_64), 4 with --cache after the first run.
 Needs the research photos (MATCHER_TEST_DATA or ../shared/data).
 """
 
@@ -26,7 +29,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +42,12 @@ from matcher.config import Settings
 from matcher.embed import load_pipeline, sface
 from matcher.embed.embedder import EnsembleEmbedder, average_views, combine
 from matcher.embed.image import load_image
+from matcher.embed.projection import Recipe, fit_projection
 from matcher.eval.crossage import CrossAgeReport, evaluate_vectors, protocol_photos
 from matcher.eval.folds import check_disjoint, fitting_photos, fold_protocol
 from matcher.eval.manifest import LabelledPhoto, read_manifest
 from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
-from matcher.eval.whitening import fit_whitening
+from matcher.eval.whitening import Whitening, fit_lda, fit_whitening
 from matcher.index import best, mean_top2
 from matcher.machine import describe_machine
 
@@ -51,6 +55,12 @@ Chips = NDArray[np.uint8]
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 FOLDS = 2
 SHRINKAGES = (0.1, 1.0, 10.0)
+LDA = ((1.0, 128), (10.0, 128))  # (shrinkage, directions kept)
+LDA_FIT_SETS = ("every dev person", "adults only (LFW)")
+SPLITS = 5  # independent person-disjoint splits for the projection (split 0: the folds above)
+INNER_SPLIT = 100  # inner splits (choosing a recipe) are numbered apart from the outer ones
+RECIPES = tuple(Recipe(steps=steps, decay=decay)
+                for decay in (0.0, 0.01, 0.1) for steps in (100, 300))
 SFACE_SCALES = (0.95, 1.05)
 
 
@@ -207,21 +217,99 @@ def whitening_rows(photos: Sequence[LabelledPhoto], children: set[str], protocol
         "every dev person": lambda p: True,
         "children only (FG-NET)": lambda p: str(p.path) in children,
         "adults only (LFW)": lambda p: str(p.path) not in children}
-    for fit_name, chosen in fit_sets.items():
-        for shrinkage in SHRINKAGES:
+    fits: list[tuple[str, Callable[[NDArray[np.float32], list[str]], Whitening]]] = [
+        (f"whitening fitted on {{}}, shrinkage {shrinkage}",
+         lambda x, who, shrinkage=shrinkage: fit_whitening(x, who, shrinkage))
+        for shrinkage in SHRINKAGES]
+    fits += [(f"LDA ({dims} of {vectors.shape[1]} directions) fitted on {{}}, shrinkage "
+              f"{shrinkage}", lambda x, who, s=shrinkage, d=dims: fit_lda(x, who, s, d))
+             for shrinkage, dims in LDA]
+    for label, fit in fits:
+        for fit_name, chosen in fit_sets.items():
+            if label.startswith("LDA") and fit_name not in LDA_FIT_SETS:
+                continue
             reports = []
             for fold, scored in enumerate(fold_protocols):
                 fitted = [p for p in fitting_photos(photos, fold, FOLDS) if chosen(p)
                           and not np.isnan(vectors[row_of[str(p.path)]]).any()]
                 check_disjoint(fitted, scored)
-                whitening = fit_whitening(vectors[[row_of[str(p.path)] for p in fitted]],
-                                          [p.identity for p in fitted], shrinkage)
-                changed = vectors.copy()
-                found = ~np.isnan(vectors).any(axis=1)
-                changed[found] = whitening.apply(vectors[found])
-                reports.append(score(scored, changed, row_of, settings, "whitened"))
-            rows.append(pooled(f"whitening fitted on {fit_name}, shrinkage {shrinkage}",
-                               reports))
+                mapping = fit(vectors[[row_of[str(p.path)] for p in fitted]],
+                              [p.identity for p in fitted])
+                reports.append(score(scored, mapped(vectors, mapping.apply), row_of, settings,
+                                     "learned"))
+            rows.append(pooled(label.format(fit_name), reports))
+    return rows
+
+
+def mapped(vectors: NDArray[np.float32],
+           change: Callable[[NDArray[np.float32]], NDArray[np.float32]]) -> NDArray[np.float32]:
+    """`change` applied to the rows that have a face (the others stay NaN)."""
+    found = ~np.isnan(vectors).any(axis=1)
+    changed = change(vectors[found])
+    out = np.full((len(vectors), changed.shape[1]), np.nan, np.float32)
+    out[found] = changed
+    return out
+
+
+def projection_rows(photos: Sequence[LabelledPhoto], protocol: Protocol,
+                    vectors: NDArray[np.float32], row_of: dict[str, int], settings: Settings
+                    ) -> list[dict[str, Any]]:
+    """The learned projection (matcher.embed.projection), fitted on every photo of one fold's
+    people (children and adults), scored on the other fold's, in several independent person-
+    disjoint splits: with the fixed recipe, and with the recipe chosen among RECIPES by inner
+    person-disjoint folds of the fitting people only (what choosing a recipe on data gives)."""
+    def usable(chosen: Sequence[LabelledPhoto]) -> list[LabelledPhoto]:
+        return [p for p in chosen if not np.isnan(vectors[row_of[str(p.path)]]).any()]
+
+    def projected(fitted: Sequence[LabelledPhoto], recipe: Recipe) -> NDArray[np.float32]:
+        # Scored by rank and FPIR only: the model id and carried-over threshold do not matter.
+        fit = fit_projection(vectors[[row_of[str(p.path)] for p in fitted]],
+                             [p.identity for p in fitted], "ablation", 1.0, recipe)
+        return mapped(vectors, fit.apply)
+
+    def hits(report: CrossAgeReport) -> tuple[int, int]:
+        n = report.counts["sightings"]
+        return round(report.tpir_at_fpir_1pct * n), round(report.rank1 * n)
+
+    def chosen_recipe(fitted: list[LabelledPhoto], inner: Protocol, split: int) -> Recipe:
+        merit = {}
+        for recipe in RECIPES:
+            total = np.zeros(2, int)
+            for fold in range(FOLDS):
+                scored = fold_protocol(inner, fold, FOLDS, INNER_SPLIT + split)
+                fitting = fitting_photos(fitted, fold, FOLDS, INNER_SPLIT + split)
+                check_disjoint(fitting, scored)
+                total += hits(score(scored, projected(fitting, recipe), row_of, settings, "in"))
+            merit[recipe] = tuple(total)
+        return max(RECIPES, key=lambda recipe: merit[recipe])
+
+    rows = []
+    for split in range(SPLITS):
+        reports: dict[str, list[CrossAgeReport]] = {"base": [], "fixed": [], "chosen": []}
+        recipes = []
+        for fold in range(FOLDS):
+            scored = fold_protocol(protocol, fold, FOLDS, split)
+            fitted = usable(fitting_photos(photos, fold, FOLDS, split))
+            check_disjoint(fitted, scored)
+            recipes.append(chosen_recipe(
+                fitted, fold_protocol(protocol, 1 - fold, FOLDS, split), split))
+            for name, vectors_now in (("base", vectors), ("fixed", projected(fitted, Recipe())),
+                                      ("chosen", projected(fitted, recipes[-1]))):
+                reports[name].append(score(scored, vectors_now, row_of, settings, name))
+        rows += [
+            pooled(f"split {split}: default, scored per fold", reports["base"]),
+            pooled(f"split {split}: learned projection, fixed recipe", reports["fixed"]),
+            {**pooled(f"split {split}: learned projection, recipe chosen on the fitting "
+                      "people", reports["chosen"]),
+             "recipes": [asdict(r) for r in recipes]}]
+    for offset, name in enumerate(("default, scored per fold", "learned projection, fixed "
+                                   "recipe", "learned projection, recipe chosen on the fitting "
+                                   "people")):
+        per_split = rows[offset::3]
+        rows.append({"variant": f"mean of the {SPLITS} splits: {name}",
+                     "sightings": per_split[0]["sightings"],
+                     **{key: float(np.mean([r[key] for r in per_split]))
+                        for key in ("rank1", "rank10", "tpir_at_fpir_1pct", "tpir_hits")}})
     return rows
 
 
@@ -268,7 +356,7 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
         by_gap = [" / ".join(f"{x:.2f}" for x in row.get(k, [])) for k in
                   ("rank1_by_gap", "tpir_by_gap")]
         print(f"| {row['variant']} | {row['rank1']:.3f} | {row['rank10']:.3f} | "
-              f"{row['tpir_at_fpir_1pct']:.3f} ({row['tpir_hits']}/{row['sightings']}) | "
+              f"{row['tpir_at_fpir_1pct']:.3f} ({row['tpir_hits']:g}/{row['sightings']}) | "
               f"{by_gap[0]} | {by_gap[1]} |")
 
 
@@ -312,6 +400,7 @@ def main() -> None:
         protocol, ensemble_of(raw, ["colour"], scales), row_of, settings, "scales")))
     children = {str(p.path) for p in cross_age}
     rows += whitening_rows(photos, children, protocol, default, settings)
+    rows += projection_rows(photos, protocol, default, row_of, settings)
     rows.append(chip_chosen_on_other_people(
         protocol, {"default": default, **chip_vectors}, row_of, settings))
     rows += case_fusion_rows(cross_age, distractors, default, row_of, settings)

@@ -7,6 +7,7 @@ every machine and does not depend on the order of a manifest.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Iterable
 
@@ -18,10 +19,16 @@ class FoldLeak(ValueError):
     """A person whose photos were fitted on is also among the people scored."""
 
 
-def person_fold(identity: str, folds: int) -> int:
+def person_fold(identity: str, folds: int, split: int = 0) -> int:
+    """The fold of a person in one of several independent splits. Split 0 hashes with CRC-32,
+    as the first measurements did; other splits salt a cryptographic hash, since salted CRC
+    values are linear in the salt and would give correlated splits."""
     if folds < 2:
         raise ValueError(f"person-disjoint evaluation needs at least 2 folds, got {folds}")
-    return zlib.crc32(identity.encode("utf-8")) % folds
+    if split == 0:
+        return zlib.crc32(identity.encode("utf-8")) % folds
+    digest = hashlib.blake2b(f"{split}:{identity}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % folds
 
 
 def protocol_people(protocol: Protocol) -> set[str]:
@@ -31,10 +38,10 @@ def protocol_people(protocol: Protocol) -> set[str]:
             | {s.case for s in sightings} | {s.photo.identity for s in sightings})
 
 
-def fold_protocol(protocol: Protocol, fold: int, folds: int) -> Protocol:
+def fold_protocol(protocol: Protocol, fold: int, folds: int, split: int = 0) -> Protocol:
     """The protocol restricted to the people of one fold (a smaller gallery and fewer searches)."""
     def keep(identity: str) -> bool:
-        return person_fold(identity, folds) == fold
+        return person_fold(identity, folds, split) == fold
 
     return Protocol(
         cases=[p for p in protocol.cases if keep(p.identity)],
@@ -44,9 +51,10 @@ def fold_protocol(protocol: Protocol, fold: int, folds: int) -> Protocol:
     )
 
 
-def fitting_photos(photos: Iterable[LabelledPhoto], fold: int, folds: int) -> list[LabelledPhoto]:
+def fitting_photos(photos: Iterable[LabelledPhoto], fold: int, folds: int, split: int = 0
+                   ) -> list[LabelledPhoto]:
     """Every photo of the people outside `fold`: what may be fitted on to score that fold."""
-    return [p for p in photos if person_fold(p.identity, folds) != fold]
+    return [p for p in photos if person_fold(p.identity, folds, split) != fold]
 
 
 def check_disjoint(fitted: Iterable[LabelledPhoto], scored: Protocol) -> None:

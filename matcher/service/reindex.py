@@ -33,6 +33,7 @@ from sqlalchemy import func, select
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.embed.image import load_image
+from matcher.embed.projection import ProjectionError
 from matcher.embed.types import Detection
 from matcher.service.context import Matcher, Serving, empty_serving, fingerprint
 from matcher.service.serving import model_settings, record_serving
@@ -331,7 +332,10 @@ class ReindexJob:
     def _pipeline(self) -> FacePipeline:
         if model_settings(self.target) == model_settings(self.matcher.settings):
             raise ReindexError(f"the service already runs {self.matcher.model_id}")
-        pipeline = load_pipeline(self.target)
+        try:
+            pipeline = load_pipeline(self.target)
+        except ProjectionError as exc:  # unreadable, or fitted for another model
+            raise ReindexError(str(exc)) from exc
         if pipeline.model_id == self.matcher.model_id:
             raise ReindexError(f"these settings give the serving model {pipeline.model_id}")
         return pipeline

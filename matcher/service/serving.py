@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from matcher.config import Settings
@@ -13,12 +14,15 @@ from matcher.files import write_atomic
 log = logging.getLogger(__name__)
 
 # The settings that choose the model; all else (threads, limits, thresholds) stays as it is.
-MODEL_SETTINGS = ("detector", "embedder", "embed_flip", "ensemble_sface_weight")
+MODEL_SETTINGS = ("detector", "embedder", "embed_flip", "ensemble_sface_weight",
+                  "projection_file")
 SERVING_FILE = "serving.json"
 
 
 def model_settings(settings: Settings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in MODEL_SETTINGS}
+    """The model's settings as JSON values (a path as its text)."""
+    values = {name: getattr(settings, name) for name in MODEL_SETTINGS}
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
 def serving_settings(settings: Settings) -> Settings:
@@ -30,7 +34,7 @@ def serving_settings(settings: Settings) -> Settings:
     chosen = {k: v for k, v in json.loads(path.read_text()).items() if k in MODEL_SETTINGS}
     if chosen != {k: v for k, v in model_settings(settings).items() if k in chosen}:
         log.warning("serving the model recorded in %s by the last reindex: %s", path, chosen)
-    return settings.model_copy(update=chosen)
+    return type(settings).model_validate({**settings.model_dump(), **chosen})
 
 
 def record_serving(settings: Settings) -> None:

@@ -24,7 +24,7 @@ DLIB_REFERENCE_RANK1_BY_GAP = {"1-2": 0.66, "3-5": 0.48, "6-10": 0.35}
 # rank-1 and TPIR stay above the reference by more than those 0.03; rank-10 gained less.
 DEFAULT_AT_LEAST = {"rank1": 0.54, "rank10": 0.81, "tpir_at_fpir_1pct": 0.365}
 MODEL_ENV = ("MATCHER_EMBEDDER", "MATCHER_EMBED_FLIP", "MATCHER_ENSEMBLE_SFACE_WEIGHT",
-             "MATCHER_DETECTOR")
+             "MATCHER_DETECTOR", "MATCHER_PROJECTION_FILE")
 
 
 def run_eval(data_dir: Path, plots: Path | None, *options: str) -> dict[str, Any]:

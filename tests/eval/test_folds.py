@@ -3,6 +3,7 @@ fold split of the real dev protocol, and the check that refuses a leaky one."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from matcher.eval.folds import (
@@ -68,3 +69,17 @@ def test_a_person_always_lands_in_the_same_fold() -> None:
     assert {person_fold(f"person {n}", 2) for n in range(50)} == {0, 1}
     with pytest.raises(ValueError, match="at least 2 folds"):
         person_fold("anyone", 1)
+
+
+def test_other_splits_are_person_disjoint_and_independent_of_the_first() -> None:
+    photos, protocol = dev_photos()
+    people = sorted({p.identity for p in photos})
+    first = [person_fold(p, FOLDS) for p in people]
+    for split in (1, 2, 3, 4):
+        for fold in range(FOLDS):
+            check_disjoint(fitting_photos(photos, fold, FOLDS, split),
+                           fold_protocol(protocol, fold, FOLDS, split))
+        other = [person_fold(p, FOLDS, split) for p in people]
+        # Neither the same split nor its mirror image: about half the people change sides.
+        agree = np.mean(np.array(first) == np.array(other))
+        assert 0.4 < agree < 0.6

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from matcher.eval.whitening import fit_whitening
+from matcher.eval.whitening import fit_lda, fit_whitening
 
 
 def people(count: int, photos: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
@@ -49,3 +49,18 @@ def test_needs_people_with_two_photos() -> None:
         fit_whitening(vectors, who, 0.1)
     with pytest.raises(ValueError, match="identities"):
         fit_whitening(vectors, who[:2], 0.1)
+
+
+def test_lda_keeps_the_directions_that_tell_people_apart() -> None:
+    """People differ along the first two axes only; each person's photos vary along all."""
+    rng = np.random.default_rng(2)
+    centres = np.zeros((100, 16))
+    centres[:, :2] = rng.normal(size=(100, 2)) * 5.0
+    vectors = np.concatenate([c + rng.normal(size=(4, 16)) for c in centres])
+    who = [f"p{n}" for n in range(100) for _ in range(4)]
+    lda = fit_lda(vectors.astype(np.float32), who, shrinkage=0.0, dims=2)
+    assert lda.matrix.shape == (16, 2)
+    # The two kept directions span the first two axes: the rest is within-person noise.
+    kept = np.linalg.qr(lda.matrix)[0]
+    assert np.linalg.norm(kept[:2], axis=0) == pytest.approx([1.0, 1.0], abs=0.05)
+    assert lda.apply(vectors.astype(np.float32)).shape == (400, 2)

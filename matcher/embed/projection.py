@@ -1,0 +1,196 @@
+"""A learned linear projection of descriptors, fitted on labelled photos (issue 8).
+
+The pretrained networks were trained on adults; a small linear map fitted on faces of known
+people can pull each person's photos together (across ages, where the fitting photos span
+years) and push different people apart. It is a post-processing of the base model's unit
+vectors: x -> normalise(x @ W), with W starting at the identity and kept near it, so it only
+bends the base space.
+
+The fitted file is part of the model: its fingerprint goes into the model id, so the reindex
+tool re-embeds vectors stored without it (or with another fit), and it names the base model it
+was fitted for and refuses any other. It records a salted hash of every person fitted on, so an
+evaluation can refuse to score those people (a gain measured on the people fitted on is not a
+gain). Nothing here is fitted by default: an operator fits it on photos they may use
+(`matcher fit-projection`); README, "Accuracy on children across years", gives the figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from matcher.embed.detector import Detector
+from matcher.embed.embedder import AlignedFaces, Embedder, l2_normalise
+from matcher.embed.errors import EmbedError
+from matcher.embed.types import Detection, Image
+
+FORMAT = "matcher-projection-1"
+PAIR_SAMPLE = 4000  # photos whose pairs carry the threshold over (8M pairs)
+
+
+class ProjectionError(EmbedError):
+    """A projection file that cannot be used: unreadable, or fitted for another model."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the map is fitted: a cosine-softmax over the people fitted on (one learned centre
+    per person, logits = scale x cosine), full batch, Adam, with `decay` x ||W - I||^2 keeping
+    W near the identity. Fixed before the person-disjoint measurements; see the README."""
+
+    steps: int = 100
+    learning_rate: float = 1e-3
+    scale: float = 16.0
+    decay: float = 0.01
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Projection:
+    matrix: NDArray[np.float32]  # (dim, dim): x -> normalise(x @ matrix)
+    base_model_id: str  # the model whose vectors it was fitted on and applies to
+    same_person_distance: float  # keeps the base model's false-match rate (see fit_projection)
+    people: tuple[str, ...]  # identity_hash() of everyone fitted on
+    recipe: Recipe
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.base_model_id.encode())
+        digest.update(np.ascontiguousarray(self.matrix, np.float32).tobytes())
+        return digest.hexdigest()[:12]
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.base_model_id}+proj-{self.fingerprint}"
+
+    def apply(self, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+        return l2_normalise(np.asarray(vectors, np.float32) @ self.matrix)
+
+    def fitted_on(self, identities: Iterable[str]) -> set[str]:
+        """Those of `identities` whose photos were fitted on."""
+        people = set(self.people)
+        return {i for i in identities if identity_hash(i) in people}
+
+    def save(self, path: Path) -> None:
+        meta = {"format": FORMAT, "base_model_id": self.base_model_id,
+                "same_person_distance": self.same_person_distance, "recipe": asdict(self.recipe)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as out:
+            np.savez(out, matrix=self.matrix, people=np.array(self.people, dtype="U64"),
+                     meta=np.array(json.dumps(meta)))
+
+
+def identity_hash(identity: str) -> str:
+    """Who was fitted on, without writing their names into a model file that may be shared."""
+    return hashlib.sha256(f"{FORMAT}:{identity}".encode()).hexdigest()
+
+
+def load_projection(path: Path, base_model_id: str) -> Projection:
+    """The projection saved at `path`, checked to apply to `base_model_id`."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            meta = json.loads(str(saved["meta"]))
+            matrix = saved["matrix"].astype(np.float32)
+            people = tuple(str(p) for p in saved["people"])
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+        projection = Projection(matrix, str(meta["base_model_id"]),
+                                float(meta["same_person_distance"]), people,
+                                Recipe(**meta["recipe"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ProjectionError(f"cannot read the projection file {path}: {exc}") from exc
+    if projection.base_model_id != base_model_id:
+        raise ProjectionError(
+            f"the projection file {path} was fitted on vectors of {projection.base_model_id!r}, "
+            f"but the configured model is {base_model_id!r}: fit one for it "
+            "(matcher fit-projection) or unset MATCHER_PROJECTION_FILE")
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ProjectionError(f"the projection file {path} holds a {matrix.shape} matrix")
+    return projection
+
+
+def fit_projection(vectors: NDArray[np.float32], identities: Sequence[str], base_model_id: str,
+                   base_same_person_distance: float, recipe: Recipe | None = None
+                   ) -> Projection:
+    """Fit the map on unit-length `vectors` of labelled photos (several people, ideally several
+    photos each). Deterministic for the same inputs, threads and torch build."""
+    recipe = recipe or Recipe()
+    x = np.asarray(vectors, np.float32)
+    if x.ndim != 2 or len(x) != len(identities):
+        raise ValueError(f"{len(x)} vectors for {len(identities)} identities")
+    people, labels = np.unique(np.asarray(identities), return_inverse=True)
+    if len(people) < 2 or len(people) == len(x):
+        raise ValueError("fitting needs at least two people and someone with several photos")
+    generator = torch.Generator().manual_seed(recipe.seed)
+    inputs, targets = torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
+    dim = x.shape[1]
+    identity = torch.eye(dim)
+    matrix = torch.nn.Parameter(identity.clone())
+    means = torch.zeros(len(people), dim).index_add_(0, targets, inputs)
+    # Centres start at each person's mean direction, with a little seeded noise so that two
+    # people with identical photos still get separate centres.
+    centres = torch.nn.Parameter(torch.nn.functional.normalize(
+        means + 1e-4 * torch.randn(means.shape, generator=generator), dim=1))
+    optimiser = torch.optim.Adam([matrix, centres], lr=recipe.learning_rate)
+    for _ in range(recipe.steps):
+        projected = torch.nn.functional.normalize(inputs @ matrix, dim=1)
+        logits = recipe.scale * projected @ torch.nn.functional.normalize(centres, dim=1).T
+        loss = (torch.nn.functional.cross_entropy(logits, targets)
+                + recipe.decay * ((matrix - identity) ** 2).sum())
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    fitted = matrix.detach().numpy().astype(np.float32)
+    same_person = _same_false_match_rate(x, l2_normalise(x @ fitted), labels,
+                                         base_same_person_distance)
+    return Projection(fitted, base_model_id, same_person,
+                      tuple(sorted({identity_hash(str(p)) for p in people})), recipe)
+
+
+def _same_false_match_rate(base: NDArray[np.float32], projected: NDArray[np.float32],
+                           labels: NDArray[np.int64], base_distance: float) -> float:
+    """The projected distance at which different people fitted on match as often as they do
+    at `base_distance` in the base space: the base model's same-person threshold, carried over
+    (the default match threshold when no calibration is configured)."""
+    if len(labels) > PAIR_SAMPLE:  # all pairs of a sample: memory grows with its square
+        keep = np.random.default_rng(0).choice(len(labels), PAIR_SAMPLE, replace=False)
+        base, projected, labels = base[keep], projected[keep], labels[keep]
+    different = labels[:, None] != labels[None, :]
+    upper = np.triu(np.ones_like(different), k=1) & different
+
+    def distances(v: NDArray[np.float32]) -> NDArray[np.float32]:
+        squared = np.maximum(2.0 - 2.0 * (v @ v.T), 0.0)
+        return np.sqrt(squared)[upper]
+
+    rate = float((distances(base) < base_distance).mean())
+    return round(float(np.quantile(distances(projected), rate)), 3)
+
+
+class ProjectedEmbedder:
+    """The base embedder, its vectors projected: same alignment, chips and networks."""
+
+    def __init__(self, base: Embedder, projection: Projection) -> None:
+        if projection.base_model_id != base.model_id:
+            raise ProjectionError(f"projection for {projection.base_model_id!r} cannot apply "
+                                  f"to {base.model_id!r}")
+        if projection.matrix.shape[0] != base.dim:
+            raise ProjectionError(f"projection of {projection.matrix.shape[0]}-d vectors "
+                                  f"cannot apply to {base.dim}-d ones")
+        self.base, self.projection = base, projection
+        self.model_id = projection.model_id
+        self.dim = projection.matrix.shape[1]
+        self.same_person_distance = projection.same_person_distance
+
+    def align(self, image: Image, detections: Sequence[Detection], detector: Detector
+              ) -> AlignedFaces:
+        return self.base.align(image, detections, detector)
+
+    def embed_aligned(self, faces: Sequence[AlignedFaces]) -> NDArray[np.float32]:
+        return self.projection.apply(self.base.embed_aligned(faces))

@@ -1,0 +1,227 @@
+"""The learned projection (issue 8) on real faces: fitted deterministically, part of the model
+id, refused for another model, applied by the pipeline, refused by an evaluation of the people
+it was fitted on, fitted by the CLI, and moved to by a reindex."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from matcher.config import Settings
+from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed.image import load_image
+from matcher.embed.projection import (
+    Projection,
+    ProjectionError,
+    Recipe,
+    fit_projection,
+    load_projection,
+)
+from matcher.eval.crossage import embed_largest_faces
+from matcher.eval.fitting import FittedPeopleScored, check_not_fitted_on
+from matcher.eval.manifest import LabelledPhoto, read_manifest
+from matcher.eval.protocol import Protocol, build_protocol
+from matcher.service import CasePhotoUpload, open_matcher, register_case
+from matcher.service.reindex import ReindexJob
+from matcher.service.serving import SERVING_FILE
+from matcher.store import NewCase
+from tests.data import REPO_ROOT, fgnet_photos, lfw_photos, require_test_data
+
+FGNET_PEOPLE = 6  # children photographed across years
+LFW_PHOTOS = 40  # adults, several photos each
+
+
+def fitting_set() -> list[LabelledPhoto]:
+    people = sorted({p.identity for p in fgnet_photos()})[:FGNET_PEOPLE]
+    children = [p for p in fgnet_photos() if p.identity in people]
+    return [LabelledPhoto(p.path, p.identity, p.age)
+            for p in [*children, *lfw_photos()[:LFW_PHOTOS]]]
+
+
+@pytest.fixture(scope="module")
+def pipeline(settings: Settings) -> FacePipeline:
+    return load_pipeline(settings)
+
+
+@pytest.fixture(scope="module")
+def labelled(pipeline: FacePipeline) -> tuple[np.ndarray, list[str]]:
+    """The base model's vectors of the fitting set, with whose face each is."""
+    require_test_data()
+    photos = fitting_set()
+    vectors = embed_largest_faces(pipeline, photos)
+    found = [(v, p.identity) for v, p in zip(vectors, photos, strict=True) if v is not None]
+    assert len(found) > 0.9 * len(photos)
+    return np.stack([v for v, _ in found]), [who for _, who in found]
+
+
+@pytest.fixture(scope="module")
+def projection(pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]]) -> Projection:
+    vectors, people = labelled
+    return fit_projection(vectors, people, pipeline.model_id,
+                          pipeline.embedder.same_person_distance)
+
+
+@pytest.fixture(scope="module")
+def saved(projection: Projection, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("projection") / "projection.npz"
+    projection.save(path)
+    return path
+
+
+def distances(vectors: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.maximum(2.0 - 2.0 * vectors @ vectors.T, 0.0))
+
+
+def test_the_fit_is_deterministic_and_names_the_model(
+    pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]], projection: Projection
+) -> None:
+    vectors, people = labelled
+    again = fit_projection(vectors, people, pipeline.model_id, 0.6)
+    assert np.array_equal(again.matrix, projection.matrix)
+    assert projection.model_id == f"{pipeline.model_id}+proj-{projection.fingerprint}"
+    # Any change to the post-processing is another vector space, so another model id.
+    other = fit_projection(vectors, people, pipeline.model_id, 0.6, Recipe(steps=50))
+    assert other.model_id != projection.model_id
+    assert not np.allclose(other.matrix, projection.matrix)
+
+
+def test_the_fit_pulls_each_persons_faces_together(
+    labelled: tuple[np.ndarray, list[str]], projection: Projection
+) -> None:
+    vectors, people = labelled
+    who = np.asarray(people)
+    same = (who[:, None] == who[None, :]) & ~np.eye(len(who), dtype=bool)
+    different = who[:, None] != who[None, :]
+
+    def separation(v: np.ndarray) -> float:
+        d = distances(v)
+        return float(d[different].mean() - d[same].mean())
+
+    projected = projection.apply(vectors)
+    assert np.allclose(np.linalg.norm(projected, axis=1), 1.0, atol=1e-5)
+    assert separation(projected) > separation(vectors)
+    # The default threshold is carried over at the base model's false-match rate.
+    base_rate = (distances(vectors)[different] < 0.6).mean()
+    projected_rate = (distances(projected)[different] < projection.same_person_distance).mean()
+    assert abs(projected_rate - base_rate) < 0.01
+
+
+def test_a_saved_projection_loads_only_for_its_model(
+    projection: Projection, saved: Path, tmp_path: Path
+) -> None:
+    loaded = load_projection(saved, projection.base_model_id)
+    assert np.array_equal(loaded.matrix, projection.matrix)
+    assert (loaded.model_id, loaded.people) == (projection.model_id, projection.people)
+    with pytest.raises(ProjectionError, match="fitted on vectors of .* but the configured"):
+        load_projection(saved, "sface-2021dec")
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a projection")
+    for path in (garbage, tmp_path / "missing.npz"):
+        with pytest.raises(ProjectionError, match="cannot read the projection file"):
+            load_projection(path, projection.base_model_id)
+
+
+def test_the_pipeline_serves_the_projected_model(
+    settings: Settings, pipeline: FacePipeline, projection: Projection, saved: Path
+) -> None:
+    projected = load_pipeline(settings.model_copy(update={"projection_file": saved}))
+    assert projected.model_id == projection.model_id != pipeline.model_id
+    assert projected.embedder.same_person_distance == projection.same_person_distance
+    photo = lfw_photos()[LFW_PHOTOS + 1].path.read_bytes()
+    image = load_image(photo, max_bytes=settings.max_image_bytes,
+                       max_pixels=settings.max_image_pixels)
+    base_face, = pipeline.process([image])[0]
+    face, = projected.process([image])[0]
+    assert np.allclose(face.vector, projection.apply(base_face.vector[None])[0], atol=1e-5)
+    assert not np.allclose(face.vector, base_face.vector, atol=1e-3)
+
+
+def test_an_evaluation_of_the_people_fitted_on_is_refused(
+    settings: Settings, projection: Projection, saved: Path
+) -> None:
+    projected = load_pipeline(settings.model_copy(update={"projection_file": saved}))
+    data = require_test_data()
+    cross_age = read_manifest(data / "fgnet-dev" / "manifest.csv", require_age=True)
+    distractors = read_manifest(data / "lfw-dev" / "manifest.csv")
+    with pytest.raises(FittedPeopleScored, match="were fitted on by the projection"):
+        check_not_fitted_on(projected, build_protocol(cross_age, distractors))
+    fitted = {p.identity for p in fitting_set()}
+    others = [p for p in distractors if p.identity not in fitted]
+    check_not_fitted_on(projected, Protocol(cases=[], distractors=others[:50], sightings=[],
+                                            probes=others[50:100]))
+    # Through the command line: refused before any photo is embedded.
+    env = {**os.environ, "MATCHER_DATA_DIR": str(settings.data_dir),
+           "MATCHER_PROJECTION_FILE": str(saved)}
+    result = subprocess.run(
+        [sys.executable, "-m", "matcher", "eval", "--cross-age",
+         str(data / "fgnet-dev" / "manifest.csv"), "--distractors",
+         str(data / "lfw-dev" / "manifest.csv")],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "fitted on by the projection" in result.stderr
+    assert "embedding photos" not in result.stderr
+
+
+def test_the_cli_fits_a_projection_the_pipeline_loads(settings: Settings, tmp_path: Path
+                                                      ) -> None:
+    require_test_data()
+    manifest = tmp_path / "people.csv"
+    with manifest.open("w", newline="") as handle:
+        rows = csv.writer(handle)
+        rows.writerow(["path", "identity"])
+        rows.writerows([str(p.path), p.identity] for p in lfw_photos()[:24])
+    out = tmp_path / "fitted.npz"
+    env = {**os.environ, "MATCHER_DATA_DIR": str(settings.data_dir)}
+    result = subprocess.run([sys.executable, "-m", "matcher", "fit-projection", str(manifest),
+                             "--out", str(out)], cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    pipeline = load_pipeline(settings.model_copy(update={"projection_file": out}))
+    assert pipeline.model_id in result.stdout
+    assert len(pipeline.embedder.projection.people) == len({p.identity for p in
+                                                             lfw_photos()[:24]})
+    # Photos of a single person cannot be fitted on: a clear error, no file.
+    with manifest.open("w", newline="") as handle:
+        rows = csv.writer(handle)
+        rows.writerow(["path", "identity"])
+        rows.writerows([str(p.path), "one person"] for p in lfw_photos()[:4])
+    refused = subprocess.run([sys.executable, "-m", "matcher", "fit-projection", str(manifest),
+                              "--out", str(tmp_path / "none.npz")], cwd=REPO_ROOT, env=env,
+                             capture_output=True, text=True, timeout=300, check=False)
+    assert refused.returncode == 2 and "at least two people" in refused.stderr
+    assert not (tmp_path / "none.npz").exists()
+
+
+def test_a_reindex_moves_the_service_to_the_projected_model(
+    settings: Settings, pipeline: FacePipeline, projection: Projection, saved: Path,
+    tmp_path: Path
+) -> None:
+    store = settings.model_copy(update={"data_dir": tmp_path})
+    matcher = open_matcher(store, pipeline)
+    try:
+        photo = lfw_photos()[LFW_PHOTOS + 2]
+        register_case(matcher, NewCase(category="child", name="one", age_when_missing=9,
+                                       missing_since=dt.date(2020, 1, 1)),
+                      [CasePhotoUpload(photo.path.read_bytes())])
+        target = store.model_copy(update={"projection_file": saved})
+        report = ReindexJob(matcher, target).run()
+        assert report.swapped and report.faces_embedded == 1
+        assert matcher.model_id == projection.model_id
+    finally:
+        matcher.close()
+    recorded = json.loads((tmp_path / SERVING_FILE).read_text())
+    assert recorded["projection_file"] == str(saved)
+    # A restart without MATCHER_PROJECTION_FILE serves the model the vectors were made for.
+    again = open_matcher(store)
+    try:
+        assert again.model_id == projection.model_id and len(again.index) == 1
+    finally:
+        again.close()
