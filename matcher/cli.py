@@ -16,6 +16,7 @@ from matcher.config import Settings
 if TYPE_CHECKING:
     from matcher.embed import FacePipeline
     from matcher.embed.types import Face, Image
+    from matcher.eval.protocol import Protocol
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -129,7 +130,6 @@ def eval_command(
 ) -> None:
     """Cross-age identification accuracy (protocol of ../shared/data/README.md)."""
     from matcher.eval.crossage import evaluate, write_plots
-    from matcher.eval.fitting import FittedPeopleScored, check_not_fitted_on
     from matcher.eval.manifest import ManifestError, read_manifest
     from matcher.eval.protocol import CASE_PHOTOS, build_protocol
 
@@ -151,12 +151,7 @@ def eval_command(
     except ManifestError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
-    pipeline = _load_pipeline(settings)
-    try:
-        check_not_fitted_on(pipeline, protocol)
-    except FittedPeopleScored as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=2) from exc
+    pipeline = _load_pipeline(settings, protocol)
     report = evaluate(protocol, pipeline, settings, _progress(settings), case_photos)
     if plot is not None:
         for path in write_plots(report, plot):
@@ -181,17 +176,22 @@ def eval_command(
                    f"rank-10 {row['rank10']:.3f}  TPIR {row['tpir_at_fpir_1pct']:.3f}")
 
 
-def _load_pipeline(settings: Settings) -> FacePipeline:
-    """The configured pipeline, or exit 2 saying why it cannot be loaded (a projection file
-    that is unreadable or fitted for another model)."""
+def _load_pipeline(settings: Settings, measured: Protocol | None = None) -> FacePipeline:
+    """The configured pipeline, or exit 2 saying why it cannot be used: a projection file that
+    is unreadable or fitted for another model, or fitted on people of the `measured` protocol
+    (their figures would not measure anything)."""
     from matcher.embed import load_pipeline
     from matcher.embed.projection import ProjectionError
+    from matcher.eval.fitting import FittedPeopleScored, check_not_fitted_on
 
     try:
-        return load_pipeline(settings)
-    except ProjectionError as exc:
+        pipeline = load_pipeline(settings)
+        if measured is not None:
+            check_not_fitted_on(pipeline, measured)
+    except (ProjectionError, FittedPeopleScored) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+    return pipeline
 
 
 def _progress(settings: Settings) -> Callable[[int, int], None]:
@@ -264,7 +264,7 @@ def calibrate(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     source: dict[str, object] = {"cross_age": str(cross_age), "distractors": str(distractors)}
-    pipeline = _load_pipeline(settings)
+    pipeline = _load_pipeline(settings, protocol)
     try:
         result = protocol_calibration(pipeline, protocol, category, source)
     except CalibrationError as exc:  # too few pairs to say anything

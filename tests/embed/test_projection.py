@@ -144,8 +144,8 @@ def test_the_pipeline_serves_the_projected_model(
     assert not np.allclose(face.vector, base_face.vector, atol=1e-3)
 
 
-def test_an_evaluation_of_the_people_fitted_on_is_refused(
-    settings: Settings, projection: Projection, saved: Path
+def test_measuring_the_people_fitted_on_is_refused(
+    settings: Settings, projection: Projection, saved: Path, tmp_path: Path
 ) -> None:
     projected = load_pipeline(settings.model_copy(update={"projection_file": saved}))
     data = require_test_data()
@@ -157,17 +157,21 @@ def test_an_evaluation_of_the_people_fitted_on_is_refused(
     others = [p for p in distractors if p.identity not in fitted]
     check_not_fitted_on(projected, Protocol(cases=[], distractors=others[:50], sightings=[],
                                             probes=others[50:100]))
-    # Through the command line: refused before any photo is embedded.
+    # Through the command line, evaluation and calibration alike: refused before any photo is
+    # embedded, and no calibration is written.
     env = {**os.environ, "MATCHER_DATA_DIR": str(settings.data_dir),
            "MATCHER_PROJECTION_FILE": str(saved)}
-    result = subprocess.run(
-        [sys.executable, "-m", "matcher", "eval", "--cross-age",
-         str(data / "fgnet-dev" / "manifest.csv"), "--distractors",
-         str(data / "lfw-dev" / "manifest.csv")],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 2, result.stderr
-    assert "fitted on by the projection" in result.stderr
-    assert "embedding photos" not in result.stderr
+    calibration = tmp_path / "calibration.json"
+    for command in (["eval"], ["calibrate", "--out", str(calibration)]):
+        result = subprocess.run(
+            [sys.executable, "-m", "matcher", *command, "--cross-age",
+             str(data / "fgnet-dev" / "manifest.csv"), "--distractors",
+             str(data / "lfw-dev" / "manifest.csv")],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 2, result.stderr
+        assert "fitted on by the projection" in result.stderr
+        assert "embedding photos" not in result.stderr
+    assert not calibration.exists()
 
 
 def test_the_cli_fits_a_projection_the_pipeline_loads(settings: Settings, tmp_path: Path
