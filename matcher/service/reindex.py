@@ -33,7 +33,7 @@ from sqlalchemy import func, select
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.embed.image import load_image
-from matcher.embed.projection import ProjectionError
+from matcher.embed.projection import ProjectedEmbedder, Projection, ProjectionError
 from matcher.embed.types import Detection
 from matcher.service.context import Matcher, Serving, empty_serving, fingerprint
 from matcher.service.serving import model_settings, record_serving
@@ -50,6 +50,7 @@ from matcher.store.vectors import (
     add_vectors,
     count_faces_without_vectors,
     faces_without_vectors,
+    vectors_to_derive,
 )
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,31 @@ def embed_missing(
     return counts
 
 
+def project_stored(sessions: Any, projection: Projection, progress: ProgressFn | None = None,
+                   total: int = 0, stop: threading.Event | None = None) -> int:
+    """The projected model's vector of every face that has a vector of its base model, computed
+    from that vector: the projection is all that differs, so no photo is read and no network
+    runs. Returns how many were written; resumable like embed_missing."""
+    done, after = 0, 0
+    while True:
+        with sessions() as session:
+            stored = vectors_to_derive(session, projection.base_model_id, projection.model_id,
+                                       after, FACES_PER_QUERY)
+        if not stored:
+            return done
+        after = stored[-1][0]
+        projected = projection.apply(np.stack([vector for _, vector in stored]))
+        with sessions() as session, session.begin():
+            add_vectors(session, projection.model_id,
+                        [(face_id, vector) for (face_id, _), vector in zip(stored, projected,
+                                                                           strict=True)])
+        done += len(stored)
+        if progress is not None:
+            progress(done, total)
+        if stop is not None and stop.is_set():
+            return done
+
+
 # --- new indexes, the comparison, the swap ---------------------------------------------------
 
 
@@ -273,6 +299,7 @@ class ReindexReport:
     dry_run: bool
     faces_to_embed: int
     faces_embedded: int = 0
+    faces_projected: int = 0  # computed from stored vectors of a projection's base model
     faces_not_found: int = 0
     photos: int = 0
     caught_up: int = 0  # faces stored during the job, embedded during the swap
@@ -310,10 +337,19 @@ class ReindexJob:
         report = ReindexReport(matcher.model_id, pipeline.model_id, self.dry_run, to_embed)
         if self.dry_run:
             return report
+        projected = 0
+        embedder = pipeline.embedder
+        # Stored vectors of the base model were made with the serving detector's faces: with
+        # the same detector, projecting them gives the vectors a re-embedding would.
+        if (isinstance(embedder, ProjectedEmbedder)
+                and self.target.detector == matcher.settings.detector):
+            projected = project_stored(matcher.sessions, embedder.projection, self.progress,
+                                       to_embed, self.stop)
         embedding = self.embedding or LocalEmbedding(pipeline, self.target.workers)
         counts = embed_missing(matcher.sessions, matcher.settings.data_dir, pipeline.model_id,
                                embedding, matcher.settings.detect_batch_size, self.progress,
                                self.stop)
+        report = replace(report, faces_projected=projected)
         if self.stop.is_set():
             return _done(report, counts, started, stopped=True)
         new = build_serving(matcher.settings, matcher.sessions, pipeline)

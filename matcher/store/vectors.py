@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from numpy.typing import ArrayLike
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
 from sqlalchemy import ColumnElement, and_, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from matcher.store.models import CasePhoto, Face, FaceVector, Sighting, descriptor_to_bytes
+from matcher.store.models import (
+    CasePhoto,
+    Face,
+    FaceVector,
+    Sighting,
+    descriptor_from_bytes,
+    descriptor_to_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,20 @@ def faces_without_vectors(
     return [FaceToEmbed(int(r.id), str(r.path), tuple(float(v) for v in r.box),  # type: ignore[arg-type]
                         None if r.sighting_id is None else int(r.sighting_id), float(r.score),
                         r.detector, r.keypoints) for r in rows]
+
+
+def vectors_to_derive(session: Session, from_model: str, to_model: str, after_id: int = 0,
+                      limit: int = 500) -> list[tuple[int, NDArray[np.float32]]]:
+    """(face id, `from_model` descriptor) of faces that have one and no `to_model` one, by id."""
+    target = aliased(FaceVector)
+    rows = session.execute(
+        select(FaceVector.face_id, FaceVector.descriptor, FaceVector.dim)
+        .where(FaceVector.model_id == from_model, FaceVector.face_id > after_id,
+               ~exists().where(and_(target.face_id == FaceVector.face_id,
+                                    target.model_id == to_model)))
+        .order_by(FaceVector.face_id).limit(limit)
+    ).all()
+    return [(int(r.face_id), descriptor_from_bytes(r.descriptor, r.dim)) for r in rows]
 
 
 def count_faces_without_vectors(session: Session, model_id: str) -> int:

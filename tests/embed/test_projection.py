@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
@@ -32,7 +33,7 @@ from matcher.eval.protocol import Protocol, build_protocol
 from matcher.service import CasePhotoUpload, open_matcher, register_case
 from matcher.service.reindex import ReindexJob
 from matcher.service.serving import SERVING_FILE
-from matcher.store import NewCase
+from matcher.store import FaceVector, NewCase
 from tests.data import REPO_ROOT, fgnet_photos, lfw_photos, require_test_data
 
 FGNET_PEOPLE = 6  # children photographed across years
@@ -217,10 +218,19 @@ def test_a_reindex_moves_the_service_to_the_projected_model(
                       [CasePhotoUpload(photo.path.read_bytes())])
         target = store.model_copy(update={"projection_file": saved})
         report = ReindexJob(matcher, target).run()
-        assert report.swapped and report.faces_embedded == 1
+        # The stored vector is projected: no photo is read again, no network runs.
+        assert report.swapped and (report.faces_projected, report.faces_embedded) == (1, 0)
         assert matcher.model_id == projection.model_id
+        with matcher.sessions() as session:
+            stored = session.scalars(select(FaceVector).where(
+                FaceVector.model_id == projection.model_id)).one().vector
     finally:
         matcher.close()
+    # ... and it is the vector the projected pipeline gives the photo.
+    image = load_image(photo.path.read_bytes(), max_bytes=settings.max_image_bytes,
+                       max_pixels=settings.max_image_pixels)
+    face, = load_pipeline(target).process([image])[0]
+    assert np.allclose(stored, face.vector, atol=1e-5)
     recorded = json.loads((tmp_path / SERVING_FILE).read_text())
     assert recorded["projection_file"] == str(saved)
     # A restart without MATCHER_PROJECTION_FILE serves the model the vectors were made for.
