@@ -13,6 +13,7 @@ from matcher.store import (
     set_case_status,
     store_photo,
 )
+from matcher.store.vectors import add_vectors, vectors_to_derive
 from tests.store.builders import MODEL, new_case, new_face, pixels, vector
 
 
@@ -61,3 +62,19 @@ def test_the_summary_changes_when_the_face_set_does(session: Session, data_dir: 
     set_case_status(session, cases[0].id, "active")
     session.commit()
     assert active_case_face_summary(session, MODEL) == both
+
+
+def test_vectors_to_derive_are_those_the_target_model_lacks(session: Session, data_dir: Path
+                                                            ) -> None:
+    case = create_case(session, new_case("derive"))
+    row = add_case_photo(session, case.id, store_photo(data_dir, pixels(7)),
+                         [new_face(s) for s in (70, 71, 72, 73)])
+    faces = [f.id for f in row.faces]
+    add_vectors(session, "projected", [(faces[1], vector(1, dim=16))])  # already derived
+    session.commit()
+    derived = vectors_to_derive(session, MODEL, "projected", limit=2)
+    assert [face_id for face_id, _ in derived] == [faces[0], faces[2]]
+    assert derived[0][1].tobytes() == vector(70).tobytes()
+    rest = vectors_to_derive(session, MODEL, "projected", after_id=faces[2])
+    assert [face_id for face_id, _ in rest] == [faces[3]]
+    assert vectors_to_derive(session, "no-such-model", "projected") == []
