@@ -6,8 +6,8 @@ ResNet on 150x150 chips cut around dlib's 5 landmarks, SFace on 112x112 chips ar
 the one Euclidean distance the index computes combines the two networks' distances.
 
 `model_id` names the vector space: it changes whenever the descriptor changes (network,
-flip averaging, ensemble weight), so vectors of different ids are never compared and stored
-vectors of an old id are known to need reindexing.
+flip averaging, ensemble weight, a learned projection: matcher.embed.projection), so vectors of
+different ids are never compared and stored vectors of an old id are known to need reindexing.
 """
 
 from __future__ import annotations
