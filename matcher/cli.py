@@ -212,8 +212,9 @@ def fit_projection_command(
     out: Annotated[Path, typer.Option(help="The projection file to write.")],
     data_dir: Annotated[Path | None, typer.Option(help="Where the weight cache lives.")] = None,
 ) -> None:
-    """Fit a learned projection of the configured model's vectors on labelled photos. Serve or
-    evaluate with it through MATCHER_PROJECTION_FILE (a new model id: reindex first)."""
+    """Fit a learned projection of the configured model's vectors on labelled photos; move the
+    service to it with `matcher reindex --projection FILE`, evaluate it with
+    MATCHER_PROJECTION_FILE=FILE."""
     from matcher.eval.fitting import fit_on_photos
     from matcher.eval.manifest import ManifestError, read_manifest
 
