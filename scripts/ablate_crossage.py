@@ -4,9 +4,10 @@ cross-age dev protocol, each scored by the same index and metrics as `matcher ev
     .venv/bin/python scripts/ablate_crossage.py [--cache bench-out/ablation.npz] [--json]
 
 Every photo's largest face is detected and aligned once, as the default pipeline does; its chips
-are then embedded as they are and in a few variants (grayscale, contrast-stretched, CLAHE, and
-SFace chips at 0.95 / 1.05 of the template's scale), each flip-averaged like the default; views
-are combined by averaging their unit-length descriptors. Rows:
+are then embedded as they are and in a few variants (grayscale, contrast-stretched, CLAHE,
+SFace chips at 0.95 / 1.05 of the template's scale, dlib chips cut around jittered landmarks),
+each flip-averaged like the default; views are combined by averaging their unit-length
+descriptors. Rows:
 * the default (must equal `matcher eval`'s figures: a check that the harness measures the same);
 * chip variants, replacing the colour chip or averaged with it, for both networks or one;
 * cases with every photo up to age 12 (`--case-photos all`): the case ranked by its best face
@@ -16,9 +17,10 @@ are combined by averaging their unit-length descriptors. Rows:
   dev person, children only (FG-NET) or adults only (LFW); the baseline row scores the same
   fold protocols;
 * the learned projection (matcher.embed.projection), in 5 independent person-disjoint splits:
-  the fixed recipe, and a recipe chosen by inner folds of the fitting people only;
+  the fixed recipe fitted on everyone, on adults or on children only, and a recipe chosen by
+  inner folds of the fitting people only; a second table tells children from children alone;
 * whether choosing a chip variant generalises: chosen on one fold's people, scored on the other's.
-Deterministic; about 15 minutes on 2 cores (x86_64), 4 with --cache after the first run.
+Deterministic; about 20 minutes on 2 cores (x86_64), 4 with --cache after the first run.
 Needs the research photos (MATCHER_TEST_DATA or ../shared/data).
 """
 
@@ -62,6 +64,9 @@ INNER_SPLIT = 100  # inner splits (choosing a recipe) are numbered apart from th
 RECIPES = tuple(Recipe(steps=steps, decay=decay)
                 for decay in (0.0, 0.01, 0.1) for steps in (100, 300))
 SFACE_SCALES = (0.95, 1.05)
+# dlib chip jitters (scale, degrees, sideways shift): each averaged with the plain chip.
+DLIB_JITTERS = ((0.95, 0.0, 0.0), (1.05, 0.0, 0.0), (1.0, -4.0, 0.0), (1.0, 4.0, 0.0),
+                (1.0, 0.0, -0.03), (1.0, 0.0, 0.03))
 
 
 def gray(chips: Chips) -> Chips:
@@ -103,6 +108,26 @@ def scaled_sface_chip(image: NDArray[np.uint8], keypoints: NDArray[np.float32], 
     return sface.warp_affine(image, (zoom @ to_chip)[:2], sface.CHIP_SIZE)[None]
 
 
+def jittered(landmarks: NDArray[np.float32], scale: float, degrees: float, shift: float
+             ) -> NDArray[np.float32]:
+    """dlib's 5 landmarks moved by a similarity about their centre: scaled, rotated, and shifted
+    sideways by `shift` x their width. The chip cut around them is zoomed, turned and moved the
+    opposite way: a fixed stand-in for dlib's random num_jitters."""
+    centre = landmarks.mean(axis=0)
+    turn = np.radians(degrees)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    width = float(np.ptp(landmarks[:, 0]))
+    moved = (landmarks - centre) @ (scale * rotation).T + centre + [shift * width, 0.0]
+    return moved.astype(np.float32)
+
+
+def descriptor_keys() -> list[str]:
+    """The views embedded: network/variant."""
+    keys = [f"{net}/{v}" for net in ("dlib", "sface") for v in ("colour", *CHIP_VARIANTS)]
+    keys += [f"sface/scale{s}" for s in SFACE_SCALES]
+    return keys + [f"dlib/jitter{n}" for n in range(len(DLIB_JITTERS))]
+
+
 def descriptors(photos: Sequence[LabelledPhoto], variant_photos: set[str], settings: Settings
                 ) -> dict[str, NDArray[np.float32]]:
     """Each network's descriptor (flip-averaged, unit length) of every photo's largest face,
@@ -113,9 +138,7 @@ def descriptors(photos: Sequence[LabelledPhoto], variant_photos: set[str], setti
     if not isinstance(ensemble, EnsembleEmbedder):
         raise TypeError("the ablation starts from the dlib+sface ensemble")
     networks = {"dlib": ensemble.dlib.embed, "sface": ensemble.sface.embed}
-    keys = [f"{net}/{v}" for net in networks for v in ("colour", *CHIP_VARIANTS)]
-    keys += [f"sface/scale{s}" for s in SFACE_SCALES]
-    out = {k: np.full((len(photos), 128), np.nan, np.float32) for k in keys}
+    out = {k: np.full((len(photos), 128), np.nan, np.float32) for k in descriptor_keys()}
     batch = settings.detect_batch_size
     for start in range(0, len(photos), batch):
         chunk = photos[start : start + batch]
@@ -132,6 +155,10 @@ def descriptors(photos: Sequence[LabelledPhoto], variant_photos: set[str], setti
                 out[f"{net}/colour"][i] = embed(chips)[0]
                 for name, change in CHIP_VARIANTS.items() if variants else ():
                     out[f"{net}/{name}"][i] = embed(change(chips))[0]
+            for n, jitter in enumerate(DLIB_JITTERS if variants else ()):
+                moved = jittered(aligned.landmarks[0], *jitter)
+                out[f"dlib/jitter{n}"][i] = networks["dlib"](
+                    ensemble.dlib.chips(image, moved[None]))[0]
             keypoints = np.asarray(largest.keypoints, np.float32).reshape(5, 2)
             for scale in SFACE_SCALES if variants else ():
                 out[f"sface/scale{scale}"][i] = networks["sface"](
@@ -201,9 +228,16 @@ def pooled(label: str, reports: Sequence[CrossAgeReport]) -> dict[str, Any]:
     def mean(key: str) -> float:
         return sum(getattr(r, key) * r.counts["sightings"] for r in reports) / total
 
+    def band_mean(band: str, key: str) -> float:
+        searches = sum(int(r.by_gap[band]["searches"]) for r in reports)
+        return sum(float(r.by_gap[band][key]) * int(r.by_gap[band]["searches"])
+                   for r in reports if r.by_gap[band]["searches"]) / max(1, searches)
+
     return {"variant": label, "rank1": mean("rank1"), "rank10": mean("rank10"),
             "tpir_at_fpir_1pct": mean("tpir_at_fpir_1pct"),
             "tpir_hits": round(mean("tpir_at_fpir_1pct") * total), "sightings": total,
+            "rank1_by_gap": [band_mean(b, "rank1") for b in GAP_BANDS],
+            "tpir_by_gap": [band_mean(b, "tpir_at_fpir_1pct") for b in GAP_BANDS],
             "per_fold": [as_row(label, r) for r in reports]}
 
 
@@ -251,13 +285,38 @@ def mapped(vectors: NDArray[np.float32],
     return out
 
 
-def projection_rows(photos: Sequence[LabelledPhoto], protocol: Protocol,
+def children_pairs(protocol: Protocol, vectors: NDArray[np.float32], row_of: dict[str, int],
+                   far: float = 0.01) -> dict[str, int]:
+    """Children told apart from children: every sighting against every case photo of the
+    protocol (all children), accepted under the distance that `far` of the pairs of different
+    children fall below. The protocol's own false alarms come from adults (LFW) searched
+    against a gallery of mostly adults; in service, sightings of children meet children's
+    cases. Returns the mated pairs accepted, of how many, and the pairs of different children."""
+    cases = [(p.identity, vectors[row_of[str(p.path)]]) for p in protocol.cases]
+    cases = [(who, v) for who, v in cases if not np.isnan(v).any()]
+    owners = np.array([who for who, _ in cases])
+    gallery = np.stack([v for _, v in cases])
+    mated, different = [], []
+    for sighting in protocol.sightings:
+        vector = vectors[row_of[str(sighting.photo.path)]]
+        if np.isnan(vector).any():
+            continue
+        distances = np.linalg.norm(gallery - vector, axis=1)
+        mated += list(distances[owners == sighting.case])
+        different += list(distances[owners != sighting.case])
+    threshold = np.sort(different)[int(np.floor(far * len(different)))]
+    return {"hits": int((np.array(mated) < threshold).sum()), "mated": len(mated),
+            "different": len(different)}
+
+
+def projection_rows(photos: Sequence[LabelledPhoto], children: set[str], protocol: Protocol,
                     vectors: NDArray[np.float32], row_of: dict[str, int], settings: Settings
                     ) -> list[dict[str, Any]]:
     """The learned projection (matcher.embed.projection), fitted on every photo of one fold's
     people (children and adults), scored on the other fold's, in several independent person-
-    disjoint splits: with the fixed recipe, and with the recipe chosen among RECIPES by inner
-    person-disjoint folds of the fitting people only (what choosing a recipe on data gives)."""
+    disjoint splits: with the fixed recipe (also fitted on the adults alone), and with the
+    recipe chosen among RECIPES by inner person-disjoint folds of the fitting people only (what
+    choosing a recipe on data gives)."""
     def usable(chosen: Sequence[LabelledPhoto]) -> list[LabelledPhoto]:
         return [p for p in chosen if not np.isnan(vectors[row_of[str(p.path)]]).any()]
 
@@ -283,9 +342,15 @@ def projection_rows(photos: Sequence[LabelledPhoto], protocol: Protocol,
             merit[recipe] = tuple(total)
         return max(RECIPES, key=lambda recipe: merit[recipe])
 
+    labels = {"base": "default, scored per fold",
+              "fixed": "learned projection, fixed recipe",
+              "adults": "learned projection, fixed recipe, fitted on adults (LFW) only",
+              "children": "learned projection, fixed recipe, fitted on children (FG-NET) only",
+              "chosen": "learned projection, recipe chosen on the fitting people"}
     rows = []
     for split in range(SPLITS):
-        reports: dict[str, list[CrossAgeReport]] = {"base": [], "fixed": [], "chosen": []}
+        reports: dict[str, list[CrossAgeReport]] = {name: [] for name in labels}
+        pairs: dict[str, list[dict[str, int]]] = {name: [] for name in labels}
         recipes = []
         for fold in range(FOLDS):
             scored = fold_protocol(protocol, fold, FOLDS, split)
@@ -293,23 +358,31 @@ def projection_rows(photos: Sequence[LabelledPhoto], protocol: Protocol,
             check_disjoint(fitted, scored)
             recipes.append(chosen_recipe(
                 fitted, fold_protocol(protocol, 1 - fold, FOLDS, split), split))
-            for name, vectors_now in (("base", vectors), ("fixed", projected(fitted, Recipe())),
-                                      ("chosen", projected(fitted, recipes[-1]))):
+            for name, vectors_now in (
+                    ("base", vectors), ("fixed", projected(fitted, Recipe())),
+                    ("adults", projected([p for p in fitted if str(p.path) not in children],
+                                         Recipe())),
+                    ("children", projected([p for p in fitted if str(p.path) in children],
+                                           Recipe())),
+                    ("chosen", projected(fitted, recipes[-1]))):
                 reports[name].append(score(scored, vectors_now, row_of, settings, name))
-        rows += [
-            pooled(f"split {split}: default, scored per fold", reports["base"]),
-            pooled(f"split {split}: learned projection, fixed recipe", reports["fixed"]),
-            {**pooled(f"split {split}: learned projection, recipe chosen on the fitting "
-                      "people", reports["chosen"]),
-             "recipes": [asdict(r) for r in recipes]}]
-    for offset, name in enumerate(("default, scored per fold", "learned projection, fixed "
-                                   "recipe", "learned projection, recipe chosen on the fitting "
-                                   "people")):
-        per_split = rows[offset::3]
-        rows.append({"variant": f"mean of the {SPLITS} splits: {name}",
+                pairs[name].append(children_pairs(scored, vectors_now, row_of))
+        for name, label in labels.items():
+            row = pooled(f"split {split}: {label}", reports[name])
+            row["children_pairs"] = {k: sum(p[k] for p in pairs[name]) for k in pairs[name][0]}
+            rows.append(row)
+        rows[-1]["recipes"] = [asdict(r) for r in recipes]
+    for offset, label in enumerate(labels.values()):
+        per_split = rows[offset::len(labels)]
+        rows.append({"variant": f"mean of the {SPLITS} splits: {label}",
                      "sightings": per_split[0]["sightings"],
                      **{key: float(np.mean([r[key] for r in per_split]))
-                        for key in ("rank1", "rank10", "tpir_at_fpir_1pct", "tpir_hits")}})
+                        for key in ("rank1", "rank10", "tpir_at_fpir_1pct", "tpir_hits")},
+                     **{key: np.mean([r[key] for r in per_split], axis=0).tolist()
+                        for key in ("rank1_by_gap", "tpir_by_gap")},
+                     "children_pairs": {k: float(np.mean([r["children_pairs"][k]
+                                                          for r in per_split]))
+                                        for k in per_split[0]["children_pairs"]}})
     return rows
 
 
@@ -358,6 +431,15 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
         print(f"| {row['variant']} | {row['rank1']:.3f} | {row['rank10']:.3f} | "
               f"{row['tpir_at_fpir_1pct']:.3f} ({row['tpir_hits']:g}/{row['sightings']}) | "
               f"{by_gap[0]} | {by_gap[1]} |")
+    among_children = [row for row in rows if "children_pairs" in row]
+    print("\nChildren told apart from children (sightings against every case photo of the "
+          "scored fold's children; threshold at 1% of the pairs of different children):\n")
+    print("| variant | mated pairs accepted (of) | pairs of different children |")
+    print("|---|---|---|")
+    for row in among_children:
+        pairs = row["children_pairs"]
+        print(f"| {row['variant']} | {pairs['hits']:g} ({pairs['mated']:g}) | "
+              f"{pairs['different']:g} |")
 
 
 def main() -> None:
@@ -380,6 +462,8 @@ def main() -> None:
         cached = np.load(args.cache)
         if not np.array_equal(cached["paths"], paths):
             sys.exit(f"{args.cache} was made from other photos: delete it")
+        if set(descriptor_keys()) - set(cached.files):
+            sys.exit(f"{args.cache} lacks views this version embeds: delete it")
         raw = {k: cached[k] for k in cached.files if k != "paths"}
     else:
         raw = descriptors(photos, {str(p.path) for p in protocol_photos(protocol)}, settings)
@@ -398,9 +482,12 @@ def main() -> None:
     scales = ["colour", *(f"scale{s}" for s in SFACE_SCALES)]
     rows.append(as_row("SFace chips at 0.95 / 1 / 1.05 scale averaged", score(
         protocol, ensemble_of(raw, ["colour"], scales), row_of, settings, "scales")))
+    jitters = ["colour", *(f"jitter{n}" for n in range(len(DLIB_JITTERS)))]
+    rows.append(as_row("dlib chips jittered (6 fixed jitters + the plain chip) averaged", score(
+        protocol, ensemble_of(raw, jitters, ["colour"]), row_of, settings, "jitters")))
     children = {str(p.path) for p in cross_age}
     rows += whitening_rows(photos, children, protocol, default, settings)
-    rows += projection_rows(photos, protocol, default, row_of, settings)
+    rows += projection_rows(photos, children, protocol, default, row_of, settings)
     rows.append(chip_chosen_on_other_people(
         protocol, {"default": default, **chip_vectors}, row_of, settings))
     rows += case_fusion_rows(cross_age, distractors, default, row_of, settings)
