@@ -119,8 +119,8 @@ def load_projection(path: Path, base_model_id: str) -> Projection:
 def fit_projection(vectors: NDArray[np.float32], identities: Sequence[str], base_model_id: str,
                    base_same_person_distance: float, recipe: Recipe | None = None
                    ) -> Projection:
-    """Fit the map on unit-length `vectors` of labelled photos (several people, ideally several
-    photos each). Deterministic for the same inputs, threads and torch build."""
+    """Fit the map on the base model's `vectors` of labelled photos (several people, ideally
+    several photos each). Deterministic for the same inputs, threads and torch build."""
     recipe = recipe or Recipe()
     x = np.asarray(vectors, np.float32)
     if x.ndim != 2 or len(x) != len(identities):
@@ -166,7 +166,8 @@ def _same_false_match_rate(base: NDArray[np.float32], projected: NDArray[np.floa
     upper = np.triu(np.ones_like(different), k=1) & different
 
     def distances(v: NDArray[np.float32]) -> NDArray[np.float32]:
-        squared = np.maximum(2.0 - 2.0 * (v @ v.T), 0.0)
+        norms = (v * v).sum(axis=1)  # dlib's raw vectors are not unit length
+        squared = np.maximum(norms[:, None] + norms[None, :] - 2.0 * (v @ v.T), 0.0)
         return np.sqrt(squared)[upper]
 
     rate = float((distances(base) < base_distance).mean())

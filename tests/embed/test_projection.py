@@ -78,7 +78,7 @@ def saved(projection: Projection, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def distances(vectors: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.maximum(2.0 - 2.0 * vectors @ vectors.T, 0.0))
+    return np.linalg.norm(vectors[:, None] - vectors[None, :], axis=-1)
 
 
 def test_the_fit_is_deterministic_and_names_the_model(
