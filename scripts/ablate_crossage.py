@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
@@ -47,7 +46,7 @@ from matcher.embed.image import load_image
 from matcher.embed.projection import Recipe, fit_projection
 from matcher.eval.crossage import CrossAgeReport, evaluate_vectors, protocol_photos
 from matcher.eval.folds import check_disjoint, fitting_photos, fold_protocol
-from matcher.eval.manifest import LabelledPhoto, read_manifest
+from matcher.eval.manifest import LabelledPhoto, read_manifest, research_data_dir
 from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
 from matcher.eval.whitening import Whitening, fit_lda, fit_whitening
 from matcher.index import best, mean_top2
@@ -444,7 +443,7 @@ def print_table(rows: Sequence[dict[str, Any]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    data = Path(os.environ.get("MATCHER_TEST_DATA", Path(__file__).parents[2] / "shared/data"))
+    data = research_data_dir()
     parser.add_argument("--cross-age", type=Path, default=data / "fgnet-dev/manifest.csv")
     parser.add_argument("--distractors", type=Path, default=data / "lfw-dev/manifest.csv")
     parser.add_argument("--cache", type=Path, help="npz of the descriptors, reused if present: "

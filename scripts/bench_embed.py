@@ -41,6 +41,7 @@ from matcher.embed.image import load_image
 from matcher.embed.mmod import MMODDetector
 from matcher.embed.resnet import embed_chips
 from matcher.embed.weights import DLIB_MMOD, DLIB_RESNET
+from matcher.eval.manifest import research_data_dir
 
 REPO = Path(__file__).resolve().parent.parent
 FULL_SIZE = (4032, 3024)
@@ -167,8 +168,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--data", type=Path, default=Path(
-        os.environ.get("MATCHER_TEST_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument("--data", type=Path, default=research_data_dir())
     args = parser.parse_args()
 
     # dlib's model: the figures compare the port with dlib itself.

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,23 +75,18 @@ FACE = {"box": [70.0, 70.0, 180.0, 180.0], "landmarks": [[100.0, 120.0]] * 5, "s
 @contextmanager
 def throwaway_store(database_url: str | None) -> Iterator[Engine]:
     """A migrated, empty store: SQLite in a temp dir, or a fresh database on the server."""
-    if database_url is None:
-        work = Path(tempfile.mkdtemp(prefix="bench-queue-"))
-        engine = make_engine(Settings(data_dir=work))
-        try:
-            migrate(engine)
-            yield engine
-        finally:
-            engine.dispose()
-            shutil.rmtree(work, ignore_errors=True)
-        return
-    with fresh_database(database_url, "bench_queue") as url:
-        engine = make_engine(Settings(database_url=url))
-        try:
-            migrate(engine)
-            yield engine
-        finally:
-            engine.dispose()
+    with ExitStack() as cleanup:  # unwinds in reverse: the engine goes before its database
+        if database_url is None:
+            work = Path(tempfile.mkdtemp(prefix="bench-queue-"))
+            cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+            settings = Settings(data_dir=work)
+        else:
+            url = cleanup.enter_context(fresh_database(database_url, "bench_queue"))
+            settings = Settings(database_url=url)
+        engine = make_engine(settings)
+        cleanup.callback(engine.dispose)
+        migrate(engine)
+        yield engine
 
 
 def fill(engine: Engine, n_candidates: int, pending: float, seed: int) -> int:

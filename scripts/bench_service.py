@@ -66,6 +66,7 @@ from PIL import features
 from sqlalchemy import insert
 
 from matcher.config import Settings
+from matcher.eval.manifest import research_data_dir
 from matcher.index import synthetic
 from matcher.machine import describe_machine
 from matcher.store import make_engine, migrate
@@ -587,8 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--descriptors", type=Path, help="real descriptors (.npz: vectors, "
                         "identities, model_id) of the serving model; default: computed once "
                         "into bench-out/")
-    parser.add_argument("--data", type=Path, default=Path(
-        os.environ.get("MATCHER_TEST_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument("--data", type=Path, default=research_data_dir())
     args = parser.parse_args(argv)
     # A terminated benchmark unwinds like an interrupted one: the server stops, the dir goes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.embed.image import load_image
 from matcher.embed.types import Face, Image
+from matcher.eval.manifest import research_data_dir
 
 REPO = Path(__file__).resolve().parent.parent
 BLUR_RADII = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
@@ -63,8 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--faces", type=int, default=60)
     parser.add_argument("--drift", type=float, default=0.2)
-    parser.add_argument("--data", type=Path, default=Path(
-        os.environ.get("MATCHER_TEST_DATA", REPO.parent / "shared" / "data")))
+    parser.add_argument("--data", type=Path, default=research_data_dir())
     args = parser.parse_args()
     # dlib's model: the defaults were chosen on its descriptors (0.2 = a third of its 0.6
     # rule); the ensemble measures sharpness on the same dlib chip.

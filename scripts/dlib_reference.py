@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from multiprocessing import Pool
@@ -45,7 +44,7 @@ from matcher.eval.crossage import (
     evaluate_vectors,
     protocol_photos,
 )
-from matcher.eval.manifest import read_manifest
+from matcher.eval.manifest import read_manifest, research_data_dir
 from matcher.eval.metrics import FPIR
 from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
 from matcher.machine import describe_machine
@@ -141,7 +140,7 @@ def print_table(table: Sequence[dict[str, Any]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    data = Path(os.environ.get("MATCHER_TEST_DATA", Path(__file__).parents[2] / "shared/data"))
+    data = research_data_dir()
     parser.add_argument("--cross-age", type=Path, default=data / "fgnet-dev/manifest.csv")
     parser.add_argument("--distractors", type=Path, default=data / "lfw-dev/manifest.csv")
     parser.add_argument("--upsample", type=int, default=1,

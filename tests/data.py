@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from matcher.eval.manifest import research_data_dir
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -26,7 +28,7 @@ class Photo:
 
 
 def test_data_dir() -> Path:
-    return Path(os.environ.get("MATCHER_TEST_DATA", REPO_ROOT.parent / "shared" / "data"))
+    return research_data_dir()
 
 
 def require_test_data() -> Path:

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def research_data_dir() -> Path:
+    """Where the research photos are: MATCHER_TEST_DATA, else ../shared/data beside the
+    repository checkout (they are never part of it: ../shared/data/README.md). For tests and
+    the scripts, which run from a checkout."""
+    beside = Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(os.environ.get("MATCHER_TEST_DATA", beside))
 
 
 class ManifestError(ValueError):
