@@ -30,7 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import TypeDecorator
 
 from matcher.store.errors import InvalidRecord
@@ -43,6 +43,10 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# Room for a model id: the longest today, a projected ensemble, is 62 characters; revision 0006
+# widened the columns from 64 so one more suffix cannot fail on PostgreSQL alone.
+MODEL_ID_LENGTH = 128
 
 # 64-bit ids on PostgreSQL; SQLite only auto-increments a column declared INTEGER (also 64-bit).
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -135,6 +139,14 @@ def _enum(kind: type[StrEnum]) -> Enum:
         kind, native_enum=False, create_constraint=False, length=16, validate_strings=True,
         values_callable=lambda members: [m.value for m in members],
     )
+
+
+def _fitting_model_id(model_id: str) -> str:
+    # SQLite would store a longer id and PostgreSQL refuse it: refuse it on both, saying why.
+    if not 0 < len(model_id) <= MODEL_ID_LENGTH:
+        raise InvalidRecord(f"a model id must have 1 to {MODEL_ID_LENGTH} characters, "
+                            f"got {len(model_id)}: {model_id[:80]!r}...")
+    return model_id
 
 
 def _one_of(column: str, kind: type[StrEnum]) -> CheckConstraint:
@@ -309,11 +321,15 @@ class FaceVector(Base):
 
     face_id: Mapped[int] = mapped_column(
         Id, ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
-    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(MODEL_ID_LENGTH), primary_key=True)
     dim: Mapped[int] = mapped_column(Integer)
     descriptor: Mapped[bytes] = mapped_column(LargeBinary)  # little-endian float32 x dim
 
     face: Mapped[Face] = relationship(back_populates="vectors")
+
+    @validates("model_id")
+    def _check_model_id(self, _key: str, model_id: str) -> str:
+        return _fitting_model_id(model_id)
 
     @property
     def vector(self) -> NDArray[np.float32]:
@@ -347,7 +363,7 @@ class Candidate(Base):
     )
     distance: Mapped[float] = mapped_column(Float)
     rank: Mapped[int] = mapped_column(Integer)
-    model_id: Mapped[str] = mapped_column(String(64))
+    model_id: Mapped[str] = mapped_column(String(MODEL_ID_LENGTH))
     threshold: Mapped[float] = mapped_column(Float)  # the threshold in force when it was found
     status: Mapped[CandidateStatus] = mapped_column(
         _enum(CandidateStatus), default=CandidateStatus.PENDING
@@ -359,6 +375,10 @@ class Candidate(Base):
     sighting_face: Mapped[Face] = relationship(foreign_keys=[sighting_face_id])
     case_face: Mapped[Face] = relationship(foreign_keys=[case_face_id])
     case: Mapped[Case] = relationship()
+
+    @validates("model_id")
+    def _check_model_id(self, _key: str, model_id: str) -> str:
+        return _fitting_model_id(model_id)
 
 
 class Decision(Base):

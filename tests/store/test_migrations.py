@@ -17,7 +17,7 @@ TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors",
 }
-HEAD = "0005"
+HEAD = "0006"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -154,3 +154,29 @@ def test_0005_gives_the_review_queue_its_indexes_and_takes_them_back(
     assert _candidate_indexes(empty_engine) == CANDIDATE_INDEXES_0005
     command.downgrade(alembic_config(empty_engine), "0004")
     assert _candidate_indexes(empty_engine) == CANDIDATE_INDEXES_0004
+
+
+def _model_id_widths(engine: Engine) -> list[int]:
+    return [next(c["type"].length for c in inspect(engine).get_columns(table)
+                 if c["name"] == "model_id") for table in ("face_vectors", "candidates")]
+
+
+def test_0006_widens_model_ids_and_keeps_the_stored_vectors(empty_engine: Engine) -> None:
+    migrate(empty_engine, "0005")
+    descriptor = np.arange(4, dtype="<f4").tobytes()
+    with empty_engine.begin() as connection:
+        connection.execute(text(SIGHTING_1))
+        connection.execute(text(
+            "INSERT INTO faces (id, sighting_id, box, landmarks, score, size_px, sharpness, "
+            "unfit_reasons, fit) VALUES (7, 1, '[0,0,1,1]', '[]', 0.9, 50, 20, '[]', :fit)"),
+            {"fit": True})
+        connection.execute(text("INSERT INTO face_vectors (face_id, model_id, dim, descriptor) "
+                                "VALUES (7, 'm1', 4, :descriptor)"), {"descriptor": descriptor})
+    assert _model_id_widths(empty_engine) == [64, 64]
+    migrate(empty_engine, "0006")
+    assert _model_id_widths(empty_engine) == [128, 128]
+    with empty_engine.connect() as connection:
+        rows = connection.execute(text("SELECT face_id, model_id, descriptor FROM face_vectors"))
+        assert [(r[0], r[1], bytes(r[2])) for r in rows] == [(7, "m1", descriptor)]
+    command.downgrade(alembic_config(empty_engine), "0005")
+    assert _model_id_widths(empty_engine) == [64, 64]

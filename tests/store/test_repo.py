@@ -40,6 +40,7 @@ from matcher.store import (
     set_case_status,
     store_photo,
 )
+from matcher.store.models import MODEL_ID_LENGTH
 from tests.store.builders import MODEL, new_case, new_face, pixels, vector
 
 
@@ -125,6 +126,26 @@ def test_bad_descriptors_are_refused(session: Session, data_dir: Path) -> None:
     for bad in (np.zeros((2, 64), np.float32), np.array([np.nan, 1.0]), np.array([], np.float32)):
         with pytest.raises(InvalidRecord):
             add_case_photo(session, case.id, photo, [new_face(1, vector=bad)])
+
+
+def test_model_ids_up_to_the_column_width_are_kept_and_longer_ones_refused(
+    factory: sessionmaker[Session], data_dir: Path
+) -> None:
+    longest = "dlib-resnet-v1-flip+sface-2021dec-flip-w0.50+proj-23d53894e553" + "+x" * 33
+    assert len(longest) == MODEL_ID_LENGTH
+    with factory() as session:
+        case = create_case(session, new_case())
+        photo = add_case_photo(session, case.id, store_photo(data_dir, pixels(1)),
+                               [new_face(1, longest)])
+        face_id = photo.faces[0].id
+        session.commit()
+        with pytest.raises(InvalidRecord, match="1 to 128 characters, got 129"):
+            add_case_photo(session, case.id, store_photo(data_dir, pixels(2)),
+                           [new_face(2, longest + "y")])
+        session.rollback()
+    with factory() as session:
+        (face,) = session.scalars(select(Face)).all()
+        assert face.id == face_id and np.array_equal(face.vector_for(longest), vector(1))
 
 
 def test_a_sighting_round_trips_with_its_private_contact(
