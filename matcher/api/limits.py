@@ -51,6 +51,13 @@ async def _refuse(send: Send, status: int, error: str, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _declares_body(scope: Scope) -> bool:
+    declared = _content_length(scope)
+    if declared is not None:
+        return declared > 0
+    return any(name == b"transfer-encoding" for name, _ in scope.get("headers", ()))
+
+
 def _content_length(scope: Scope) -> int | None:
     """The declared body size; -1 when the header is not a number (uvicorn refuses those
     itself, other servers may not)."""
@@ -67,6 +74,10 @@ class BodyLimit:
     server then closes the connection rather than read the rest). A body without one is
     counted as it streams in: past the limit, `receive` raises into the app, whatever the app
     tries to answer is dropped and the client gets the 413 instead.
+
+    An answer given before the body was read to its end (a refused key, a tip app over its
+    rate) says `Connection: close`: the server then closes the connection instead of receiving
+    and discarding the rest of an upload nobody will read, to keep the connection alive.
     """
 
     def __init__(self, app: ASGIApp, max_upload_bytes: int, max_other_bytes: int) -> None:
@@ -104,15 +115,17 @@ class BodyLimit:
     async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         received = 0
         over = started = False
+        unread = _declares_body(scope)
 
         async def counted_receive() -> Message:
-            nonlocal received, over
+            nonlocal received, over, unread
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     over = True
                     raise _BodyTooLarge(_too_large(limit))
+                unread = unread and message.get("more_body", False)
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -121,6 +134,9 @@ class BodyLimit:
                 return
             if message["type"] == "http.response.start":
                 started = True
+                if unread:
+                    message = {**message, "headers": [
+                        *message.get("headers", ()), (b"connection", b"close")]}
             await send(message)
 
         try:

@@ -127,6 +127,48 @@ def test_a_chunked_body_is_cut_off_once_over_the_limit(
     assert sent < most / 4, sent
 
 
+def _answer_and_then(sock: socket.socket) -> tuple[bytes, bytes]:
+    """The first response on `sock` (head and JSON body), and what the socket gives after it
+    within 2 s: b"" when the server closed it, b"open" when it waited on (uvicorn closes an
+    idle keep-alive connection after 5 s)."""
+    answer = b""
+    while not answer.endswith(b"}"):
+        answer += sock.recv(65536)
+    sock.settimeout(2)
+    try:
+        after = sock.recv(65536)
+    except TimeoutError:
+        after = b"open"
+    sock.close()
+    return answer, after
+
+
+def test_a_refused_upload_closes_the_connection_instead_of_draining_its_body(
+    live: tuple[int, str]
+) -> None:
+    """Refused before its body is read, an upload's connection is closed after the answer:
+    kept alive, the server would have to receive and throw away the rest first. A request whose
+    body was read keeps its connection."""
+    port, key = live
+    head = (b"POST /v1/sightings HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n" % (LIMIT // 2))
+    refused = socket.create_connection(("127.0.0.1", port), timeout=10)
+    refused.sendall(head + b"\r\n" + bytes(1024))  # most of the body never comes
+    answer, after = _answer_and_then(refused)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b"\r\nconnection: close\r\n" in answer.lower()
+    assert after == b""
+
+    form = (b'--x\r\nContent-Disposition: form-data; name="photo"; filename="p.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\nnot a photo\r\n--x--\r\n")
+    read = socket.create_connection(("127.0.0.1", port), timeout=10)
+    read.sendall(head.replace(b"%d" % (LIMIT // 2), b"%d" % len(form))
+                 + b"Authorization: Bearer %s\r\n\r\n" % key.encode() + form)
+    answer, after = _answer_and_then(read)
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:200]
+    assert b"connection: close" not in answer.lower() and after == b"open"
+
+
 def test_the_limit_defaults_to_the_image_limit_plus_a_mebibyte() -> None:
     assert Settings(max_image_bytes=4096).request_bytes_limit == 4096 + 1024 * 1024
     assert Settings(max_request_bytes=5000).request_bytes_limit == 5000
