@@ -11,7 +11,9 @@ descriptors. Rows:
 * the default (must equal `matcher eval`'s figures: a check that the harness measures the same);
 * chip variants, replacing the colour chip or averaged with it, for both networks or one;
 * cases with every photo up to age 12 (`--case-photos all`): the case ranked by its best face
-  (the service's), by the mean of its two closest faces, or by one mean descriptor per case;
+  (the service's), by the mean of its two closest faces, or by one template per case: the
+  mean descriptor, or the mean weighted by the quality of each photo's face (the detector's
+  confidence, the face's width, the chip's sharpness);
 * within-class whitening and LDA, fitted person-disjoint (2 folds by a hash of the person:
   fitted on one fold's people, scored on a protocol of the other fold's people only), on every
   dev person, children only (FG-NET) or adults only (LFW); the baseline row scores the same
@@ -41,9 +43,10 @@ from numpy.typing import NDArray
 import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
 from matcher.config import Settings
 from matcher.embed import load_pipeline, sface
-from matcher.embed.embedder import EnsembleEmbedder, average_views, combine
+from matcher.embed.embedder import EnsembleEmbedder, average_views, combine, l2_normalise
 from matcher.embed.image import load_image
 from matcher.embed.projection import Recipe, fit_projection
+from matcher.embed.types import FaceQuality
 from matcher.eval.crossage import CrossAgeReport, evaluate_vectors, protocol_photos
 from matcher.eval.folds import check_disjoint, fitting_photos, fold_protocol
 from matcher.eval.manifest import LabelledPhoto, read_manifest, research_data_dir
@@ -385,6 +388,29 @@ def projection_rows(photos: Sequence[LabelledPhoto], children: set[str], protoco
     return rows
 
 
+# Quality-weighted templates: each photo's unit vector weighted by one measure of its largest
+# face's quality, as the service measures it (FaceQuality), fixed before measuring.
+QUALITY_WEIGHTS: dict[str, Callable[[FaceQuality], float]] = {
+    "the detector's confidence": lambda q: q.score,
+    "the face's width in px": lambda q: q.size_px,
+    "the chip's sharpness": lambda q: q.sharpness,
+}
+
+
+def largest_face_quality(photos: Sequence[LabelledPhoto], settings: Settings
+                         ) -> list[FaceQuality | None]:
+    """The service's quality of each photo's largest face (the one `descriptors` embeds)."""
+    pipeline = load_pipeline(settings)
+    out: list[FaceQuality | None] = []
+    for start in range(0, len(photos), settings.detect_batch_size):
+        images = [load_image(p.path.read_bytes(), max_bytes=settings.max_image_bytes,
+                             max_pixels=settings.max_image_pixels)
+                  for p in photos[start : start + settings.detect_batch_size]]
+        out += [max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])).quality
+                if faces else None for faces in pipeline.process(images)]
+    return out
+
+
 def case_fusion_rows(cross_age: list[LabelledPhoto], distractors: list[LabelledPhoto],
                      vectors: NDArray[np.float32], row_of: dict[str, int],
                      settings: Settings) -> list[dict[str, Any]]:
@@ -395,19 +421,34 @@ def case_fusion_rows(cross_age: list[LabelledPhoto], distractors: list[LabelledP
         vectors.shape[1], "all", fusion)) for name, fusion in (
             ("its best face (the index's `best`, the service's)", best),
             ("the mean of its two closest faces (`mean_top2`)", mean_top2))]
-    # One template per case: the mean of its photos' unit vectors, scaled to unit length.
+    # One template per case: the (weighted) mean of its photos' unit vectors, at unit length.
     photos_of: dict[str, list[LabelledPhoto]] = {}
     for photo in protocol.cases:
         photos_of.setdefault(photo.identity, []).append(photo)
     templates = replace(protocol, cases=[photos[-1] for photos in photos_of.values()])
-    template_vectors = _protocol_vectors(templates, vectors, row_of)
-    for n, photos in enumerate(photos_of.values()):
-        found = [v for v in _protocol_vectors_of(photos, vectors, row_of) if v is not None]
-        template_vectors[n] = average_views(np.stack(found)[:, None])[0] if found else None
-    rows.append(as_row("every photo to 12, one template per case (mean descriptor)",
-                       evaluate_vectors(templates, template_vectors, settings, "template",
-                                        vectors.shape[1], "all")))
+    quality = dict(zip(map(str, (p.path for p in protocol.cases)),
+                       largest_face_quality(protocol.cases, settings), strict=True))
+    weightings: dict[str, Callable[[FaceQuality], float]] = {
+        "mean descriptor": lambda q: 1.0,
+        **{f"weighted by {name}": weight for name, weight in QUALITY_WEIGHTS.items()}}
+    for name, weight in weightings.items():
+        template_vectors = _protocol_vectors(templates, vectors, row_of)
+        for n, photos in enumerate(photos_of.values()):
+            found = [(v, weight(q)) for p, v in zip(
+                photos, _protocol_vectors_of(photos, vectors, row_of), strict=True)
+                if v is not None and (q := quality[str(p.path)]) is not None]
+            template_vectors[n] = _weighted_template(found) if found else None
+        rows.append(as_row(f"every photo to 12, one template per case ({name})",
+                           evaluate_vectors(templates, template_vectors, settings,
+                                            f"template {name}", vectors.shape[1], "all")))
     return rows
+
+
+def _weighted_template(weighted: Sequence[tuple[NDArray[np.float32], float]]
+                       ) -> NDArray[np.float32]:
+    """The weighted mean of unit vectors, scaled to unit length."""
+    total = np.sum([weight * vector for vector, weight in weighted], axis=0)
+    return l2_normalise(total[None].astype(np.float32))[0]
 
 
 def _protocol_vectors_of(photos: Sequence[LabelledPhoto], vectors: NDArray[np.float32],
