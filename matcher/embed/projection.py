@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,14 +42,18 @@ class ProjectionError(EmbedError):
 @dataclass(frozen=True)
 class Recipe:
     """How the map is fitted: a cosine-softmax over the people fitted on (one learned centre
-    per person, logits = scale x cosine), full batch, Adam, with `decay` x ||W - I||^2 keeping
-    W near the identity. Fixed before the person-disjoint measurements; see the README."""
+    per person, logits = scale x cosine), Adam, with `decay` x ||W - I||^2 keeping W near the
+    identity. Each step takes every photo when there are at most `batch_size` (the fits
+    measured in the README: a few thousand photos), else the next `batch_size` of a seeded
+    shuffle, so that a fit on 100,000 photos of 30,000 people does not hold a logit for every
+    photo and person at once. Fixed before the person-disjoint measurements; see the README."""
 
     steps: int = 100
     learning_rate: float = 1e-3
     scale: float = 16.0
     decay: float = 0.01
     seed: int = 0
+    batch_size: int = 4096
 
 
 @dataclass(frozen=True)
@@ -139,10 +143,10 @@ def fit_projection(vectors: NDArray[np.float32], identities: Sequence[str], base
     centres = torch.nn.Parameter(torch.nn.functional.normalize(
         means + 1e-4 * torch.randn(means.shape, generator=generator), dim=1))
     optimiser = torch.optim.Adam([matrix, centres], lr=recipe.learning_rate)
-    for _ in range(recipe.steps):
-        projected = torch.nn.functional.normalize(inputs @ matrix, dim=1)
+    for rows in _step_rows(len(x), recipe, generator):
+        projected = torch.nn.functional.normalize(inputs[rows] @ matrix, dim=1)
         logits = recipe.scale * projected @ torch.nn.functional.normalize(centres, dim=1).T
-        loss = (torch.nn.functional.cross_entropy(logits, targets)
+        loss = (torch.nn.functional.cross_entropy(logits, targets[rows])
                 + recipe.decay * ((matrix - identity) ** 2).sum())
         optimiser.zero_grad()
         loss.backward()
@@ -152,6 +156,21 @@ def fit_projection(vectors: NDArray[np.float32], identities: Sequence[str], base
                                          base_same_person_distance)
     return Projection(fitted, base_model_id, same_person,
                       tuple(sorted({identity_hash(str(p)) for p in people})), recipe)
+
+
+def _step_rows(count: int, recipe: Recipe, generator: torch.Generator
+               ) -> Iterator[slice | torch.Tensor]:
+    """The photos of each step: all of them, or consecutive batches of seeded shuffles."""
+    if count <= recipe.batch_size:
+        yield from (slice(None) for _ in range(recipe.steps))
+        return
+    order = torch.randperm(count, generator=generator)
+    start = 0
+    for _ in range(recipe.steps):
+        if start + recipe.batch_size > count:  # a new shuffle for each pass over the photos
+            order, start = torch.randperm(count, generator=generator), 0
+        yield order[start : start + recipe.batch_size]
+        start += recipe.batch_size
 
 
 def _same_false_match_rate(base: NDArray[np.float32], projected: NDArray[np.float32],

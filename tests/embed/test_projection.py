@@ -94,25 +94,43 @@ def test_the_fit_is_deterministic_and_names_the_model(
     assert not np.allclose(other.matrix, projection.matrix)
 
 
+def separation(vectors: np.ndarray, people: list[str]) -> float:
+    """How much further apart different people's faces are than one person's, on average."""
+    who = np.asarray(people)
+    same = (who[:, None] == who[None, :]) & ~np.eye(len(who), dtype=bool)
+    d = distances(vectors)
+    return float(d[who[:, None] != who[None, :]].mean() - d[same].mean())
+
+
 def test_the_fit_pulls_each_persons_faces_together(
     labelled: tuple[np.ndarray, list[str]], projection: Projection
 ) -> None:
     vectors, people = labelled
-    who = np.asarray(people)
-    same = (who[:, None] == who[None, :]) & ~np.eye(len(who), dtype=bool)
-    different = who[:, None] != who[None, :]
-
-    def separation(v: np.ndarray) -> float:
-        d = distances(v)
-        return float(d[different].mean() - d[same].mean())
-
     projected = projection.apply(vectors)
     assert np.allclose(np.linalg.norm(projected, axis=1), 1.0, atol=1e-5)
-    assert separation(projected) > separation(vectors)
+    assert separation(projected, people) > separation(vectors, people)
     # The default threshold is carried over at the base model's false-match rate.
+    who = np.asarray(people)
+    different = who[:, None] != who[None, :]
     base_rate = (distances(vectors)[different] < 0.6).mean()
     projected_rate = (distances(projected)[different] < projection.same_person_distance).mean()
     assert abs(projected_rate - base_rate) < 0.01
+
+
+def test_sets_larger_than_a_batch_are_fitted_in_seeded_batches(
+    pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]], projection: Projection
+) -> None:
+    vectors, people = labelled
+
+    def fit(recipe: Recipe) -> Projection:
+        return fit_projection(vectors, people, pipeline.model_id, 0.6, recipe)
+
+    # A batch that holds every photo is the whole-set fit, bit for bit.
+    assert np.array_equal(fit(Recipe(batch_size=len(vectors))).matrix, projection.matrix)
+    batched = fit(Recipe(batch_size=len(vectors) // 4))
+    assert np.array_equal(fit(Recipe(batch_size=len(vectors) // 4)).matrix, batched.matrix)
+    assert not np.allclose(batched.matrix, projection.matrix)
+    assert separation(batched.apply(vectors), people) > separation(vectors, people)
 
 
 def test_a_saved_projection_loads_only_for_its_model(
