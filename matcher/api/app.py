@@ -28,7 +28,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        matcher = await anyio.to_thread.run_sync(open_matcher, settings, pipeline)
+        matcher = await anyio.to_thread.run_sync(open_matcher, settings, pipeline, True)
         app.state.matcher = matcher
         app.state.worker = Worker(settings.workers, settings.store_workers)
         app.state.reindex = ReindexRunner()

@@ -26,7 +26,12 @@ from matcher.service.cases import (
 )
 from matcher.service.confidence import expected_false, searched_face_counts
 from matcher.service.context import Matcher, open_matcher
-from matcher.service.errors import DuplicatePhoto, InvalidAdminKey, ServiceError
+from matcher.service.errors import (
+    DuplicatePhoto,
+    InvalidAdminKey,
+    ModelNotEmbedded,
+    ServiceError,
+)
 from matcher.service.faces import FaceFeedback
 from matcher.service.keys import authenticate, bootstrap_admin, new_key, revoke
 from matcher.service.media import case_photo_image, face_crop, sighting_photo
@@ -45,6 +50,7 @@ __all__ = [
     "CasePhotoResult",
     "CasePhotoUpload",
     "DuplicatePhoto",
+    "ModelNotEmbedded",
     "FaceFeedback",
     "InvalidAdminKey",
     "PurgeReport",

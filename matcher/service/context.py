@@ -26,6 +26,7 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.index import FaceIndex, IndexFileError, IndexParams, persist
 from matcher.index.rwlock import ReadWriteLock
+from matcher.service.errors import ModelNotEmbedded
 from matcher.service.serving import model_settings, serving_settings
 from matcher.store import (
     FaceSetSummary,
@@ -36,7 +37,7 @@ from matcher.store import (
     session_factory,
 )
 from matcher.store.review import sighting_face_rows, sighting_face_summary
-from matcher.store.vectors import count_faces_without_vectors
+from matcher.store.vectors import count_faces_without_vectors, vector_models
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +204,11 @@ def _load_saved(settings: Settings, saved: SavedIndex, model_id: str, wanted: Fa
     return index
 
 
-def open_matcher(settings: Settings, pipeline: FacePipeline | None = None) -> Matcher:
-    """Store migrated, pipeline loaded (unless given), index loaded if current or rebuilt."""
+def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
+                 require_vectors: bool = False) -> Matcher:
+    """Store migrated, pipeline loaded (unless given), index loaded if current or rebuilt.
+    `require_vectors` (the server's start) refuses a model that has no vector of any stored
+    face while other models have (ModelNotEmbedded): it would serve an empty index."""
     settings = serving_settings(settings)
     engine = make_engine(settings)
     migrate(engine)
@@ -214,6 +218,15 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None) -> Ma
     with sessions() as session:
         wanted = [saved.summary(session, pipeline.model_id) for saved in SAVED_INDEXES]
         unembedded = count_faces_without_vectors(session, pipeline.model_id)
+        embedded_by = vector_models(session) if unembedded else {}
+    if require_vectors and embedded_by and pipeline.model_id not in embedded_by:
+        engine.dispose()
+        raise ModelNotEmbedded(
+            f"the configured model {pipeline.model_id} has no vector of the {unembedded} stored "
+            f"faces, which were embedded by {', '.join(sorted(embedded_by))}: serving it would "
+            f"match nothing. Set the model settings back (or restore the projection file they "
+            f"name), or run `matcher reindex`: with these settings it embeds every face for "
+            f"{pipeline.model_id}")
     if unembedded:
         log.warning("%d stored faces have no %s vector and are out of matching: run "
                     "`matcher reindex`", unembedded, pipeline.model_id)

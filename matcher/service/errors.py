@@ -11,6 +11,11 @@ class InvalidAdminKey(ServiceError):
     """MATCHER_ADMIN_KEY is not a key of the form `mk_<12 hex>_<secret of 32+ chars>`."""
 
 
+class ModelNotEmbedded(ServiceError):
+    """The configured model has no vector of any stored face while other models have: the
+    model settings changed without a reindex, and serving would match nothing."""
+
+
 class DuplicatePhoto(ServiceError):
     """The case already has a photo with these pixels."""
 

@@ -367,7 +367,13 @@ class ReindexJob:
 
     def _pipeline(self) -> FacePipeline:
         if model_settings(self.target) == model_settings(self.matcher.settings):
-            raise ReindexError(f"the service already runs {self.matcher.model_id}")
+            # Nothing to change, unless the serving model lacks vectors (its settings were
+            # changed without a reindex): then the job embeds them, for the same model.
+            with self.matcher.sessions() as session:
+                if not count_faces_without_vectors(session, self.matcher.model_id):
+                    raise ReindexError(f"the service already runs {self.matcher.model_id}, "
+                                       "and every stored face has its vector")
+            return self.matcher.pipeline
         try:
             pipeline = load_pipeline(self.target)
         except ProjectionError as exc:  # unreadable, or fitted for another model

@@ -14,12 +14,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from matcher.api import create_app
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
-from matcher.service import CasePhotoUpload, ingest_sighting, open_matcher, register_case
-from matcher.service.reindex import LocalEmbedding, ReindexJob, embed_photos
+from matcher.service import (
+    CasePhotoUpload,
+    ModelNotEmbedded,
+    ingest_sighting,
+    open_matcher,
+    register_case,
+)
+from matcher.service.reindex import LocalEmbedding, ReindexError, ReindexJob, embed_photos
 from matcher.store import (
     Face,
     FaceVector,
@@ -196,3 +204,30 @@ def test_stored_detections_are_embedded_without_detecting_again(
         engine.dispose()
     _assert_clean_vectors(load_pipeline(kept_store.model_copy(update={"embed_flip": True})),
                           kept_store.data_dir, faces, _flip_vectors(kept_store))
+
+
+def test_a_model_set_without_a_reindex_is_refused_at_start_and_a_reindex_embeds_it(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path
+) -> None:
+    """The model settings changed, no reindex run: the server would search an empty index, so
+    it refuses to start and says what to do; `matcher reindex` with those settings embeds
+    every stored face for them."""
+    store = _store(settings.model_copy(update={"data_dir": tmp_path}), pipeline, photos=6)
+    flipped = store.model_copy(update={"embed_flip": True})
+    with pytest.raises(ModelNotEmbedded, match="run `matcher reindex`"), \
+            TestClient(create_app(flipped, pipeline)):
+        pass
+    matcher = open_matcher(flipped)  # as `matcher reindex` opens it
+    assert matcher.model_id == FLIP and len(matcher.index) == 0
+    with matcher.sessions() as session:
+        faces = int(session.scalar(select(func.count()).select_from(Face)) or 0)
+    report = ReindexJob(matcher, matcher.settings).run()
+    assert report.swapped and (report.from_model, report.to_model) == (FLIP, FLIP)
+    assert report.faces_embedded == faces and len(matcher.index) > 0
+    with pytest.raises(ReindexError, match="every stored face has its vector"):
+        ReindexJob(matcher, matcher.settings).run()
+    cases = len(matcher.index)
+    matcher.close()
+    with TestClient(create_app(flipped, pipeline)) as client:
+        assert client.get("/healthz").json()["model_id"] == FLIP
+        assert len(client.app.state.matcher.index) == cases  # type: ignore[attr-defined]
