@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,7 +29,8 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        matcher = await anyio.to_thread.run_sync(open_matcher, settings, pipeline, True)
+        matcher = await anyio.to_thread.run_sync(
+            functools.partial(open_matcher, settings, pipeline, require_vectors=True))
         app.state.matcher = matcher
         app.state.worker = Worker(settings.workers, settings.store_workers)
         app.state.reindex = ReindexRunner()
