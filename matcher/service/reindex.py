@@ -48,8 +48,10 @@ from matcher.store.review import sighting_face_rows
 from matcher.store.vectors import (
     FaceToEmbed,
     add_vectors,
+    cases_without_vectors,
     count_faces_without_vectors,
     faces_without_vectors,
+    vector_models,
     vectors_to_derive,
 )
 
@@ -308,6 +310,8 @@ class ReindexReport:
     swapped: bool = False
     stopped: bool = False
     index_faces: int = 0
+    # Active cases none of whose faces the new model could embed: out of matching under it.
+    unmatchable_cases: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -352,6 +356,15 @@ class ReindexJob:
         report = replace(report, faces_projected=projected)
         if self.stop.is_set():
             return _done(report, counts, started, stopped=True)
+        with matcher.sessions() as session:
+            if not vector_models(session).get(pipeline.model_id) and to_embed:
+                raise ReindexError(f"{pipeline.model_id} embedded none of the {to_embed} stored "
+                                   "faces (its detector found none of them again): not swapping")
+            unmatchable = tuple(cases_without_vectors(session, pipeline.model_id))
+        if unmatchable:
+            log.warning("under %s, %d active cases have no face left to match: %s",
+                        pipeline.model_id, len(unmatchable), list(unmatchable))
+        report = replace(report, unmatchable_cases=unmatchable)
         new = build_serving(matcher.settings, matcher.sessions, pipeline)
         shadow = shadow_compare(matcher.sessions, matcher.serving, new, self.shadow_sample)
         log.info("shadow comparison: rank-1 case changed for %d of %d sighting faces",

@@ -11,7 +11,9 @@ from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from matcher.store.models import (
+    Case,
     CasePhoto,
+    CaseStatus,
     Face,
     FaceVector,
     Sighting,
@@ -68,6 +70,21 @@ def vectors_to_derive(session: Session, from_model: str, to_model: str, after_id
 
 def count_faces_without_vectors(session: Session, model_id: str) -> int:
     return int(session.scalar(select(func.count(Face.id)).where(_missing(model_id))) or 0)
+
+
+def cases_without_vectors(session: Session, model_id: str) -> list[int]:
+    """Active cases with faces, none of which has a vector of `model_id`: cases that model
+    cannot match at all (a reindex whose detector found none of their faces again)."""
+    has_vector = func.count(FaceVector.face_id)
+    rows = session.execute(
+        select(CasePhoto.case_id)
+        .join(Face, Face.case_photo_id == CasePhoto.id)
+        .join(Case, Case.id == CasePhoto.case_id)
+        .outerjoin(FaceVector, and_(FaceVector.face_id == Face.id,
+                                    FaceVector.model_id == model_id))
+        .where(Case.status == CaseStatus.ACTIVE)
+        .group_by(CasePhoto.case_id).having(has_vector == 0).order_by(CasePhoto.case_id))
+    return [int(case_id) for case_id in rows.scalars()]
 
 
 def vector_models(session: Session) -> dict[str, int]:

@@ -174,10 +174,11 @@ def test_stored_detections_are_embedded_without_detecting_again(
 ) -> None:
     """A target whose detector finds nothing (threshold 1.0) still embeds every stored face
     from its stored detection; faces stored without one (before revision 0004) are detected
-    again, so under that target none is found."""
-    reports = {}
-    for kept in (True, False):
-        store = _store(settings.model_copy(update={"data_dir": tmp_path / str(kept)}), pipeline,
+    again, so under that target none is found: a case left without any face is reported, and
+    a target that embeds no face at all is not swapped in."""
+    reports, cases = {}, {}
+    for forgotten in ("none", "one case's", "every"):
+        store = _store(settings.model_copy(update={"data_dir": tmp_path / forgotten}), pipeline,
                        photos=6)
         matcher = open_matcher(store, pipeline)
         try:
@@ -185,17 +186,31 @@ def test_stored_detections_are_embedded_without_detecting_again(
                 stored = session.scalars(select(Face)).all()
                 assert {f.detector for f in stored} == {pipeline.detector.name}
                 assert all(np.asarray(f.keypoints).shape == (5, 2) for f in stored)
-                if not kept:
-                    session.execute(update(Face).values(detector=None, keypoints=None))
+                lost = {"none": [], "one case's": [min(f.id for f in stored
+                                                       if f.case_photo_id is not None)],
+                        "every": [f.id for f in stored]}[forgotten]
+                cases[forgotten] = sorted(f.case_photo.case_id for f in stored if f.id in lost
+                                          and f.case_photo is not None)
+                session.execute(update(Face).where(Face.id.in_(lost))
+                                .values(detector=None, keypoints=None))
             blind = store.model_copy(update={"embed_flip": True, "detect_threshold": 1.0})
-            reports[kept] = ReindexJob(matcher, blind,
-                                       embedding=LocalEmbedding(load_pipeline(blind))).run()
+            job = ReindexJob(matcher, blind, embedding=LocalEmbedding(load_pipeline(blind)))
+            if forgotten == "every":
+                with pytest.raises(ReindexError, match="embedded none of the 6 stored faces"):
+                    job.run()
+                assert matcher.model_id != FLIP  # still serving the old model
+            else:
+                reports[forgotten] = job.run()
         finally:
             matcher.close()
-    assert (reports[True].faces_embedded, reports[True].faces_not_found) == (6, 0)
-    assert (reports[False].faces_embedded, reports[False].faces_not_found) == (0, 6)
+    assert (reports["none"].faces_embedded, reports["none"].faces_not_found) == (6, 0)
+    assert reports["none"].unmatchable_cases == ()
+    assert (reports["one case's"].faces_embedded,
+            reports["one case's"].faces_not_found) == (5, 1)
+    assert reports["one case's"].swapped and len(cases["one case's"]) == 1
+    assert list(reports["one case's"].unmatchable_cases) == cases["one case's"]
     # And the vectors are those of the flip model on the stored faces.
-    kept_store = settings.model_copy(update={"data_dir": tmp_path / "True"})
+    kept_store = settings.model_copy(update={"data_dir": tmp_path / "none"})
     engine = make_engine(kept_store)
     try:
         with session_factory(engine)() as session:

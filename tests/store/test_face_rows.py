@@ -13,7 +13,7 @@ from matcher.store import (
     set_case_status,
     store_photo,
 )
-from matcher.store.vectors import add_vectors, vectors_to_derive
+from matcher.store.vectors import add_vectors, cases_without_vectors, vectors_to_derive
 from tests.store.builders import MODEL, new_case, new_face, pixels, vector
 
 
@@ -78,3 +78,20 @@ def test_vectors_to_derive_are_those_the_target_model_lacks(session: Session, da
     rest = vectors_to_derive(session, MODEL, "projected", after_id=faces[2])
     assert [face_id for face_id, _ in rest] == [faces[3]]
     assert vectors_to_derive(session, "no-such-model", "projected") == []
+
+
+def test_cases_without_vectors_are_active_cases_a_model_embedded_no_face_of(
+    session: Session, data_dir: Path
+) -> None:
+    cases = [create_case(session, new_case(name)) for name in ("covered", "lost", "closed")]
+    faces = {}
+    for n, case in enumerate(cases):
+        photo = add_case_photo(session, case.id, store_photo(data_dir, pixels(80 + n)),
+                               [new_face(80 + n), new_face(90 + n)])
+        faces[case.id] = [f.id for f in photo.faces]
+    create_case(session, new_case("no photo yet"))  # no face: nothing a model could miss
+    set_case_status(session, cases[2].id, "closed")
+    add_vectors(session, "other", [(faces[cases[0].id][1], vector(1))])
+    session.commit()
+    assert cases_without_vectors(session, "other") == [cases[1].id]
+    assert cases_without_vectors(session, MODEL) == []
