@@ -37,7 +37,11 @@ from matcher.store import (
     session_factory,
 )
 from matcher.store.review import sighting_face_rows, sighting_face_summary
-from matcher.store.vectors import count_faces_without_vectors, vector_models
+from matcher.store.vectors import (
+    cases_without_vectors,
+    count_faces_without_vectors,
+    vector_models,
+)
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +223,7 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
         wanted = [saved.summary(session, pipeline.model_id) for saved in SAVED_INDEXES]
         unembedded = count_faces_without_vectors(session, pipeline.model_id)
         embedded_by = vector_models(session) if unembedded else {}
+        unmatchable = cases_without_vectors(session, pipeline.model_id) if unembedded else []
     if require_vectors and embedded_by and pipeline.model_id not in embedded_by:
         engine.dispose()
         raise ModelNotEmbedded(
@@ -230,6 +235,9 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
     if unembedded:
         log.warning("%d stored faces have no %s vector and are out of matching: run "
                     "`matcher reindex`", unembedded, pipeline.model_id)
+    if unmatchable:
+        log.warning("%d active cases have no face %s can match: %s", len(unmatchable),
+                    pipeline.model_id, unmatchable)
     loaded = {saved.attribute: _load_saved(settings, saved, pipeline.model_id, summary,
                                            pipeline.embedder.dim)
               for saved, summary in zip(SAVED_INDEXES, wanted, strict=True)}

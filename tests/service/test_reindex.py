@@ -170,7 +170,7 @@ def test_the_ray_path_gives_the_vectors_of_the_local_path(
 
 
 def test_stored_detections_are_embedded_without_detecting_again(
-    settings: Settings, pipeline: FacePipeline, tmp_path: Path
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A target whose detector finds nothing (threshold 1.0) still embeds every stored face
     from its stored detection; faces stored without one (before revision 0004) are detected
@@ -209,6 +209,10 @@ def test_stored_detections_are_embedded_without_detecting_again(
             reports["one case's"].faces_not_found) == (5, 1)
     assert reports["one case's"].swapped and len(cases["one case's"]) == 1
     assert list(reports["one case's"].unmatchable_cases) == cases["one case's"]
+    with caplog.at_level("WARNING", "matcher.service.context"):  # and at every start
+        open_matcher(settings.model_copy(update={"data_dir": tmp_path / "one case's"})).close()
+    lost_case = cases["one case's"]
+    assert f"1 active cases have no face {FLIP} can match: {lost_case}" in caplog.text
     # And the vectors are those of the flip model on the stored faces.
     kept_store = settings.model_copy(update={"data_dir": tmp_path / "none"})
     engine = make_engine(kept_store)
