@@ -6,7 +6,7 @@ import numpy as np
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from matcher.config import Settings
 from matcher.store import current_revision, database_url, make_engine, migrate
@@ -30,6 +30,15 @@ CANDIDATE_INDEXES_0005 = {
 }
 SIGHTING_1 = ("INSERT INTO sightings (id, uploaded_at, app, sha256, path, width, height) "
               "VALUES (1, '2026-01-01 00:00:00+00:00', 'tips', 'ab', 'p', 10, 10)")
+
+
+def _sighting_with_face_7(connection: Connection) -> None:
+    """Sighting 1 and its face 7, in the faces table as revisions 0003 and later have it."""
+    connection.execute(text(SIGHTING_1))
+    connection.execute(text(
+        "INSERT INTO faces (id, sighting_id, box, landmarks, score, size_px, sharpness, "
+        "unfit_reasons, fit) VALUES (7, 1, '[0,0,1,1]', '[]', 0.9, 50, 20, '[]', :fit)"),
+        {"fit": True})
 
 
 def test_migrations_create_every_table_on_an_empty_database(empty_engine: Engine) -> None:
@@ -123,11 +132,7 @@ def test_faces_stored_before_0004_have_no_detection_and_keep_everything_else(
 ) -> None:
     migrate(empty_engine, "0003")
     with empty_engine.begin() as connection:
-        connection.execute(text(SIGHTING_1))
-        connection.execute(text(
-            "INSERT INTO faces (id, sighting_id, box, landmarks, score, size_px, sharpness, "
-            "unfit_reasons, fit) VALUES (7, 1, '[0,0,1,1]', '[]', 0.9, 50, 20, '[]', :fit)"),
-            {"fit": True})
+        _sighting_with_face_7(connection)
     migrate(empty_engine)
     with empty_engine.begin() as connection:
         assert connection.execute(text(
@@ -165,11 +170,7 @@ def test_0006_widens_model_ids_and_keeps_the_stored_vectors(empty_engine: Engine
     migrate(empty_engine, "0005")
     descriptor = np.arange(4, dtype="<f4").tobytes()
     with empty_engine.begin() as connection:
-        connection.execute(text(SIGHTING_1))
-        connection.execute(text(
-            "INSERT INTO faces (id, sighting_id, box, landmarks, score, size_px, sharpness, "
-            "unfit_reasons, fit) VALUES (7, 1, '[0,0,1,1]', '[]', 0.9, 50, 20, '[]', :fit)"),
-            {"fit": True})
+        _sighting_with_face_7(connection)
         connection.execute(text("INSERT INTO face_vectors (face_id, model_id, dim, descriptor) "
                                 "VALUES (7, 'm1', 4, :descriptor)"), {"descriptor": descriptor})
     assert _model_id_widths(empty_engine) == [64, 64]
