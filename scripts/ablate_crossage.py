@@ -22,7 +22,7 @@ descriptors. Rows:
   the fixed recipe fitted on everyone, on adults or on children only, and a recipe chosen by
   inner folds of the fitting people only; a second table tells children from children alone;
 * whether choosing a chip variant generalises: chosen on one fold's people, scored on the other's.
-Deterministic; about 20 minutes on 2 cores (x86_64), 4 with --cache after the first run.
+Deterministic; about 20 minutes on 2 cores (x86_64), 4.5 with --cache after the first run.
 Needs the research photos (MATCHER_TEST_DATA or ../shared/data).
 """
 
