@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from matcher import logs
 from matcher.api.deps import Forbidden, MatcherDep, WorkerDep, _bearer, _header, current_key
-from matcher.service import CasePhotoResult, SightingResult
+from matcher.service import CasePhotoResult, SightingResult, matching_coverage
 from matcher.store import Role
 
 access_log = logging.getLogger("matcher.access")
@@ -74,6 +74,13 @@ class Metrics:
             "matcher_index_case_faces", "Faces of active cases in the search index.",
             registry=reg)
         index_faces.set_function(lambda: _index_size(app))
+        # Read from the store at each scrape (off the event loop, in get_metrics_text).
+        self.faces_without_vectors = Gauge(
+            "matcher_faces_without_vectors", "Stored faces with no vector of the serving "
+            "model: out of matching until a reindex embeds them.", registry=reg)
+        self.unmatchable_cases = Gauge(
+            "matcher_unmatchable_cases", "Active cases with faces, none of which has a vector "
+            "of the serving model: they cannot be matched.", registry=reg)
         self._app = app
         self._routes: list[tuple[re.Pattern[str], str, frozenset[str]]] | None = None
 
@@ -234,8 +241,13 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/metrics", response_class=Response, dependencies=[Depends(metrics_reader)],
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-async def get_metrics_text(metrics: MetricsDep) -> Response:
-    """Prometheus text format: requests, uploads, faces, candidates, indexed case faces."""
+async def get_metrics_text(metrics: MetricsDep, matcher: MatcherDep, worker: WorkerDep
+                           ) -> Response:
+    """Prometheus text format: requests, uploads, faces, candidates, indexed case faces, and
+    what the serving model cannot match."""
+    blind = await worker(matching_coverage, matcher)
+    metrics.faces_without_vectors.set(blind.faces_without_vectors)
+    metrics.unmatchable_cases.set(len(blind.unmatchable_cases))
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -25,7 +25,7 @@ from matcher.service.cases import (
     update_case,
 )
 from matcher.service.confidence import expected_false, searched_face_counts
-from matcher.service.context import Matcher, open_matcher
+from matcher.service.context import Matcher, matching_coverage, open_matcher
 from matcher.service.errors import (
     DuplicatePhoto,
     InvalidAdminKey,
@@ -71,6 +71,7 @@ __all__ = [
     "searched_face_counts",
     "face_crop",
     "ingest_sighting",
+    "matching_coverage",
     "new_key",
     "open_matcher",
     "purge_sightings",

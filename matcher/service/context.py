@@ -37,11 +37,7 @@ from matcher.store import (
     session_factory,
 )
 from matcher.store.review import sighting_face_rows, sighting_face_summary
-from matcher.store.vectors import (
-    cases_without_vectors,
-    count_faces_without_vectors,
-    vector_models,
-)
+from matcher.store.vectors import Coverage, coverage, vector_models
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +204,13 @@ def _load_saved(settings: Settings, saved: SavedIndex, model_id: str, wanted: Fa
     return index
 
 
+def matching_coverage(matcher: Matcher) -> Coverage:
+    """What the serving model cannot match now: faces left without its vector (by a change of
+    model settings, or a reindex that found them no more) and the cases they leave blind."""
+    with matcher.sessions() as session:
+        return coverage(session, matcher.model_id)
+
+
 def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
                  require_vectors: bool = False) -> Matcher:
     """Store migrated, pipeline loaded (unless given), index loaded if current or rebuilt.
@@ -221,9 +224,9 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
     sessions = session_factory(engine)
     with sessions() as session:
         wanted = [saved.summary(session, pipeline.model_id) for saved in SAVED_INDEXES]
-        unembedded = count_faces_without_vectors(session, pipeline.model_id)
+        missing = coverage(session, pipeline.model_id)
+        unembedded, unmatchable = missing.faces_without_vectors, missing.unmatchable_cases
         embedded_by = vector_models(session) if unembedded else {}
-        unmatchable = cases_without_vectors(session, pipeline.model_id) if unembedded else []
     if require_vectors and embedded_by and pipeline.model_id not in embedded_by:
         engine.dispose()
         raise ModelNotEmbedded(

@@ -14,10 +14,11 @@ from matcher.api import create_app
 from matcher.api.metrics import UNMATCHED, is_loopback
 from matcher.config import Settings
 from matcher.embed import FacePipeline
-from matcher.store import Role
+from matcher.store import Role, add_case_photo, create_case, session_scope, store_photo
 from tests.api.builders import case_body, photo_file
 from tests.api.conftest import auth, matcher_of
 from tests.data import lfw_photos, require_test_data
+from tests.store.builders import new_case, new_face, pixels
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 LATENCY = "matcher_http_request_duration_seconds"
@@ -166,3 +167,25 @@ def test_request_ids_are_echoed_when_well_formed(client: TestClient) -> None:
     assert len(fresh) == 3
     # Error answers carry it too.
     assert "x-request-id" in client.get("/metrics").headers
+
+
+def test_metrics_count_what_the_serving_model_cannot_match(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    admin, manager = auth(keys[Role.ADMIN]), auth(keys[Role.CASE_MANAGER])
+    blind = ("matcher_faces_without_vectors", "matcher_unmatchable_cases")
+    samples, _ = scrape(client, admin)
+    assert [value(samples, name) for name in blind] == [0, 0]
+    # A case whose one face has a vector of another model only, as a reindex that did not find
+    # the face again leaves it.
+    matcher = matcher_of(client)
+    with session_scope(matcher.sessions) as session:
+        case_id = create_case(session, new_case("blind")).id
+        add_case_photo(session, case_id, store_photo(matcher.settings.data_dir, pixels(1)),
+                       [new_face(1, "another-model")])
+    samples, _ = scrape(client, admin)
+    assert [value(samples, name) for name in blind] == [1, 1]
+    closed = client.patch(f"/v1/cases/{case_id}", json={"status": "closed"}, headers=manager)
+    assert closed.status_code == 200, closed.text
+    samples, _ = scrape(client, admin)
+    assert [value(samples, name) for name in blind] == [1, 0]  # its face stays unembedded

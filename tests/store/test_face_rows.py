@@ -13,7 +13,13 @@ from matcher.store import (
     set_case_status,
     store_photo,
 )
-from matcher.store.vectors import add_vectors, cases_without_vectors, vectors_to_derive
+from matcher.store.vectors import (
+    Coverage,
+    add_vectors,
+    cases_without_vectors,
+    coverage,
+    vectors_to_derive,
+)
 from tests.store.builders import MODEL, new_case, new_face, pixels, vector
 
 
@@ -80,7 +86,7 @@ def test_vectors_to_derive_are_those_the_target_model_lacks(session: Session, da
     assert vectors_to_derive(session, "no-such-model", "projected") == []
 
 
-def test_cases_without_vectors_are_active_cases_a_model_embedded_no_face_of(
+def test_a_models_coverage_counts_faces_and_active_cases_it_has_no_vector_of(
     session: Session, data_dir: Path
 ) -> None:
     cases = [create_case(session, new_case(name)) for name in ("covered", "lost", "closed")]
@@ -95,3 +101,6 @@ def test_cases_without_vectors_are_active_cases_a_model_embedded_no_face_of(
     session.commit()
     assert cases_without_vectors(session, "other") == [cases[1].id]
     assert cases_without_vectors(session, MODEL) == []
+    # Six faces, one with an "other" vector; every one with a MODEL vector.
+    assert coverage(session, "other") == Coverage(5, [cases[1].id])
+    assert coverage(session, MODEL) == Coverage(0, [])
