@@ -127,6 +127,10 @@ def eval_command(
     flip: Annotated[bool | None, typer.Option(
         "--flip/--no-flip", help="Average with the mirrored face; default MATCHER_EMBED_FLIP.")]
     = None,
+    fit_only: Annotated[bool, typer.Option(
+        help="Search a sighting or non-mated probe only when its largest face is fit for "
+             "matching, as the service does (the protocol searches every largest face).")]
+    = False,
 ) -> None:
     """Cross-age identification accuracy (protocol of ../shared/data/README.md)."""
     from matcher.eval.crossage import evaluate, write_plots
@@ -152,7 +156,7 @@ def eval_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     pipeline = _load_pipeline(settings, protocol)
-    report = evaluate(protocol, pipeline, settings, _progress(settings), case_photos)
+    report = evaluate(protocol, pipeline, settings, _progress(settings), case_photos, fit_only)
     if plot is not None:
         for path in write_plots(report, plot):
             typer.echo(f"wrote {path}", err=True)
@@ -160,12 +164,15 @@ def eval_command(
         typer.echo(json.dumps(report.as_dict()))
         return
     counts = report.counts
-    typer.echo(f"model {report.model_id}, case photos: {case_photos}")
+    typer.echo(f"model {report.model_id}, case photos: {case_photos}"
+               + (", searched by fit faces only" if fit_only else ""))
     typer.echo(f"{counts['sightings']} sightings of {counts['sighting_people']} people; "
                f"{counts['cases']} cases ({counts['case_photos']} photos) among "
                f"{counts['gallery']} gallery faces; "
                f"{counts['non_mated']} non-mated searches")
-    typer.echo(f"faces not found: gallery {counts['faces_not_found_gallery']}, sightings "
+    unsearched = "faces not found (sightings and non-mated: or unfit)" if fit_only else \
+        "faces not found"
+    typer.echo(f"{unsearched}: gallery {counts['faces_not_found_gallery']}, sightings "
                f"{counts['faces_not_found_sightings']}, non-mated "
                f"{counts['faces_not_found_non_mated']}")
     typer.echo(f"rank-1 {report.rank1:.3f}  rank-10 {report.rank10:.3f}  TPIR@FPIR1% "

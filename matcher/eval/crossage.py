@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.embed.errors import ImageError
 from matcher.embed.image import load_image
+from matcher.embed.types import Face
 from matcher.eval.manifest import LabelledPhoto
 from matcher.eval.metrics import FPIR, cmc, fpir_threshold, mated_ranks, rates
 from matcher.eval.protocol import GAP_BANDS, Protocol, gap_band
@@ -36,6 +37,7 @@ class CrossAgeReport:
     cmc: list[float] = field(default_factory=list)  # identification rate at ranks 1..TOP_K
     model_id: str = ""  # the descriptor measured
     case_photos: str = "youngest"  # the protocol variant (matcher.eval.protocol.CASE_PHOTOS)
+    fit_only: bool = False  # searches only by a face fit for matching, as the service does
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +45,7 @@ class CrossAgeReport:
             "tpir_at_fpir_1pct": self.tpir_at_fpir_1pct, "threshold": self.threshold,
             "by_gap": self.by_gap, "counts": self.counts, "cmc": self.cmc,
             "model_id": self.model_id, "case_photos": self.case_photos,
+            "fit_only": self.fit_only,
         }
 
 
@@ -53,8 +56,16 @@ def embed_largest_faces(
     pipeline: FacePipeline, photos: Sequence[LabelledPhoto], progress: Progress | None = None
 ) -> list[NDArray[np.float32] | None]:
     """The descriptor of each photo's largest face; None where no face (or no image) is found."""
+    return [None if face is None else face.vector
+            for face in largest_faces(pipeline, photos, progress)]
+
+
+def largest_faces(
+    pipeline: FacePipeline, photos: Sequence[LabelledPhoto], progress: Progress | None = None
+) -> list[Face | None]:
+    """Each photo's largest face; None where no face (or no image) is found."""
     settings = pipeline.settings
-    vectors: list[NDArray[np.float32] | None] = []
+    vectors: list[Face | None] = []
     batch = settings.detect_batch_size
     for start in range(0, len(photos), batch):
         chunk = photos[start : start + batch]
@@ -70,8 +81,8 @@ def embed_largest_faces(
             vectors.append(None)
         for slot, faces in zip(slots, pipeline.process(images), strict=True):
             if faces:
-                largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-                vectors[slot] = largest.vector
+                vectors[slot] = max(faces, key=lambda f: (f.box[2] - f.box[0])
+                                    * (f.box[3] - f.box[1]))
         if progress is not None:
             progress(min(start + batch, len(photos)), len(photos))
     return vectors
@@ -83,11 +94,20 @@ def evaluate(
     settings: Settings,
     progress: Progress | None = None,
     case_photos: str = "youngest",
+    fit_only: bool = False,
 ) -> CrossAgeReport:
-    """Every photo through the pipeline, then `evaluate_vectors`."""
-    vectors = embed_largest_faces(pipeline, protocol_photos(protocol), progress)
-    return evaluate_vectors(protocol, vectors, settings, pipeline.model_id,
-                            pipeline.embedder.dim, case_photos)
+    """Every photo through the pipeline, then `evaluate_vectors`. `fit_only` searches a
+    sighting or non-mated probe only when its largest face is fit for matching (big and sharp
+    enough), as the service searches only fit faces; an unfit one counts as a search with no
+    face. A case photo's face goes into the gallery either way, as the service indexes every
+    case face."""
+    faces = largest_faces(pipeline, protocol_photos(protocol), progress)
+    searched_from = len(protocol.gallery)
+    vectors = [None if face is None or (fit_only and n >= searched_from and not face.quality.fit)
+               else face.vector for n, face in enumerate(faces)]
+    report = evaluate_vectors(protocol, vectors, settings, pipeline.model_id,
+                              pipeline.embedder.dim, case_photos)
+    return replace(report, fit_only=fit_only)
 
 
 def protocol_photos(protocol: Protocol) -> list[LabelledPhoto]:
