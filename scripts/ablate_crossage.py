@@ -47,7 +47,12 @@ from matcher.embed.embedder import EnsembleEmbedder, average_views, combine, l2_
 from matcher.embed.image import load_image
 from matcher.embed.projection import Recipe, fit_projection
 from matcher.embed.types import FaceQuality
-from matcher.eval.crossage import CrossAgeReport, evaluate_vectors, protocol_photos
+from matcher.eval.crossage import (
+    CrossAgeReport,
+    evaluate_vectors,
+    largest_faces,
+    protocol_photos,
+)
 from matcher.eval.folds import check_disjoint, fitting_photos, fold_protocol
 from matcher.eval.manifest import LabelledPhoto, read_manifest, research_data_dir
 from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
@@ -400,15 +405,8 @@ QUALITY_WEIGHTS: dict[str, Callable[[FaceQuality], float]] = {
 def largest_face_quality(photos: Sequence[LabelledPhoto], settings: Settings
                          ) -> list[FaceQuality | None]:
     """The service's quality of each photo's largest face (the one `descriptors` embeds)."""
-    pipeline = load_pipeline(settings)
-    out: list[FaceQuality | None] = []
-    for start in range(0, len(photos), settings.detect_batch_size):
-        images = [load_image(p.path.read_bytes(), max_bytes=settings.max_image_bytes,
-                             max_pixels=settings.max_image_pixels)
-                  for p in photos[start : start + settings.detect_batch_size]]
-        out += [max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1])).quality
-                if faces else None for faces in pipeline.process(images)]
-    return out
+    return [None if face is None else face.quality
+            for face in largest_faces(load_pipeline(settings), photos)]
 
 
 def case_fusion_rows(cross_age: list[LabelledPhoto], distractors: list[LabelledPhoto],

@@ -65,7 +65,7 @@ def largest_faces(
 ) -> list[Face | None]:
     """Each photo's largest face; None where no face (or no image) is found."""
     settings = pipeline.settings
-    vectors: list[Face | None] = []
+    found: list[Face | None] = []
     batch = settings.detect_batch_size
     for start in range(0, len(photos), batch):
         chunk = photos[start : start + batch]
@@ -75,17 +75,17 @@ def largest_faces(
                 data = photo.path.read_bytes()
                 images.append(load_image(data, max_bytes=settings.max_image_bytes,
                                          max_pixels=settings.max_image_pixels))
-                slots.append(len(vectors))
+                slots.append(len(found))
             except (OSError, ImageError) as exc:
                 log.warning("cannot read %s: %s", photo.path, exc)
-            vectors.append(None)
+            found.append(None)
         for slot, faces in zip(slots, pipeline.process(images), strict=True):
             if faces:
-                vectors[slot] = max(faces, key=lambda f: (f.box[2] - f.box[0])
-                                    * (f.box[3] - f.box[1]))
+                found[slot] = max(faces, key=lambda f: (f.box[2] - f.box[0])
+                                  * (f.box[3] - f.box[1]))
         if progress is not None:
             progress(min(start + batch, len(photos)), len(photos))
-    return vectors
+    return found
 
 
 def evaluate(
