@@ -37,7 +37,7 @@ from matcher.store import (
     session_factory,
 )
 from matcher.store.review import sighting_face_rows, sighting_face_summary
-from matcher.store.vectors import Coverage, coverage, vector_models
+from matcher.store.vectors import Coverage, count_vectors, coverage, vector_models
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +226,10 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
         wanted = [saved.summary(session, pipeline.model_id) for saved in SAVED_INDEXES]
         missing = coverage(session, pipeline.model_id)
         unembedded, unmatchable = missing.faces_without_vectors, missing.unmatchable_cases
-        embedded_by = vector_models(session) if unembedded else {}
-    if require_vectors and embedded_by and pipeline.model_id not in embedded_by:
+        # Which models hold the vectors, asked only when the configured one has none at all.
+        blind = require_vectors and unembedded and not count_vectors(session, pipeline.model_id)
+        embedded_by = vector_models(session) if blind else {}
+    if embedded_by:
         engine.dispose()
         raise ModelNotEmbedded(
             f"the configured model {pipeline.model_id} has no vector of the {unembedded} stored "

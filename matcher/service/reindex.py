@@ -50,8 +50,8 @@ from matcher.store.vectors import (
     add_vectors,
     cases_without_vectors,
     count_faces_without_vectors,
+    count_vectors,
     faces_without_vectors,
-    vector_models,
     vectors_to_derive,
 )
 
@@ -357,7 +357,7 @@ class ReindexJob:
         if self.stop.is_set():
             return _done(report, counts, started, stopped=True)
         with matcher.sessions() as session:
-            if not vector_models(session).get(pipeline.model_id) and to_embed:
+            if to_embed and not count_vectors(session, pipeline.model_id):
                 raise ReindexError(f"{pipeline.model_id} embedded none of the {to_embed} stored "
                                    "faces (its detector found none of them again): not swapping")
             unmatchable = tuple(cases_without_vectors(session, pipeline.model_id))

@@ -68,13 +68,17 @@ def vectors_to_derive(session: Session, from_model: str, to_model: str, after_id
     return [(int(r.face_id), descriptor_from_bytes(r.descriptor, r.dim)) for r in rows]
 
 
+def count_vectors(session: Session, model_id: str) -> int:
+    """How many faces `model_id` has embedded (an index range count)."""
+    return int(session.scalar(select(func.count()).select_from(FaceVector)
+                              .where(FaceVector.model_id == model_id)) or 0)
+
+
 def count_faces_without_vectors(session: Session, model_id: str) -> int:
     # All faces less those with a vector of the model (one each, the key says; a vector's face
     # exists, the cascade says): two counts over indexes instead of a probe per face.
-    faces = session.scalar(select(func.count()).select_from(Face)) or 0
-    embedded = session.scalar(select(func.count()).select_from(FaceVector)
-                              .where(FaceVector.model_id == model_id)) or 0
-    return int(faces) - int(embedded)
+    faces = int(session.scalar(select(func.count()).select_from(Face)) or 0)
+    return faces - count_vectors(session, model_id)
 
 
 @dataclass(frozen=True)
