@@ -4,6 +4,7 @@ reporter contacts have no field here, so they cannot leak."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Self
 
 from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -165,6 +166,20 @@ class CasePhotoReceipt(BaseModel):
     faces: list[FaceFeedback]
 
 
+class CaseMatchingPublic(BaseModel):
+    """Whether a sighting can find the case today, under the serving model, and if not, why
+    and what to do."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    matchable: bool
+    reason: str | None
+    model_id: str
+    photos: int
+    faces: int = Field(description="faces found in the case's photos")
+    matchable_faces: int = Field(description="of those, the ones the serving model can match")
+
+
 class CaseSummary(BaseModel):
     """A case in a list: its fields without photos."""
 
@@ -184,6 +199,13 @@ class CaseSummary(BaseModel):
     status: CaseStatus
     public_fields: list[str]
     created_at: dt.datetime
+    matching: CaseMatchingPublic
+
+    @classmethod
+    def of(cls, case: object, matching: object) -> Self:
+        """The case's stored fields (read from the row) with its matching state."""
+        fields = {name: getattr(case, name) for name in cls.model_fields if name != "matching"}
+        return cls.model_validate({**fields, "matching": matching})
 
 
 class CasePublic(CaseSummary):

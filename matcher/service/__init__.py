@@ -13,10 +13,12 @@ them in a worker thread.
 
 from matcher.service.alerts import Alert, AlertFeed, alert_feed, public_photo
 from matcher.service.cases import (
+    CaseMatching,
     CasePhotoResult,
     CasePhotoUpload,
     add_photo,
     browse_cases,
+    case_matching,
     create_case,
     edit,
     read_case,
@@ -47,6 +49,7 @@ from matcher.service.sightings import (
 __all__ = [
     "Alert",
     "AlertFeed",
+    "CaseMatching",
     "CasePhotoResult",
     "CasePhotoUpload",
     "DuplicatePhoto",
@@ -63,6 +66,7 @@ __all__ = [
     "bootstrap_admin",
     "browse_cases",
     "browse_sightings",
+    "case_matching",
     "case_photo_image",
     "create_case",
     "edit",

@@ -44,6 +44,7 @@ from matcher.store import (
     set_public_fields,
 )
 from matcher.store import create_case as store_case
+from matcher.store.vectors import CaseFaceCounts, case_face_counts
 
 log = logging.getLogger(__name__)
 
@@ -200,11 +201,54 @@ def read_case(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> Case:
 def browse_cases(
     matcher: Matcher, actor: Actor = SYSTEM, status: CaseStatus | None = None,
     category: Category | None = None, limit: int = 100, after_id: int = 0,
+    matchable: bool | None = None,
 ) -> list[Case]:
-    """A page of cases by id (keyset: pass the last id as `after_id`); each one read is audited."""
+    """A page of cases by id (keyset: pass the last id as `after_id`); each one read is audited.
+    `matchable` keeps the cases a sighting can (True) or cannot (False) find today."""
     with session_scope(matcher.sessions) as session:
         cases = list_cases(session, status=status, category=category, limit=limit,
-                           after_id=after_id)
+                           after_id=after_id, matchable_by=None if matchable is None
+                           else (matcher.model_id, matchable))
         record(session, actor, *(AuditEntry("read", "case", case.id, {"via": "list"})
                                  for case in cases))
         return cases
+
+
+@dataclass(frozen=True)
+class CaseMatching:
+    """Whether a sighting can find the case under the serving model, and if not, why: a case
+    manager must learn that a case cannot be matched before a sighting goes unnoticed."""
+
+    model_id: str
+    photos: int
+    faces: int  # found in the case's photos
+    matchable_faces: int  # of those, the ones the serving model has a vector of
+    matchable: bool  # active, with at least one matchable face
+    reason: str | None  # why not, and what to do; None when matchable
+
+
+def case_matching(matcher: Matcher, cases: Sequence[Case]) -> dict[int, CaseMatching]:
+    """The matching state of each case (one query for them all), by case id."""
+    model_id = matcher.model_id
+    with matcher.sessions() as session:
+        counts = case_face_counts(session, model_id, [case.id for case in cases])
+    return {case.id: _matching(case.status, counts.get(case.id, CaseFaceCounts(0, 0, 0)),
+                               model_id) for case in cases}
+
+
+def _matching(status: CaseStatus, counts: CaseFaceCounts, model_id: str) -> CaseMatching:
+    if status is not CaseStatus.ACTIVE:
+        reason: str | None = f"the case is {status.value}: it is out of matching"
+    elif counts.photos == 0:
+        reason = "the case has no photo: add a photo of the person's face"
+    elif counts.faces == 0:
+        reason = ("no face was found in the case's photos: add a photo where the face is "
+                  "large, sharp and turned to the camera")
+    elif counts.with_vectors == 0:
+        reason = (f"the serving model {model_id} has no descriptor of any of the case's "
+                  f"{counts.faces} faces (a reindex to it could not find them again): add a "
+                  "clearer photo")
+    else:
+        reason = None
+    return CaseMatching(model_id, counts.photos, counts.faces, counts.with_vectors,
+                        reason is None, reason)

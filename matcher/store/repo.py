@@ -43,6 +43,7 @@ from matcher.store.models import (
     utcnow,
 )
 from matcher.store.photos import StoredPhoto
+from matcher.store.vectors import matchable_case
 
 log = logging.getLogger(__name__)
 
@@ -151,13 +152,19 @@ def get_case(session: Session, case_id: int) -> Case:
 def list_cases(
     session: Session, status: CaseStatus | str | None = None,
     category: Category | str | None = None, limit: int = 100, after_id: int = 0,
+    matchable_by: tuple[str, bool] | None = None,
 ) -> list[Case]:
-    """Cases by id, `limit` at a time after `after_id` (keyset pagination)."""
+    """Cases by id, `limit` at a time after `after_id` (keyset pagination). `matchable_by`
+    (model id, wanted) keeps the cases a sighting can (True) or cannot (False) find under
+    that model (see `matchable_case`)."""
     query = select(Case).where(Case.id > after_id).order_by(Case.id).limit(limit)
     if status is not None:
         query = query.where(Case.status == CaseStatus(status))
     if category is not None:
         query = query.where(Case.category == Category(category))
+    if matchable_by is not None:
+        model_id, wanted = matchable_by
+        query = query.where(matchable_case(model_id) if wanted else ~matchable_case(model_id))
     return list(session.scalars(query))
 
 

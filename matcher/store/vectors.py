@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sqlalchemy import ColumnElement, and_, exists, func, select
+from sqlalchemy import ColumnElement, and_, distinct, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from matcher.store.models import (
@@ -108,6 +108,37 @@ def cases_without_vectors(session: Session, model_id: str) -> list[int]:
         .where(Case.status == CaseStatus.ACTIVE)
         .group_by(CasePhoto.case_id).having(has_vector == 0).order_by(CasePhoto.case_id))
     return [int(case_id) for case_id in rows.scalars()]
+
+
+@dataclass(frozen=True)
+class CaseFaceCounts:
+    photos: int
+    faces: int  # found in those photos
+    with_vectors: int  # of those faces, the ones the model has a vector of
+
+
+def case_face_counts(session: Session, model_id: str, case_ids: Sequence[int]
+                     ) -> dict[int, CaseFaceCounts]:
+    """Photos, faces and faces with a `model_id` vector of each case, in one grouped query."""
+    rows = session.execute(
+        select(Case.id, func.count(distinct(CasePhoto.id)), func.count(Face.id),
+               func.count(FaceVector.face_id))
+        .outerjoin(CasePhoto, CasePhoto.case_id == Case.id)
+        .outerjoin(Face, Face.case_photo_id == CasePhoto.id)
+        .outerjoin(FaceVector, and_(FaceVector.face_id == Face.id,
+                                    FaceVector.model_id == model_id))
+        .where(Case.id.in_(case_ids)).group_by(Case.id))
+    return {int(case_id): CaseFaceCounts(int(photos), int(faces), int(with_vectors))
+            for case_id, photos, faces, with_vectors in rows}
+
+
+def matchable_case(model_id: str) -> ColumnElement[bool]:
+    """A case a sighting can find under `model_id`: active, with a face it has a vector of."""
+    embedded_face = (select(Face.id).join(CasePhoto, Face.case_photo_id == CasePhoto.id)
+                     .join(FaceVector, and_(FaceVector.face_id == Face.id,
+                                            FaceVector.model_id == model_id))
+                     .where(CasePhoto.case_id == Case.id))
+    return and_(Case.status == CaseStatus.ACTIVE, embedded_face.exists())
 
 
 def vector_models(session: Session) -> dict[str, int]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from tests.data import Photo
 
@@ -21,3 +24,10 @@ def case_body(name: str, **overrides: Any) -> dict[str, Any]:
 def photo_file(photo: Photo | Path) -> dict[str, tuple[str, bytes, str]]:
     path = photo.path if isinstance(photo, Photo) else photo
     return {"photo": (path.name, path.read_bytes(), "image/jpeg")}
+
+
+def sky_png() -> bytes:
+    """A photo with no face in it."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 140, 200)).save(out, format="PNG")
+    return out.getvalue()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import select
 import socket
@@ -14,7 +13,6 @@ from collections.abc import Callable, Iterator
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from PIL import Image
 from pydantic import ValidationError
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
@@ -25,17 +23,11 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import new_key
 from matcher.store import Role, Sighting
-from tests.api.builders import case_body
+from tests.api.builders import case_body, sky_png
 from tests.api.conftest import auth, matcher_of
 from tests.api.test_serve import free_port
 
 LIMIT = 256 * 1024
-
-
-def sky_png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), (90, 140, 200)).save(out, format="PNG")
-    return out.getvalue()
 
 
 def sightings(client: TestClient) -> int:

@@ -21,8 +21,11 @@ from matcher.api import create_app
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.service import (
+    CaseMatching,
     CasePhotoUpload,
     ModelNotEmbedded,
+    browse_cases,
+    case_matching,
     ingest_sighting,
     open_matcher,
     register_case,
@@ -174,9 +177,11 @@ def test_stored_detections_are_embedded_without_detecting_again(
 ) -> None:
     """A target whose detector finds nothing (threshold 1.0) still embeds every stored face
     from its stored detection; faces stored without one (before revision 0004) are detected
-    again, so under that target none is found: a case left without any face is reported, and
-    a target that embeds no face at all is not swapped in."""
+    again, so under that target none is found: a case left without any face is reported (and
+    says so to its readers), and a target that embeds no face at all is not swapped in."""
     reports, cases = {}, {}
+    matching: dict[str, dict[int, CaseMatching]] = {}
+    unfindable: dict[str, list[int]] = {}
     for forgotten in ("none", "one case's", "every"):
         store = _store(settings.model_copy(update={"data_dir": tmp_path / forgotten}), pipeline,
                        photos=6)
@@ -201,6 +206,8 @@ def test_stored_detections_are_embedded_without_detecting_again(
                 assert matcher.model_id != FLIP  # still serving the old model
             else:
                 reports[forgotten] = job.run()
+                matching[forgotten] = case_matching(matcher, browse_cases(matcher))
+                unfindable[forgotten] = [c.id for c in browse_cases(matcher, matchable=False)]
         finally:
             matcher.close()
     assert (reports["none"].faces_embedded, reports["none"].faces_not_found) == (6, 0)
@@ -209,6 +216,15 @@ def test_stored_detections_are_embedded_without_detecting_again(
             reports["one case's"].faces_not_found) == (5, 1)
     assert reports["one case's"].swapped and len(cases["one case's"]) == 1
     assert list(reports["one case's"].unmatchable_cases) == cases["one case's"]
+    # What a case manager reads of each case: only the lost one cannot be found, and why.
+    assert unfindable == {"none": [], "one case's": cases["one case's"]}
+    assert all(m.matchable and m.reason is None for m in matching["none"].values())
+    for case_id, state in matching["one case's"].items():
+        lost = case_id in cases["one case's"]
+        assert (state.model_id, state.faces, state.matchable_faces, state.matchable) == (
+            FLIP, 1, 0 if lost else 1, not lost)
+    assert f"the serving model {FLIP} has no descriptor of any of the case's 1 faces" in str(
+        matching["one case's"][cases["one case's"][0]].reason)
     with caplog.at_level("WARNING", "matcher.service.context"):  # and at every start
         open_matcher(settings.model_copy(update={"data_dir": tmp_path / "one case's"})).close()
     lost_case = cases["one case's"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 
-from matcher.api.deps import CaseManager, CaseReader, MatcherDep, WorkerDep
+from matcher.api.deps import CaseManager, CaseReader, MatcherDep, Worker, WorkerDep
 from matcher.api.metrics import MetricsDep
 from matcher.api.params import AfterId, Id
 from matcher.api.schemas import (
@@ -24,6 +25,7 @@ from matcher.service import (
     CasePhotoUpload,
     add_photo,
     browse_cases,
+    case_matching,
     case_photo_image,
     create_case,
     edit,
@@ -32,9 +34,21 @@ from matcher.service import (
     remove_photo,
     update_case,
 )
-from matcher.store import CaseStatus, Category, NewCase
+from matcher.service.context import Matcher
+from matcher.store import Case, CaseStatus, Category, NewCase
 
 router = APIRouter(tags=["cases"])
+
+
+Model = TypeVar("Model", bound=CaseSummary)
+
+
+async def _with_matching(
+    model: type[Model], cases: Sequence[Case], matcher: Matcher, worker: Worker
+) -> list[Model]:
+    """The response bodies of `cases`, each with whether a sighting can find it today."""
+    matching = await worker(case_matching, matcher, cases)
+    return [model.of(case, matching[case.id]) for case in cases]
 
 
 @router.post("/cases", status_code=201, response_model=CasePublic)
@@ -42,7 +56,7 @@ async def post_case(
     body: CaseCreate, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
 ) -> CasePublic:
     case = await worker(create_case, matcher, NewCase(**body.model_dump()), actor)
-    return CasePublic.model_validate(case)
+    return (await _with_matching(CasePublic, [case], matcher, worker))[0]
 
 
 @router.get("/cases", response_model=list[CaseSummary])
@@ -51,10 +65,14 @@ async def get_cases(
     status: CaseStatus | None = None, category: Category | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     after_id: AfterId = 0,
+    matchable: Annotated[bool | None, Query(
+        description="false: only the cases no sighting can find today (see each case's "
+                    "`matching.reason`); true: only those it can")] = None,
 ) -> list[CaseSummary]:
     """Cases by id, a page at a time."""
-    cases = await worker(browse_cases, matcher, actor, status, category, limit, after_id)
-    return [CaseSummary.model_validate(case) for case in cases]
+    cases = await worker(browse_cases, matcher, actor, status, category, limit, after_id,
+                         matchable)
+    return await _with_matching(CaseSummary, cases, matcher, worker)
 
 
 @router.patch("/cases/{case_id}", response_model=CasePublic)
@@ -71,7 +89,7 @@ async def patch_case(
         case = await worker(edit, matcher, case_id, changes, actor)
     if status is not None or public_fields is not None:
         case = await worker(update_case, matcher, case_id, status, public_fields, actor)
-    return CasePublic.model_validate(case)
+    return (await _with_matching(CasePublic, [case], matcher, worker))[0]
 
 
 @router.post("/cases/{case_id}/photos", status_code=201, response_model=CasePhotoReceipt,
@@ -122,4 +140,5 @@ async def get_case_photo_image(
 async def get_case(
     case_id: Id, actor: CaseReader, matcher: MatcherDep, worker: WorkerDep
 ) -> CasePublic:
-    return CasePublic.model_validate(await worker(read_case, matcher, case_id, actor))
+    case = await worker(read_case, matcher, case_id, actor)
+    return (await _with_matching(CasePublic, [case], matcher, worker))[0]
