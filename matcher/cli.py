@@ -211,19 +211,31 @@ def _progress(settings: Settings) -> Callable[[int, int], None]:
     return progress
 
 
+class ProjectionMethod(StrEnum):
+    PLDA = "plda"
+    PROJ = "proj"
+
+
 @app.command("fit-projection")
 def fit_projection_command(
     manifests: Annotated[list[Path], typer.Argument(
         help="CSV manifests (path, identity) of labelled photos: several people, several "
              "photos each, ideally across years.")],
     out: Annotated[Path, typer.Option(help="The projection file to write.")],
+    method: Annotated[ProjectionMethod, typer.Option(
+        help="plda: the distance of a PLDA model, fitted in closed form; proj: a map fitted "
+             "by a cosine softmax over the people (README, 'A learned projection').")
+    ] = ProjectionMethod.PLDA,
     data_dir: Annotated[Path | None, typer.Option(help="Where the weight cache lives.")] = None,
 ) -> None:
     """Fit a learned projection of the configured model's vectors on labelled photos; move the
     service to it with `matcher reindex --projection FILE`, evaluate it with
     MATCHER_PROJECTION_FILE=FILE."""
+    from matcher.embed.projection import PldaRecipe, Recipe
     from matcher.eval.fitting import fit_on_photos
     from matcher.eval.manifest import ManifestError, read_manifest
+
+    recipe = PldaRecipe() if method is ProjectionMethod.PLDA else Recipe()
 
     settings = _settings(data_dir, projection_file=None)
     try:
@@ -232,7 +244,7 @@ def fit_projection_command(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     try:
-        projection, faces = fit_on_photos(_load_pipeline(settings), photos,
+        projection, faces = fit_on_photos(_load_pipeline(settings), photos, recipe,
                                           progress=_progress(settings))
     except ValueError as exc:  # too few people or photos
         typer.echo(f"error: {exc}", err=True)

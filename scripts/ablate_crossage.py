@@ -45,7 +45,7 @@ from matcher.config import Settings
 from matcher.embed import load_pipeline, sface
 from matcher.embed.embedder import EnsembleEmbedder, average_views, combine, l2_normalise
 from matcher.embed.image import load_image
-from matcher.embed.projection import Recipe, fit_projection
+from matcher.embed.projection import PldaRecipe, Recipe, fit_projection
 from matcher.embed.types import FaceQuality
 from matcher.eval.crossage import (
     CrossAgeReport,
@@ -70,6 +70,7 @@ SPLITS = 5  # independent person-disjoint splits for the projection (split 0: th
 INNER_SPLIT = 100  # inner splits (choosing a recipe) are numbered apart from the outer ones
 RECIPES = tuple(Recipe(steps=steps, decay=decay)
                 for decay in (0.0, 0.01, 0.1) for steps in (100, 300))
+PLDA_RECIPES = tuple(PldaRecipe(shrinkage=s) for s in SHRINKAGES)
 SFACE_SCALES = (0.95, 1.05)
 # dlib chip jitters (scale, degrees, sideways shift): each averaged with the plain chip.
 DLIB_JITTERS = ((0.95, 0.0, 0.0), (1.05, 0.0, 0.0), (1.0, -4.0, 0.0), (1.0, 4.0, 0.0),
@@ -327,7 +328,8 @@ def projection_rows(photos: Sequence[LabelledPhoto], children: set[str], protoco
     def usable(chosen: Sequence[LabelledPhoto]) -> list[LabelledPhoto]:
         return [p for p in chosen if not np.isnan(vectors[row_of[str(p.path)]]).any()]
 
-    def projected(fitted: Sequence[LabelledPhoto], recipe: Recipe) -> NDArray[np.float32]:
+    def projected(fitted: Sequence[LabelledPhoto], recipe: Recipe | PldaRecipe
+                  ) -> NDArray[np.float32]:
         # Scored by rank and FPIR only: the model id and carried-over threshold do not matter.
         fit = fit_projection(vectors[[row_of[str(p.path)] for p in fitted]],
                              [p.identity for p in fitted], "ablation", 1.0, recipe)
@@ -337,9 +339,10 @@ def projection_rows(photos: Sequence[LabelledPhoto], children: set[str], protoco
         n = report.counts["sightings"]
         return round(report.tpir_at_fpir_1pct * n), round(report.rank1 * n)
 
-    def chosen_recipe(fitted: list[LabelledPhoto], inner: Protocol, split: int) -> Recipe:
+    def chosen_recipe(fitted: list[LabelledPhoto], inner: Protocol, split: int,
+                      recipes: Sequence[Recipe | PldaRecipe]) -> Recipe | PldaRecipe:
         merit = {}
-        for recipe in RECIPES:
+        for recipe in recipes:
             total = np.zeros(2, int)
             for fold in range(FOLDS):
                 scored = fold_protocol(inner, fold, FOLDS, INNER_SPLIT + split)
@@ -347,38 +350,47 @@ def projection_rows(photos: Sequence[LabelledPhoto], children: set[str], protoco
                 check_disjoint(fitting, scored)
                 total += hits(score(scored, projected(fitting, recipe), row_of, settings, "in"))
             merit[recipe] = tuple(total)
-        return max(RECIPES, key=lambda recipe: merit[recipe])
+        return max(recipes, key=lambda recipe: merit[recipe])
 
-    labels = {"base": "default, scored per fold",
-              "fixed": "learned projection, fixed recipe",
-              "adults": "learned projection, fixed recipe, fitted on adults (LFW) only",
-              "children": "learned projection, fixed recipe, fitted on children (FG-NET) only",
-              "chosen": "learned projection, recipe chosen on the fitting people"}
+    methods: dict[str, tuple[Recipe | PldaRecipe, Sequence[Recipe | PldaRecipe]]] = {
+        "learned projection": (Recipe(), RECIPES),
+        "PLDA distance": (PldaRecipe(), PLDA_RECIPES)}
+    labels = {"base": "default, scored per fold"}
+    for method in methods:
+        labels |= {f"{method}/fixed": f"{method}, fixed recipe",
+                   f"{method}/adults": f"{method}, fixed recipe, fitted on adults (LFW) only",
+                   f"{method}/children":
+                       f"{method}, fixed recipe, fitted on children (FG-NET) only",
+                   f"{method}/chosen": f"{method}, recipe chosen on the fitting people"}
     rows = []
     for split in range(SPLITS):
         reports: dict[str, list[CrossAgeReport]] = {name: [] for name in labels}
         pairs: dict[str, list[dict[str, int]]] = {name: [] for name in labels}
-        recipes = []
+        chosen: dict[str, list[dict[str, Any]]] = {method: [] for method in methods}
         for fold in range(FOLDS):
             scored = fold_protocol(protocol, fold, FOLDS, split)
             fitted = usable(fitting_photos(photos, fold, FOLDS, split))
             check_disjoint(fitted, scored)
-            recipes.append(chosen_recipe(
-                fitted, fold_protocol(protocol, 1 - fold, FOLDS, split), split))
-            for name, vectors_now in (
-                    ("base", vectors), ("fixed", projected(fitted, Recipe())),
-                    ("adults", projected([p for p in fitted if str(p.path) not in children],
-                                         Recipe())),
-                    ("children", projected([p for p in fitted if str(p.path) in children],
-                                           Recipe())),
-                    ("chosen", projected(fitted, recipes[-1]))):
+            fit_sets = {"fixed": fitted,
+                        "adults": [p for p in fitted if str(p.path) not in children],
+                        "children": [p for p in fitted if str(p.path) in children]}
+            variants = {"base": vectors}
+            for method, (fixed, recipes) in methods.items():
+                variants |= {f"{method}/{who}": projected(chosen_photos, fixed)
+                             for who, chosen_photos in fit_sets.items()}
+                recipe = chosen_recipe(fitted, fold_protocol(protocol, 1 - fold, FOLDS, split),
+                                       split, recipes)
+                chosen[method].append(asdict(recipe))
+                variants[f"{method}/chosen"] = projected(fitted, recipe)
+            for name, vectors_now in variants.items():
                 reports[name].append(score(scored, vectors_now, row_of, settings, name))
                 pairs[name].append(children_pairs(scored, vectors_now, row_of))
         for name, label in labels.items():
             row = pooled(f"split {split}: {label}", reports[name])
             row["children_pairs"] = {k: sum(p[k] for p in pairs[name]) for k in pairs[name][0]}
+            if name.endswith("/chosen"):
+                row["recipes"] = chosen[name.split("/")[0]]
             rows.append(row)
-        rows[-1]["recipes"] = [asdict(r) for r in recipes]
     for offset, label in enumerate(labels.values()):
         per_split = rows[offset::len(labels)]
         rows.append({"variant": f"mean of the {SPLITS} splits: {label}",

@@ -1,10 +1,15 @@
 """A learned linear projection of descriptors, fitted on labelled photos (issue 8).
 
-The pretrained networks were trained on adults; a small linear map fitted on faces of known
-people can pull each person's photos together (across ages, where the fitting photos span
-years) and push different people apart. It is a post-processing of the base model's unit
-vectors: x -> normalise(x @ W), with W starting at the identity and kept near it, so it only
-bends the base space.
+The pretrained networks were trained on adults; a linear map fitted on faces of known people
+can pull each person's photos together (across ages, where the fitting photos span years) and
+push different people apart. Two ways to fit it (the README measures both):
+
+* `Recipe`, a cosine softmax over the people: x -> normalise(x @ W), with W starting at the
+  identity and kept near it, so it only bends the base space;
+* `PldaRecipe`, in closed form: the distance part of a two-covariance PLDA model (how far
+  apart two photos are, weighed by how much people differ against how much one person's photos
+  vary): x -> (x - mean) @ W, not normalised, so that Euclidean distances (the index's) are
+  that model's distances.
 
 The fitted file is part of the model: its fingerprint goes into the model id, so the reindex
 tool re-embeds vectors stored without it (or with another fit), and it names the base model it
@@ -19,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,25 +62,48 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class PldaRecipe:
+    """The closed-form fit of a two-covariance PLDA model: the within-person covariance (of
+    the people with two or more photos) plus `shrinkage` x its mean eigenvalue on the diagonal,
+    and the covariance of those people's means. Its log-likelihood ratio of "same person" is
+    -1/2 (x - y)' P (x - y) plus a term for each photo alone; the map keeps the first part,
+    x -> (x - mean) @ P^(1/2), which a Euclidean index can search. Fixed before the
+    person-disjoint measurements; see the README."""
+
+    shrinkage: float = 1.0
+
+
+@dataclass(frozen=True)
 class Projection:
-    matrix: NDArray[np.float32]  # (dim, dim): x -> normalise(x @ matrix)
+    matrix: NDArray[np.float32]  # (dim, dim): see apply()
     base_model_id: str  # the model whose vectors it was fitted on and applies to
     same_person_distance: float  # keeps the base model's false-match rate (see fit_projection)
     people: tuple[str, ...]  # identity_hash() of everyone fitted on
-    recipe: Recipe
+    recipe: Recipe | PldaRecipe
+    mean: NDArray[np.float32] | None = None  # PLDA only: subtracted before the matrix
+
+    @property
+    def method(self) -> str:
+        return "plda" if isinstance(self.recipe, PldaRecipe) else "proj"
 
     @property
     def fingerprint(self) -> str:
         digest = hashlib.sha256(self.base_model_id.encode())
         digest.update(np.ascontiguousarray(self.matrix, np.float32).tobytes())
+        if self.mean is not None:
+            digest.update(np.ascontiguousarray(self.mean, np.float32).tobytes())
         return digest.hexdigest()[:12]
 
     @property
     def model_id(self) -> str:
-        return f"{self.base_model_id}+proj-{self.fingerprint}"
+        return f"{self.base_model_id}+{self.method}-{self.fingerprint}"
 
     def apply(self, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
-        return l2_normalise(np.asarray(vectors, np.float32) @ self.matrix)
+        """softmax fit: normalise(x @ W); PLDA: (x - mean) @ W, whose length matters."""
+        x = np.asarray(vectors, np.float32)
+        if self.mean is None:
+            return l2_normalise(x @ self.matrix)
+        return ((x - self.mean) @ self.matrix).astype(np.float32)
 
     def fitted_on(self, identities: Iterable[str]) -> set[str]:
         """Those of `identities` whose photos were fitted on."""
@@ -83,12 +111,15 @@ class Projection:
         return {i for i in identities if identity_hash(i) in people}
 
     def save(self, path: Path) -> None:
-        meta = {"format": FORMAT, "base_model_id": self.base_model_id,
+        meta = {"format": FORMAT, "base_model_id": self.base_model_id, "method": self.method,
                 "same_person_distance": self.same_person_distance, "recipe": asdict(self.recipe)}
+        arrays = {"matrix": self.matrix, "people": np.array(self.people, dtype="U64"),
+                  "meta": np.array(json.dumps(meta))}
+        if self.mean is not None:
+            arrays["mean"] = self.mean
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as out:
-            np.savez(out, matrix=self.matrix, people=np.array(self.people, dtype="U64"),
-                     meta=np.array(json.dumps(meta)))
+            np.savez(out, **arrays)  # type: ignore[arg-type]
 
 
 def identity_hash(identity: str) -> str:
@@ -103,11 +134,13 @@ def load_projection(path: Path, base_model_id: str) -> Projection:
             meta = json.loads(str(saved["meta"]))
             matrix = saved["matrix"].astype(np.float32)
             people = tuple(str(p) for p in saved["people"])
+            plda = meta.get("method", "proj") == "plda"  # files before PLDA have no method
+            mean = saved["mean"].astype(np.float32) if plda else None
         if meta.get("format") != FORMAT:
             raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+        recipe = PldaRecipe(**meta["recipe"]) if plda else Recipe(**meta["recipe"])
         projection = Projection(matrix, str(meta["base_model_id"]),
-                                float(meta["same_person_distance"]), people,
-                                Recipe(**meta["recipe"]))
+                                float(meta["same_person_distance"]), people, recipe, mean)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ProjectionError(f"cannot read the projection file {path}: {exc}") from exc
     if projection.base_model_id != base_model_id:
@@ -115,29 +148,49 @@ def load_projection(path: Path, base_model_id: str) -> Projection:
             f"the projection file {path} was fitted on vectors of {projection.base_model_id!r}, "
             f"but the configured model is {base_model_id!r}: fit one for it "
             "(matcher fit-projection) or unset MATCHER_PROJECTION_FILE")
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ProjectionError(f"the projection file {path} holds a {matrix.shape} matrix")
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or (
+            mean is not None and mean.shape != (matrix.shape[0],)):
+        raise ProjectionError(f"the projection file {path} holds a {matrix.shape} matrix"
+                              + ("" if mean is None else f" and a {mean.shape} mean"))
     return projection
 
 
 def fit_projection(vectors: NDArray[np.float32], identities: Sequence[str], base_model_id: str,
-                   base_same_person_distance: float, recipe: Recipe | None = None
+                   base_same_person_distance: float, recipe: Recipe | PldaRecipe | None = None
                    ) -> Projection:
     """Fit the map on the base model's `vectors` of labelled photos (several people, ideally
-    several photos each). Deterministic for the same inputs, threads and torch build."""
-    recipe = recipe or Recipe()
+    several photos each), by the softmax `Recipe` (the default) or a `PldaRecipe`.
+    Deterministic for the same inputs, threads and torch build."""
     x = np.asarray(vectors, np.float32)
     if x.ndim != 2 or len(x) != len(identities):
         raise ValueError(f"{len(x)} vectors for {len(identities)} identities")
     people, labels = np.unique(np.asarray(identities), return_inverse=True)
     if len(people) < 2 or len(people) == len(x):
         raise ValueError("fitting needs at least two people and someone with several photos")
+    if isinstance(recipe, PldaRecipe):
+        mean, matrix = _fit_plda(x, labels, recipe)
+        fitted = Projection(matrix, base_model_id, 0.0, _hashes(people), recipe, mean)
+    else:
+        recipe = recipe or Recipe()
+        fitted = Projection(_fit_softmax(x, labels, len(people), recipe), base_model_id, 0.0,
+                            _hashes(people), recipe)
+    return replace(fitted, same_person_distance=_same_false_match_rate(
+        x, fitted.apply(x), labels, base_same_person_distance))
+
+
+def _hashes(people: NDArray[np.str_]) -> tuple[str, ...]:
+    return tuple(sorted({identity_hash(str(p)) for p in people}))
+
+
+def _fit_softmax(x: NDArray[np.float32], labels: NDArray[np.int64], people: int,
+                 recipe: Recipe) -> NDArray[np.float32]:
+    """W of the cosine-softmax recipe."""
     generator = torch.Generator().manual_seed(recipe.seed)
     inputs, targets = torch.from_numpy(x), torch.from_numpy(labels.astype(np.int64))
     dim = x.shape[1]
     identity = torch.eye(dim)
     matrix = torch.nn.Parameter(identity.clone())
-    means = torch.zeros(len(people), dim).index_add_(0, targets, inputs)
+    means = torch.zeros(people, dim).index_add_(0, targets, inputs)
     # Centres start at each person's mean direction, with a little seeded noise so that two
     # people with identical photos still get separate centres.
     centres = torch.nn.Parameter(torch.nn.functional.normalize(
@@ -151,11 +204,35 @@ def fit_projection(vectors: NDArray[np.float32], identities: Sequence[str], base
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    fitted = matrix.detach().numpy().astype(np.float32)
-    same_person = _same_false_match_rate(x, l2_normalise(x @ fitted), labels,
-                                         base_same_person_distance)
-    return Projection(fitted, base_model_id, same_person,
-                      tuple(sorted({identity_hash(str(p)) for p in people})), recipe)
+    return matrix.detach().numpy().astype(np.float32)
+
+
+def _fit_plda(x: NDArray[np.float32], labels: NDArray[np.int64], recipe: PldaRecipe
+              ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """(mean, P^(1/2)) of the two-covariance model: x = mean + y + e, y ~ N(0, B) the person,
+    e ~ N(0, W) the photo. With T = B + W, the "same person" log-likelihood ratio of x1, x2 has
+    the cross term x1' P x2, P = T^-1 B (T - B T^-1 B)^-1 (symmetric, positive semidefinite)."""
+    data = np.asarray(x, np.float64)
+    mean = data.mean(axis=0)
+    counts = np.bincount(labels)
+    several = np.flatnonzero(counts >= 2)
+    if len(several) < 2:
+        raise ValueError("PLDA needs at least two people with several photos")
+    sums = np.zeros((len(counts), data.shape[1]))
+    np.add.at(sums, labels, data)
+    person_means = sums / counts[:, None]
+    keep = np.isin(labels, several)
+    within = data[keep] - person_means[labels[keep]]
+    dim = data.shape[1]
+    w = within.T @ within / len(within)
+    w += recipe.shrinkage * np.trace(w) / dim * np.eye(dim)
+    centred_means = person_means[several] - mean
+    b = centred_means.T @ centred_means / len(several)
+    total_inverse = np.linalg.inv(b + w)
+    p = total_inverse @ b @ np.linalg.inv(b + w - b @ total_inverse @ b)
+    eigenvalues, eigenvectors = np.linalg.eigh((p + p.T) / 2)
+    root = eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))
+    return mean.astype(np.float32), root.astype(np.float32)
 
 
 def _step_rows(count: int, recipe: Recipe, generator: torch.Generator

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from matcher.embed import FacePipeline
-from matcher.embed.projection import ProjectedEmbedder, Projection, Recipe, fit_projection
+from matcher.embed.projection import (
+    PldaRecipe,
+    ProjectedEmbedder,
+    Projection,
+    Recipe,
+    fit_projection,
+)
 from matcher.eval.crossage import Progress, embed_largest_faces
 from matcher.eval.folds import protocol_people
 from matcher.eval.manifest import LabelledPhoto
@@ -19,7 +25,8 @@ class FittedPeopleScored(ValueError):
 
 
 def fit_on_photos(pipeline: FacePipeline, photos: Sequence[LabelledPhoto],
-                  recipe: Recipe | None = None, progress: Progress | None = None
+                  recipe: Recipe | PldaRecipe | None = None,
+                  progress: Progress | None = None
                   ) -> tuple[Projection, int]:
     """The projection fitted on the largest face of each photo, embedded by `pipeline`'s
     (unprojected) model; also how many photos had a face."""

@@ -1,6 +1,7 @@
-"""The learned projection (issue 8) on real faces: fitted deterministically, part of the model
-id, refused for another model, applied by the pipeline, refused by an evaluation of the people
-it was fitted on, fitted by the CLI, and moved to by a reindex."""
+"""The learned projection (issue 8) on real faces, by either recipe (softmax, PLDA): fitted
+deterministically, part of the model id, refused for another model, applied by the pipeline,
+refused by an evaluation of the people it was fitted on, fitted by the CLI, and moved to by a
+reindex."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.embed.image import load_image
 from matcher.embed.projection import (
+    PldaRecipe,
     Projection,
     ProjectionError,
     Recipe,
@@ -117,6 +119,47 @@ def test_the_fit_pulls_each_persons_faces_together(
     assert abs(projected_rate - base_rate) < 0.01
 
 
+def accepted_at_one_percent(vectors: np.ndarray, people: list[str]) -> float:
+    """Pairs of one person's faces closer than the distance that 1% of the pairs of different
+    people fall below: a measure that does not depend on the scale of the distances."""
+    who = np.asarray(people)
+    upper = np.triu(np.ones((len(who), len(who)), dtype=bool), k=1)
+    same = (who[:, None] == who[None, :]) & upper
+    d = distances(vectors)
+    threshold = np.quantile(d[(who[:, None] != who[None, :]) & upper], 0.01)
+    return float((d[same] < threshold).mean())
+
+
+def test_a_plda_fit_is_closed_form_named_saved_and_separates_people(
+    pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]], tmp_path: Path
+) -> None:
+    vectors, people = labelled
+    plda = fit_projection(vectors, people, pipeline.model_id, 0.6, PldaRecipe())
+    assert plda.mean is not None and plda.method == "plda"
+    again = fit_projection(vectors, people, pipeline.model_id, 0.6, PldaRecipe())
+    assert np.array_equal(again.matrix, plda.matrix) and np.array_equal(again.mean, plda.mean)
+    assert plda.model_id == f"{pipeline.model_id}+plda-{plda.fingerprint}"
+    other = fit_projection(vectors, people, pipeline.model_id, 0.6, PldaRecipe(shrinkage=0.1))
+    assert other.model_id != plda.model_id
+    projected = plda.apply(vectors)
+    # Not normalised: the lengths carry the model's distances.
+    assert not np.allclose(np.linalg.norm(projected, axis=1), 1.0, atol=1e-2)
+    assert accepted_at_one_percent(projected, people) > accepted_at_one_percent(vectors, people)
+    who = np.asarray(people)
+    different = who[:, None] != who[None, :]
+    base_rate = (distances(vectors)[different] < 0.6).mean()
+    plda_rate = (distances(projected)[different] < plda.same_person_distance).mean()
+    assert abs(plda_rate - base_rate) < 0.01
+    path = tmp_path / "plda.npz"
+    plda.save(path)
+    loaded = load_projection(path, pipeline.model_id)
+    assert (loaded.model_id, loaded.recipe, loaded.people) == (plda.model_id, plda.recipe,
+                                                               plda.people)
+    assert np.array_equal(loaded.apply(vectors), projected)
+    with pytest.raises(ValueError, match="two people with several photos"):
+        fit_projection(vectors[:3], ["a", "a", "b"], pipeline.model_id, 0.6, PldaRecipe())
+
+
 def test_sets_larger_than_a_batch_are_fitted_in_seeded_batches(
     pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]], projection: Projection
 ) -> None:
@@ -201,16 +244,19 @@ def test_the_cli_fits_a_projection_the_pipeline_loads(settings: Settings, tmp_pa
         rows = csv.writer(handle)
         rows.writerow(["path", "identity"])
         rows.writerows([str(p.path), p.identity] for p in lfw_photos()[:24])
-    out = tmp_path / "fitted.npz"
     env = {**os.environ, "MATCHER_DATA_DIR": str(settings.data_dir)}
-    result = subprocess.run([sys.executable, "-m", "matcher", "fit-projection", str(manifest),
-                             "--out", str(out)], cwd=REPO_ROOT, env=env, capture_output=True,
-                            text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr
-    pipeline = load_pipeline(settings.model_copy(update={"projection_file": out}))
-    assert pipeline.model_id in result.stdout
-    assert len(pipeline.embedder.projection.people) == len({p.identity for p in
-                                                             lfw_photos()[:24]})
+    for method in ("plda", "proj"):  # PLDA is the default
+        out = tmp_path / f"{method}.npz"
+        chosen = [] if method == "plda" else ["--method", method]
+        result = subprocess.run(
+            [sys.executable, "-m", "matcher", "fit-projection", str(manifest), "--out", str(out),
+             *chosen], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+            check=False)
+        assert result.returncode == 0, result.stderr
+        pipeline = load_pipeline(settings.model_copy(update={"projection_file": out}))
+        assert pipeline.model_id in result.stdout and f"+{method}-" in pipeline.model_id
+        assert len(pipeline.embedder.projection.people) == len({p.identity for p in
+                                                                 lfw_photos()[:24]})
     # Photos of a single person cannot be fitted on: a clear error, no file.
     with manifest.open("w", newline="") as handle:
         rows = csv.writer(handle)
