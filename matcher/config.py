@@ -90,8 +90,9 @@ class Settings(BaseSettings):
     # at most `match_threshold`. None: the serving model's own same-person distance
     # (`Embedder.same_person_distance`: 0.6 for dlib, dlib's rule, and for the other models the
     # distance with the same false-match rate on the dev calibration pairs), kept until the
-    # cross-age calibration (`matcher calibrate`) picks one for children.
-    match_threshold: float | None = Field(default=None, gt=0.0, le=4.0)
+    # cross-age calibration (`matcher calibrate`) picks one for children. No upper bound: a
+    # PLDA projection's distances are not those of unit vectors (its default is about 13).
+    match_threshold: float | None = Field(default=None, gt=0.0)
     match_top_k: int = Field(default=10, ge=1, le=1000)
     # With a calibration for the running model (`matcher calibrate`), the threshold can be a
     # target instead: expected false candidates per search at the current gallery size

@@ -18,9 +18,10 @@ descriptors. Rows:
   fitted on one fold's people, scored on a protocol of the other fold's people only), on every
   dev person, children only (FG-NET) or adults only (LFW); the baseline row scores the same
   fold protocols;
-* the learned projection (matcher.embed.projection), in 5 independent person-disjoint splits:
-  the fixed recipe fitted on everyone, on adults or on children only, and a recipe chosen by
-  inner folds of the fitting people only; a second table tells children from children alone;
+* the learned projection (matcher.embed.projection), by either recipe (the softmax one, the
+  PLDA distance), in 5 independent person-disjoint splits: the fixed recipe fitted on
+  everyone, on adults or on children only, and a recipe chosen by inner folds of the fitting
+  people only; a second table tells children from children alone;
 * whether choosing a chip variant generalises: chosen on one fold's people, scored on the other's.
 Deterministic; about 20 minutes on 2 cores (x86_64), 4.5 with --cache after the first run.
 Needs the research photos (MATCHER_TEST_DATA or ../shared/data).

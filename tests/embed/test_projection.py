@@ -66,10 +66,21 @@ def labelled(pipeline: FacePipeline) -> tuple[np.ndarray, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def projection(pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]]) -> Projection:
+def softmax(pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]]) -> Projection:
     vectors, people = labelled
     return fit_projection(vectors, people, pipeline.model_id,
                           pipeline.embedder.same_person_distance)
+
+
+@pytest.fixture(scope="module", params=["proj", "plda"])
+def projection(request: pytest.FixtureRequest, pipeline: FacePipeline,
+               labelled: tuple[np.ndarray, list[str]], softmax: Projection) -> Projection:
+    """Each recipe's fit: what the service does with one does not depend on the recipe."""
+    if request.param == "proj":
+        return softmax
+    vectors, people = labelled
+    return fit_projection(vectors, people, pipeline.model_id,
+                          pipeline.embedder.same_person_distance, PldaRecipe())
 
 
 @pytest.fixture(scope="module")
@@ -84,16 +95,16 @@ def distances(vectors: np.ndarray) -> np.ndarray:
 
 
 def test_the_fit_is_deterministic_and_names_the_model(
-    pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]], projection: Projection
+    pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]], softmax: Projection
 ) -> None:
     vectors, people = labelled
     again = fit_projection(vectors, people, pipeline.model_id, 0.6)
-    assert np.array_equal(again.matrix, projection.matrix)
-    assert projection.model_id == f"{pipeline.model_id}+proj-{projection.fingerprint}"
+    assert np.array_equal(again.matrix, softmax.matrix)
+    assert softmax.model_id == f"{pipeline.model_id}+proj-{softmax.fingerprint}"
     # Any change to the post-processing is another vector space, so another model id.
     other = fit_projection(vectors, people, pipeline.model_id, 0.6, Recipe(steps=50))
-    assert other.model_id != projection.model_id
-    assert not np.allclose(other.matrix, projection.matrix)
+    assert other.model_id != softmax.model_id
+    assert not np.allclose(other.matrix, softmax.matrix)
 
 
 def separation(vectors: np.ndarray, people: list[str]) -> float:
@@ -105,17 +116,17 @@ def separation(vectors: np.ndarray, people: list[str]) -> float:
 
 
 def test_the_fit_pulls_each_persons_faces_together(
-    labelled: tuple[np.ndarray, list[str]], projection: Projection
+    labelled: tuple[np.ndarray, list[str]], softmax: Projection
 ) -> None:
     vectors, people = labelled
-    projected = projection.apply(vectors)
+    projected = softmax.apply(vectors)
     assert np.allclose(np.linalg.norm(projected, axis=1), 1.0, atol=1e-5)
     assert separation(projected, people) > separation(vectors, people)
     # The default threshold is carried over at the base model's false-match rate.
     who = np.asarray(people)
     different = who[:, None] != who[None, :]
     base_rate = (distances(vectors)[different] < 0.6).mean()
-    projected_rate = (distances(projected)[different] < projection.same_person_distance).mean()
+    projected_rate = (distances(projected)[different] < softmax.same_person_distance).mean()
     assert abs(projected_rate - base_rate) < 0.01
 
 
@@ -161,7 +172,7 @@ def test_a_plda_fit_is_closed_form_named_saved_and_separates_people(
 
 
 def test_sets_larger_than_a_batch_are_fitted_in_seeded_batches(
-    pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]], projection: Projection
+    pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]], softmax: Projection
 ) -> None:
     vectors, people = labelled
 
@@ -169,10 +180,10 @@ def test_sets_larger_than_a_batch_are_fitted_in_seeded_batches(
         return fit_projection(vectors, people, pipeline.model_id, 0.6, recipe)
 
     # A batch that holds every photo is the whole-set fit, bit for bit.
-    assert np.array_equal(fit(Recipe(batch_size=len(vectors))).matrix, projection.matrix)
+    assert np.array_equal(fit(Recipe(batch_size=len(vectors))).matrix, softmax.matrix)
     batched = fit(Recipe(batch_size=len(vectors) // 4))
     assert np.array_equal(fit(Recipe(batch_size=len(vectors) // 4)).matrix, batched.matrix)
-    assert not np.allclose(batched.matrix, projection.matrix)
+    assert not np.allclose(batched.matrix, softmax.matrix)
     assert separation(batched.apply(vectors), people) > separation(vectors, people)
 
 
