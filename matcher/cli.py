@@ -224,7 +224,7 @@ def fit_projection_command(
     out: Annotated[Path, typer.Option(help="The projection file to write.")],
     method: Annotated[ProjectionMethod, typer.Option(
         help="plda: the distance of a PLDA model, fitted in closed form; proj: a map fitted "
-             "by a cosine softmax over the people (README, 'A learned projection: PLDA').")
+             "by a cosine softmax over the people (README, 'A learned projection').")
     ] = ProjectionMethod.PLDA,
     data_dir: Annotated[Path | None, typer.Option(help="Where the weight cache lives.")] = None,
 ) -> None:

@@ -21,7 +21,8 @@ descriptors. Rows:
 * the learned projection (matcher.embed.projection), by either recipe (the softmax one, the
   PLDA distance), in 5 independent person-disjoint splits: the fixed recipe fitted on
   everyone, on adults or on children only, and a recipe chosen by inner folds of the fitting
-  people only; a second table tells children from children alone;
+  people only; the fixed recipes also on cases with every photo up to 12; a second table
+  tells children from children alone;
 * whether choosing a chip variant generalises: chosen on one fold's people, scored on the other's.
 Deterministic; about 20 minutes on 2 cores (x86_64), 4.5 with --cache after the first run.
 Needs the research photos (MATCHER_TEST_DATA or ../shared/data).
@@ -319,13 +320,15 @@ def children_pairs(protocol: Protocol, vectors: NDArray[np.float32], row_of: dic
 
 
 def projection_rows(photos: Sequence[LabelledPhoto], children: set[str], protocol: Protocol,
+                    protocol_all: Protocol,
                     vectors: NDArray[np.float32], row_of: dict[str, int], settings: Settings
                     ) -> list[dict[str, Any]]:
     """The learned projection (matcher.embed.projection), fitted on every photo of one fold's
     people (children and adults), scored on the other fold's, in several independent person-
-    disjoint splits: with the fixed recipe (also fitted on the adults alone), and with the
-    recipe chosen among RECIPES by inner person-disjoint folds of the fitting people only (what
-    choosing a recipe on data gives)."""
+    disjoint splits: with the fixed recipe (also fitted on the adults or the children alone;
+    also scored on cases with every photo up to 12, `protocol_all`), and with the recipe chosen
+    by inner person-disjoint folds of the fitting people only (what choosing a recipe on data
+    gives), for each method: the softmax projection and the PLDA distance."""
     def usable(chosen: Sequence[LabelledPhoto]) -> list[LabelledPhoto]:
         return [p for p in chosen if not np.isnan(vectors[row_of[str(p.path)]]).any()]
 
@@ -363,6 +366,9 @@ def projection_rows(photos: Sequence[LabelledPhoto], children: set[str], protoco
                    f"{method}/children":
                        f"{method}, fixed recipe, fitted on children (FG-NET) only",
                    f"{method}/chosen": f"{method}, recipe chosen on the fitting people"}
+    # The fixed recipes also on cases with every photo up to 12, ranked by their best face.
+    on_all = ["base", *(f"{method}/fixed" for method in methods)]
+    labels |= {f"{name}@all": f"{labels[name]}, every photo to 12" for name in on_all}
     rows = []
     for split in range(SPLITS):
         reports: dict[str, list[CrossAgeReport]] = {name: [] for name in labels}
@@ -386,9 +392,16 @@ def projection_rows(photos: Sequence[LabelledPhoto], children: set[str], protoco
             for name, vectors_now in variants.items():
                 reports[name].append(score(scored, vectors_now, row_of, settings, name))
                 pairs[name].append(children_pairs(scored, vectors_now, row_of))
+            scored_all = fold_protocol(protocol_all, fold, FOLDS, split)
+            check_disjoint(fitted, scored_all)
+            for name in on_all:
+                reports[f"{name}@all"].append(score(scored_all, variants[name], row_of,
+                                                    settings, name))
         for name, label in labels.items():
             row = pooled(f"split {split}: {label}", reports[name])
-            row["children_pairs"] = {k: sum(p[k] for p in pairs[name]) for k in pairs[name][0]}
+            if pairs[name]:
+                row["children_pairs"] = {k: sum(p[k] for p in pairs[name])
+                                         for k in pairs[name][0]}
             if name.endswith("/chosen"):
                 row["recipes"] = chosen[name.split("/")[0]]
             rows.append(row)
@@ -399,10 +412,11 @@ def projection_rows(photos: Sequence[LabelledPhoto], children: set[str], protoco
                      **{key: float(np.mean([r[key] for r in per_split]))
                         for key in ("rank1", "rank10", "tpir_at_fpir_1pct", "tpir_hits")},
                      **{key: np.mean([r[key] for r in per_split], axis=0).tolist()
-                        for key in ("rank1_by_gap", "tpir_by_gap")},
-                     "children_pairs": {k: float(np.mean([r["children_pairs"][k]
-                                                          for r in per_split]))
-                                        for k in per_split[0]["children_pairs"]}})
+                        for key in ("rank1_by_gap", "tpir_by_gap")}})
+        if "children_pairs" in per_split[0]:
+            rows[-1]["children_pairs"] = {
+                k: float(np.mean([r["children_pairs"][k] for r in per_split]))
+                for k in per_split[0]["children_pairs"]}
     return rows
 
 
@@ -538,7 +552,8 @@ def main() -> None:
         protocol, ensemble_of(raw, jitters, ["colour"]), row_of, settings, "jitters")))
     children = {str(p.path) for p in cross_age}
     rows += whitening_rows(photos, children, protocol, default, settings)
-    rows += projection_rows(photos, children, protocol, default, row_of, settings)
+    rows += projection_rows(photos, children, protocol, build_protocol(
+        cross_age, distractors, "all"), default, row_of, settings)
     rows.append(chip_chosen_on_other_people(
         protocol, {"default": default, **chip_vectors}, row_of, settings))
     rows += case_fusion_rows(cross_age, distractors, default, row_of, settings)
