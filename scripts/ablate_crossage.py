@@ -24,7 +24,7 @@ descriptors. Rows:
   people only; the fixed recipes also on cases with every photo up to 12; a second table
   tells children from children alone;
 * whether choosing a chip variant generalises: chosen on one fold's people, scored on the other's.
-Deterministic; about 20 minutes on 2 cores (x86_64), 4.5 with --cache after the first run.
+Deterministic; about 20 minutes on 2 cores (x86_64), 5 with --cache after the first run.
 Needs the research photos (MATCHER_TEST_DATA or ../shared/data).
 """
 
