@@ -357,7 +357,7 @@ def projection_rows(photos: Sequence[LabelledPhoto], children: set[str], protoco
         return max(recipes, key=lambda recipe: merit[recipe])
 
     methods: dict[str, tuple[Recipe | PldaRecipe, Sequence[Recipe | PldaRecipe]]] = {
-        "learned projection": (Recipe(), RECIPES),
+        "softmax projection": (Recipe(), RECIPES),
         "PLDA distance": (PldaRecipe(), PLDA_RECIPES)}
     labels = {"base": "default, scored per fold"}
     for method in methods:
