@@ -98,15 +98,11 @@ def coverage(session: Session, model_id: str) -> Coverage:
 def cases_without_vectors(session: Session, model_id: str) -> list[int]:
     """Active cases with faces, none of which has a vector of `model_id`: cases that model
     cannot match at all (a reindex whose detector found none of their faces again)."""
-    has_vector = func.count(FaceVector.face_id)
+    has_face = (select(Face.id).join(CasePhoto, Face.case_photo_id == CasePhoto.id)
+                .where(CasePhoto.case_id == Case.id))
     rows = session.execute(
-        select(CasePhoto.case_id)
-        .join(Face, Face.case_photo_id == CasePhoto.id)
-        .join(Case, Case.id == CasePhoto.case_id)
-        .outerjoin(FaceVector, and_(FaceVector.face_id == Face.id,
-                                    FaceVector.model_id == model_id))
-        .where(Case.status == CaseStatus.ACTIVE)
-        .group_by(CasePhoto.case_id).having(has_vector == 0).order_by(CasePhoto.case_id))
+        select(Case.id).where(Case.status == CaseStatus.ACTIVE, has_face.exists(),
+                              ~matchable_case(model_id)).order_by(Case.id))
     return [int(case_id) for case_id in rows.scalars()]
 
 
