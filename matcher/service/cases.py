@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +108,7 @@ def add_photo(
             matcher.index.add(np.asarray(face_ids, dtype=np.int64),
                               np.full(len(face_ids), case_id, dtype=np.int64),
                               face_ops.vectors(found))
-            matcher.case_faces_added += len(face_ids)
+            matcher.case_index_changes += 1
             retro_match(matcher, case_id, face_ids, face_ops.vectors(found))  # earlier sightings
     log.info("case %d: photo %d, %d faces indexed", case_id, photo_id,
              len(face_ids) if active else 0)
@@ -134,41 +134,37 @@ def remove_photo(matcher: Matcher, case_id: int, photo_id: int, actor: Actor = S
             record(session, actor, AuditEntry("delete", "case_photo", photo_id,
                                               {"case_id": case_id, "faces": len(face_ids)}))
         gone = drop_faces(matcher.index, face_ids)
+        # A sighting searched before this must not write a candidate for a face now gone.
+        matcher.case_index_changes += 1
     remove_unreferenced_files(matcher, [sha256])
     log.info("case %d: photo %d removed, %d faces left the index", case_id, photo_id, gone)
-
-
-def edit(matcher: Matcher, case_id: int, changes: dict[str, Any],
-         actor: Actor = SYSTEM) -> Case:
-    """Edits a case's descriptive fields (see EDITABLE_CASE_FIELDS); matching is unchanged."""
-    with session_scope(matcher.sessions) as session:
-        edit_case(session, case_id, changes)
-        record(session, actor, AuditEntry("update", "case", case_id,
-                                          {"fields": sorted(changes)}))
-    with matcher.sessions() as session:
-        return get_case(session, case_id)
 
 
 @holds_model
 def update_case(
     matcher: Matcher, case_id: int, status: CaseStatus | str | None = None,
     public_fields: Sequence[str] | None = None, actor: Actor = SYSTEM,
+    changes: Mapping[str, Any] | None = None,
 ) -> Case:
-    """Changes status and/or public fields. Found/closed cases leave the index before this
-    returns; a case made active again comes back through a rebuild from the store (removed
-    face ids cannot be re-added to a FAISS collection before it is rebuilt) and is matched
-    against the stored sightings, as a new case photo is."""
+    """Changes descriptive fields (`changes`, see EDITABLE_CASE_FIELDS), status and/or public
+    fields in one transaction: a refused part changes nothing. Found/closed cases leave the
+    index before this returns; a case made active again comes back through a rebuild from the
+    store (removed face ids cannot be re-added to a FAISS collection before it is rebuilt) and
+    is matched against the stored sightings, as a new case photo is."""
     with matcher.case_lock:
         with session_scope(matcher.sessions) as session:
             before = session.get(Case, case_id)
             if before is None:
                 raise CaseNotFound(f"no case {case_id}")
             was_active = before.status is CaseStatus.ACTIVE
+            if changes:
+                edit_case(session, case_id, dict(changes))
             if public_fields is not None:
                 set_public_fields(session, case_id, public_fields)
             if status is not None:
                 set_case_status(session, case_id, status)
             record(session, actor, AuditEntry("update", "case", case_id, {
+                "fields": sorted(changes or ()),
                 "status": None if status is None else CaseStatus(status).value,
                 "was": before.status.value if status is not None else None,
                 "public_fields": None if public_fields is None else list(public_fields)}))
@@ -181,7 +177,7 @@ def update_case(
                      removed)
         elif now_active and not was_active:
             matcher.rebuild_index()
-            matcher.case_faces_added += 1  # sightings searched meanwhile search again
+            matcher.case_index_changes += 1  # sightings searched meanwhile search again
             # Sightings that came in while the case was closed were never compared with it.
             with matcher.sessions() as session:
                 batches = list(case_face_rows(session, case_id, matcher.model_id))

@@ -77,9 +77,9 @@ class Matcher:
     # it alone to swap `serving`, so no write straddles two models. Never taken twice by one
     # thread (writers are preferred: a nested read would wait for the swap forever).
     model_lock: ReadWriteLock = field(default_factory=ReadWriteLock)
-    # Counts case faces added to the index (under case_lock): a sighting searched before a
-    # change searches again before it commits.
-    case_faces_added: int = 0
+    # Counts changes to the case index (faces added or removed, a case back in matching; under
+    # case_lock): a sighting searched before a change searches again before it commits.
+    case_index_changes: int = 0
     # By category ("child", "elderly", "any"): what distances mean for the running model.
     calibrations: dict[str, Calibration] = field(default_factory=dict)
 

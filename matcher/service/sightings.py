@@ -60,7 +60,7 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
     fit = [i for i, face in enumerate(found) if face.quality.fit]
     vectors = face_ops.vectors([found[i] for i in fit])
     k = matcher.settings.match_top_k
-    searched_at = matcher.case_faces_added
+    searched_at = matcher.case_index_changes
     hits = matcher.index.search(vectors, k=k) if fit else None
     with matcher.sessions() as session, photo_transaction(
         session, matcher.settings.data_dir, matcher.settings.max_image_pixels
@@ -72,9 +72,10 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
         # Under it, a case closed after the search above cannot get a candidate: either its
         # closing commits first and `matchable` drops it, or ours does. And a case photo
         # added since the search cannot be missed: then we search again (its own search of
-        # the sighting index could not see us yet; we join that index under this lock).
+        # the sighting index could not see us yet; we join that index under this lock), nor
+        # can a candidate name a case face removed since (the store would refuse it).
         with matcher.case_lock:
-            if fit and matcher.case_faces_added != searched_at:
+            if fit and matcher.case_index_changes != searched_at:
                 hits = matcher.index.search(vectors, k=k)
             sighting = create_sighting(
                 session, new, stored, face_ops.new_faces(found, matcher.pipeline)

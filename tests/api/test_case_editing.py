@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy.exc import OperationalError
 
+import matcher.service.cases
+from matcher.service import remove_photo
 from matcher.store import Role, list_events
 from tests.api.builders import case_body, photo_file
 from tests.api.conftest import auth, matcher_of
@@ -103,3 +108,58 @@ def test_a_removed_photo_leaves_the_index_the_disk_and_the_candidates(
         removed = list_events(session, object_type="case_photo", object_id=first["id"])
     assert [(e.action, e.role) for e in removed] == [("create", "case_manager"),
                                                      ("delete", "case_manager")]
+
+
+def test_a_patch_whose_status_change_fails_changes_nothing(
+    client: TestClient, keys: dict[Role, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = auth(keys[Role.CASE_MANAGER])
+    case = _case(client, keys[Role.CASE_MANAGER])
+    url = f"/v1/cases/{case['id']}"
+
+    def database_refuses(*_: object) -> None:  # the status write fails after the edits
+        raise OperationalError("UPDATE cases", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(matcher.service.cases, "set_case_status", database_refuses)
+    with pytest.raises(OperationalError):
+        client.patch(url, json={"name": "Mia K.", "description": "scar", "status": "found"},
+                     headers=manager)
+    monkeypatch.undo()
+    after = client.get(url, headers=manager).json()
+    assert (after["name"], after["description"], after["status"]) == (
+        case["name"], case["description"], "active")
+
+
+def test_a_photo_removed_while_a_sighting_is_searched_is_not_a_candidate(
+    client: TestClient, keys: dict[Role, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sighting searched before the removal searches again before it commits, instead of
+    naming a face the store no longer has (which lost the whole upload)."""
+    require_test_data()
+    case = _case(client, keys[Role.CASE_MANAGER], photos=2)
+    first, second = case["photos"]
+    index = matcher_of(client).index
+    search = index.search
+
+    def search_then_remove(*args: Any, **kwargs: Any) -> Any:
+        hits = search(*args, **kwargs)
+        if not removed:
+            removed.append(first["id"])
+            manager = threading.Thread(target=remove_photo, args=(
+                matcher_of(client), case["id"], first["id"]))
+            manager.start()
+            manager.join()
+        return hits
+
+    removed: list[int] = []
+    monkeypatch.setattr(index, "search", search_then_remove)
+    with Image.open(lfw_photos()[0].path) as image:
+        other_pixels = io.BytesIO()
+        image.resize((300, 300)).save(other_pixels, format="JPEG")
+    posted = client.post("/v1/sightings", files={"photo": ("s.jpg", other_pixels.getvalue())},
+                         headers=auth(keys[Role.TIP_APP]))
+    assert removed and posted.status_code == 201, posted.text
+    candidates = client.get(f"/v1/sightings/{posted.json()['id']}/candidates",
+                            headers=auth(keys[Role.INVESTIGATOR])).json()
+    assert candidates and {c["case_photo_id"] for c in candidates} <= {second["id"]}
+    assert {c["case_face_id"] for c in candidates} == {second["faces"][0]["id"]}

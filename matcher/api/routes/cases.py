@@ -28,7 +28,6 @@ from matcher.service import (
     case_matching,
     case_photo_image,
     create_case,
-    edit,
     erase,
     read_case,
     remove_photo,
@@ -79,16 +78,11 @@ async def get_cases(
 async def patch_case(
     case_id: Id, body: CaseUpdate, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
 ) -> CasePublic:
-    """Changes the fields sent. A case marked found or closed is out of matching before this
-    returns. Descriptive fields are checked together first, so a refused edit changes
-    nothing."""
+    """Changes the fields sent, in one transaction: a refused edit changes nothing. A case
+    marked found or closed is out of matching before this returns."""
     changes = body.model_dump(exclude_unset=True)
     status, public_fields = changes.pop("status", None), changes.pop("public_fields", None)
-    case = await worker(read_case, matcher, case_id, actor)
-    if changes:
-        case = await worker(edit, matcher, case_id, changes, actor)
-    if status is not None or public_fields is not None:
-        case = await worker(update_case, matcher, case_id, status, public_fields, actor)
+    case = await worker(update_case, matcher, case_id, status, public_fields, actor, changes)
     return (await _with_matching(CasePublic, [case], matcher, worker))[0]
 
 
