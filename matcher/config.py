@@ -151,6 +151,15 @@ class Settings(BaseSettings):
                              f"detector 'yunet', not {self.detector!r}")
         return self
 
+    @field_validator("ensemble_sface_weight")
+    @classmethod
+    def _weight_fits_the_model_id(cls, value: float) -> float:
+        # The model id carries the weight to two decimals: two weights that differ further
+        # down would give different vectors under one id, mixed in one index.
+        if round(value, 2) != value:
+            raise ValueError(f"the ensemble weight takes at most two decimals, got {value}")
+        return value
+
     @field_validator("cors_origins")
     @classmethod
     def _explicit_origins(cls, value: list[str]) -> list[str]:

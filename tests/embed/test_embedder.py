@@ -66,6 +66,9 @@ def test_unknown_embedder_and_keypointless_detector_are_refused(settings: Settin
         get_embedder("facenet", settings.cache_dir, "cpu", 8)
     with pytest.raises(ValidationError, match="needs detector 'yunet'"):
         Settings(embedder="sface", detector="mmod")
+    # The model id carries two decimals of the weight: 0.504 would share 0.50's id.
+    with pytest.raises(ValidationError, match="two decimals"):
+        Settings(ensemble_sface_weight=0.504)
     with pytest.raises(MissingKeypoints):
         SFaceEmbedder.keypoints([Detection((0, 0, 10, 10), 0.9)])
 
