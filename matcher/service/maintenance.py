@@ -1,5 +1,6 @@
 """The server's housekeeping thread: compacts an index once removals have piled up (found
-cases, removed photos, purges leave tombstones) and applies the retention rule."""
+cases, removed photos, purges leave tombstones), applies the retention rule and sweeps the
+photo files no row references."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import logging
 import threading
 
 from matcher.service.context import Matcher
-from matcher.service.retention import purge_sightings
+from matcher.service.retention import purge_sightings, sweep_orphans
 
 log = logging.getLogger(__name__)
 
 
 def maintain(matcher: Matcher) -> None:
-    """One round: compaction where needed, then the retention purge."""
+    """One round: compaction where needed, the retention purge, then the orphan sweep."""
     serving = matcher.serving
     for name, index in (("case", serving.index), ("sighting", serving.sighting_index)):
         if index.needs_rebuild:
@@ -23,6 +24,7 @@ def maintain(matcher: Matcher) -> None:
     days = matcher.settings.sighting_retention_days
     if days is not None:
         purge_sightings(matcher, days)
+    sweep_orphans(matcher)
 
 
 class Maintenance:

@@ -12,8 +12,15 @@ import numpy as np
 
 from matcher.index import FaceIndex
 from matcher.service.context import Matcher, holds_model
-from matcher.store import SYSTEM, Actor, AuditEntry, is_referenced, photo_path, record
-from matcher.store.retention import delete_sightings, erase_case, unmatched_sightings
+from matcher.store import SYSTEM, Actor, AuditEntry, orphan_files, record, remove_orphans
+from matcher.store.photos import remove_if_unreferenced
+from matcher.store.retention import (
+    DeletedSightings,
+    count_unmatched_sightings,
+    delete_sightings,
+    erase_case,
+    unmatched_sightings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +28,22 @@ BATCH = 500
 
 
 def remove_unreferenced_files(matcher: Matcher, sha256s: Iterable[str]) -> int:
-    """Deletes the photo files no row uses any more (a file may be shared: same pixels)."""
-    removed = 0
+    """Deletes the photo files no row uses any more (a file may be shared: same pixels), nor
+    a transaction in flight (its end deletes the file if it is still unused); returns how
+    many files went."""
     with matcher.sessions() as session:
-        for sha256 in sha256s:
-            if not is_referenced(session, sha256):
-                (matcher.settings.data_dir / photo_path(sha256)).unlink(missing_ok=True)
-                removed += 1
-    return removed
+        return sum(remove_if_unreferenced(session, matcher.settings.data_dir, sha256)
+                   for sha256 in sha256s)
+
+
+def sweep_orphans(matcher: Matcher, dry_run: bool = False) -> int:
+    """Deletes the photo files no row references that are older than an hour (left by a
+    crash between a file and its commit, or between an erasure's commit and its files);
+    returns how many (would) go. Younger files may belong to a transaction in flight."""
+    with matcher.sessions() as session:
+        if dry_run:
+            return len(orphan_files(session, matcher.settings.data_dir))
+        return len(remove_orphans(session, matcher.settings.data_dir))
 
 
 def drop_faces(index: FaceIndex, face_ids: list[int]) -> int:
@@ -56,25 +71,45 @@ def purge_sightings(matcher: Matcher, older_than_days: float, actor: Actor = SYS
     """Deletes sightings older than the period with no candidate pending, asked about or
     confirmed, with their faces, vectors, candidates, decisions, files and index entries."""
     before = dt.datetime.now(dt.UTC) - dt.timedelta(days=older_than_days)
+    if dry_run:
+        with matcher.sessions() as session:
+            return PurgeReport(count_unmatched_sightings(session, before), 0, 0, before, True)
     sightings = faces = files = 0
     while True:
-        with matcher.sessions() as session, session.begin():
-            ids = unmatched_sightings(session, before, BATCH)
-            if not ids or dry_run:
-                sightings += len(ids)
-                break
-            deleted = delete_sightings(session, ids)
-            record(session, actor, AuditEntry("purge", "sightings", f"{ids[0]}-{ids[-1]}",
-                                              {"count": len(ids)}))
-        drop_faces(matcher.sighting_index, deleted.face_ids)
-        files += remove_unreferenced_files(matcher, deleted.sha256s)
-        sightings, faces = sightings + len(ids), faces + len(deleted.face_ids)
-        if len(ids) < BATCH:
+        chosen, deleted = _purge_batch(matcher, before, actor)
+        files += _forget(matcher, deleted)
+        sightings, faces = sightings + len(deleted.sighting_ids), faces + len(deleted.face_ids)
+        # A short batch was the last; an empty deletion means the rest is needed after all
+        # (and choosing them again would loop).
+        if chosen < BATCH or not deleted.sighting_ids:
             break
-    if sightings and not dry_run:
+    if sightings:
         log.info("purged %d sightings uploaded before %s (%d faces, %d files)", sightings,
                  before.date(), faces, files)
     return PurgeReport(sightings, faces, files, before, dry_run)
+
+
+def _purge_batch(matcher: Matcher, before: dt.datetime, actor: Actor
+                 ) -> tuple[int, DeletedSightings]:
+    """Chooses up to BATCH sightings and deletes those still unmatched when the delete runs
+    (one transaction, audited); returns how many were chosen and what went."""
+    with matcher.sessions() as session, session.begin():
+        chosen = unmatched_sightings(session, before, BATCH)
+        deleted = delete_sightings(session, chosen, before)
+        ids = deleted.sighting_ids
+        if ids:
+            record(session, actor, AuditEntry("purge", "sightings", f"{ids[0]}-{ids[-1]}",
+                                              {"count": len(ids)}))
+    return len(chosen), deleted
+
+
+def _forget(matcher: Matcher, deleted: DeletedSightings) -> int:
+    """Takes deleted sightings out of the sighting index and their files off the disk;
+    returns how many files went."""
+    if not deleted.sighting_ids:
+        return 0
+    drop_faces(matcher.sighting_index, deleted.face_ids)
+    return remove_unreferenced_files(matcher, deleted.sha256s)
 
 
 @holds_model

@@ -5,8 +5,13 @@ no EXIF (GPS included), XMP, ICC profile or comment. The file is named by the SH
 JPEG we wrote, so the same pixels give the same file and storing them twice writes nothing.
 
 A row and its file appear together or not at all: the file is written first (harmless if
-orphaned: it is named by its content), and `photo_transaction` deletes the files it created
+orphaned: it is named by its content), and `photo_transaction` deletes the files it stored
 when the database commit fails. Files left by a crash are found by `orphan_files`.
+
+A file is shared by every row with the same pixels, so a file is deleted only when no committed
+row references it and no transaction of this process in flight has stored or reused it
+(`FileUsers`): otherwise a sighting reusing a case photo's file could commit just after the
+erased case's file went.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import io
 import logging
 import os
 import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -126,10 +133,17 @@ def store_photo(
 ) -> StoredPhoto:
     """Re-encodes a photo without metadata and stores it by content (idempotent); a CleanJpeg
     is stored as it is."""
-    clean = image if isinstance(image, CleanJpeg) else clean_jpeg(image, max_pixels)
+    return _store_clean(Path(data_dir), _as_clean(image, max_pixels))
+
+
+def _as_clean(image: NDArray[np.uint8] | bytes | CleanJpeg, max_pixels: int) -> CleanJpeg:
+    return image if isinstance(image, CleanJpeg) else clean_jpeg(image, max_pixels)
+
+
+def _store_clean(data_dir: Path, clean: CleanJpeg) -> StoredPhoto:
     jpeg, sha256, width, height = clean.data, clean.sha256, clean.width, clean.height
     relative = photo_path(sha256)
-    target = Path(data_dir) / relative
+    target = data_dir / relative
     created = not target.exists()
     if created:
         write_atomic(target, lambda handle: handle.write(jpeg))
@@ -162,18 +176,92 @@ def is_referenced(session: Session, sha256: str) -> bool:
 
 
 @dataclass
+class _Stripe:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: Counter[Path] = field(default_factory=Counter)  # transactions in flight, per file
+    recheck: set[Path] = field(default_factory=set)  # deletions asked for while in use
+
+
+class FileUsers:
+    """The transactions of this process in flight that have stored or reused each photo file.
+
+    Starting to use a file and deleting it take the same lock (one of `stripes`, by path), so
+    no deletion falls between a transaction finding its file there and its commit. A deletion
+    asked for while the file is in use is left to its last user, which checks the references
+    again when its transaction is over.
+
+    In memory: it orders the threads of one process. Another process (`matcher purge` beside
+    the server) is held off only by the orphan sweep's age guard.
+    """
+
+    def __init__(self, stripes: int = 64) -> None:
+        self._stripes = tuple(_Stripe() for _ in range(stripes))
+
+    def stripe(self, path: Path) -> _Stripe:
+        return self._stripes[hash(path) % len(self._stripes)]
+
+
+# One per process, not per Matcher: every session of the process that opens the same data dir
+# (the server's workers, its maintenance thread, a second Matcher) shares these files.
+FILE_USERS = FileUsers()
+
+
+def _file(data_dir: Path, sha256: str) -> Path:
+    """The key a file is locked and counted under: one spelling per file."""
+    return (Path(data_dir) / photo_path(sha256)).absolute()
+
+
+def remove_if_unreferenced(session: Session, data_dir: Path, sha256: str) -> bool:
+    """Deletes a photo file unless a committed row references it or a transaction of this
+    process in flight uses it (that one checks again when it ends); True if a file went."""
+    path = _file(data_dir, sha256)
+    stripe = FILE_USERS.stripe(path)
+    with stripe.lock:
+        if stripe.users[path]:
+            stripe.recheck.add(path)
+            return False
+        return _unlink_unreferenced(session, sha256, path)
+
+
+def _unlink_unreferenced(session: Session, sha256: str, path: Path) -> bool:
+    """Called under the file's lock. Each statement reads the latest commits (READ COMMITTED
+    on PostgreSQL; on SQLite reads run outside a transaction, see store/db.py), so a commit
+    made before the lock was taken is seen."""
+    if is_referenced(session, sha256):
+        return False
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    log.info("removed photo %s, no row references it", sha256[:12])
+    return True
+
+
+@dataclass
 class PhotoWriter:
-    """Stores photos for one transaction and remembers the files it created."""
+    """Stores photos for one transaction: remembers the files it created, and counts as a
+    user of every file it stored (FILE_USERS) until `photo_transaction` ends."""
 
     data_dir: Path
     max_pixels: int = DEFAULT_MAX_PIXELS
     created: list[StoredPhoto] = field(default_factory=list)
+    used: list[str] = field(default_factory=list)  # sha256 of every file stored or reused
 
     def store(self, image: NDArray[np.uint8] | bytes | CleanJpeg) -> StoredPhoto:
-        photo = store_photo(self.data_dir, image, self.max_pixels)
+        clean = _as_clean(image, self.max_pixels)
+        # A user before looking for the file: a deletion from now on leaves it to us.
+        self._use(clean.sha256)
+        photo = _store_clean(self.data_dir, clean)
         if photo.created:
             self.created.append(photo)
         return photo
+
+    def _use(self, sha256: str) -> None:
+        path = _file(self.data_dir, sha256)
+        stripe = FILE_USERS.stripe(path)
+        with stripe.lock:
+            stripe.users[path] += 1
+        self.used.append(sha256)
 
 
 @contextmanager
@@ -182,31 +270,57 @@ def photo_transaction(
 ) -> Iterator[PhotoWriter]:
     """Store files and add rows inside the block; it commits at the end.
 
-    If the block or the commit fails, the session is rolled back and the files this block created
-    are deleted again, unless a committed row of another transaction uses the same content.
+    If the block or the commit fails, the session is rolled back and the files this block
+    stored are deleted again, unless a committed row or another transaction in flight uses
+    the same content. No file it stored is deleted by anyone until the block is over.
     """
-    writer = PhotoWriter(Path(data_dir), max_pixels)
+    # Absolute: the files it uses are counted under these paths until the block ends.
+    writer = PhotoWriter(Path(data_dir).absolute(), max_pixels)
     try:
         yield writer
         session.commit()
     except BaseException:
-        session.rollback()
-        _discard(session, writer)
-        raise
-
-
-def _discard(session: Session, writer: PhotoWriter) -> None:
-    for photo in writer.created:
         try:
-            # Another transaction may have stored the same pixels meanwhile and committed.
-            keep = is_referenced(session, photo.sha256)
             session.rollback()
-        except Exception:  # the database may be what failed: keep the file, sweep it later
-            log.warning("could not check photo %s after a failed commit", photo.sha256[:12])
-            continue
-        if not keep:
-            (writer.data_dir / photo.path).unlink(missing_ok=True)
-            log.info("removed photo %s of a failed transaction", photo.sha256[:12])
+        finally:
+            _release(session, writer, failed=True)
+        raise
+    _release(session, writer, failed=False)
+
+
+def _release(session: Session, writer: PhotoWriter, failed: bool) -> None:
+    """Stops counting the writer as a user of its files. The last user of a file checks its
+    references when a deletion waited for it, or when its own transaction failed."""
+    checked = False
+    for sha256 in writer.used:
+        path = _file(writer.data_dir, sha256)
+        stripe = FILE_USERS.stripe(path)
+        with stripe.lock:
+            stripe.users[path] -= 1
+            if stripe.users[path] > 0:
+                continue
+            del stripe.users[path]
+            due = failed or path in stripe.recheck
+            stripe.recheck.discard(path)
+            if due:
+                _check_quietly(session, sha256, path)
+                checked = True
+    if failed and checked:
+        _end_read(session)
+
+
+def _check_quietly(session: Session, sha256: str, path: Path) -> None:
+    try:
+        _unlink_unreferenced(session, sha256, path)
+    except Exception:  # the database may be what failed: keep the file, the sweep takes it
+        log.warning("could not check photo %s at the end of a transaction", sha256[:12])
+
+
+def _end_read(session: Session) -> None:
+    try:
+        session.rollback()  # no transaction left open by the checks
+    except Exception:
+        log.warning("could not roll back after checking the photos of a failed transaction")
 
 
 def _photo_files(data_dir: Path) -> Iterator[Path]:
@@ -233,10 +347,32 @@ def orphan_files(session: Session, data_dir: Path, min_age_s: float = 3600.0) ->
 
 
 def remove_orphans(session: Session, data_dir: Path, min_age_s: float = 3600.0) -> list[Path]:
-    """Deletes what `orphan_files` finds; returns the paths removed."""
-    orphans = orphan_files(session, data_dir, min_age_s)
-    for path in orphans:
+    """Deletes what `orphan_files` finds, each file checked again under its lock (still old,
+    unused, unreferenced: a transaction may have reused it since the listing); returns the
+    paths removed."""
+    removed = [path for path in orphan_files(session, data_dir, min_age_s)
+               if _remove_orphan(session, path, min_age_s)]
+    if removed:
+        log.info("removed %d orphan photo files", len(removed))
+    return removed
+
+
+def _remove_orphan(session: Session, path: Path, min_age_s: float) -> bool:
+    if path.name.endswith(".tmp"):  # an old write cut off by a crash: nothing will use it
         path.unlink(missing_ok=True)
-    if orphans:
-        log.info("removed %d orphan photo files", len(orphans))
-    return orphans
+        return True
+    key = path.absolute()
+    stripe = FILE_USERS.stripe(key)
+    with stripe.lock:
+        if stripe.users[key] or _too_young_to_sweep(path, min_age_s):
+            return False
+        return _unlink_unreferenced(session, path.stem, path)
+
+
+def _too_young_to_sweep(path: Path, min_age_s: float) -> bool:
+    """True for a file touched within `min_age_s` (a reuse makes it young), and for one
+    already gone."""
+    try:
+        return path.stat().st_mtime > time.time() - min_age_s
+    except FileNotFoundError:
+        return True
