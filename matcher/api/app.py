@@ -45,7 +45,12 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
             app.state.reindex.stop(wait_s=60)  # its vectors so far stay; a new run resumes
             matcher.close()
 
-    app = FastAPI(title="matcher", version="1", lifespan=lifespan,
+    # No /docs or /redoc: their pages load Swagger's and ReDoc's scripts from a CDN, which
+    # would run on the review page's origin (where an investigator's key sits in the tab's
+    # storage) and cannot load offline anyway. /openapi.json describes the API and holds no
+    # data; tools and clients read it there.
+    app = FastAPI(title="matcher", version="1", lifespan=lifespan, docs_url=None,
+                  redoc_url=None,
                   description="Matches sighting photos against missing-person cases.")
     errors.install(app)
     limits.install(app, settings)  # inside the metrics middleware: its 413s are counted too

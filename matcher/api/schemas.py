@@ -4,10 +4,10 @@ reporter contacts have no field here, so they cannot leak."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Self
+from typing import Annotated, Self
 
 from fastapi import UploadFile
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from matcher.store import PUBLIC_CASE_FIELDS, CandidateStatus, CaseStatus, Category, Role, Sex
 
@@ -17,6 +17,22 @@ def _public_fields(names: list[str]) -> list[str]:
     if unknown:
         raise ValueError(f"unknown public fields {unknown}; known: {sorted(PUBLIC_CASE_FIELDS)}")
     return names
+
+
+EARLIEST_DATE = dt.date(1900, 1, 1)
+
+
+def _plausible(value: dt.date) -> dt.date:
+    # Any date from year 1 to 9999 parses, but ages and gaps computed from one far off
+    # overflow (a review queue answered 500 for every page holding such a case).
+    latest = dt.date.today() + dt.timedelta(days=1)  # "today" somewhere east of here
+    if not EARLIEST_DATE <= value <= latest:
+        raise ValueError(f"must be between {EARLIEST_DATE} and today")
+    return value
+
+
+# A date in a person's life: not before 1900, not in the future.
+LifeDate = Annotated[dt.date, AfterValidator(_plausible)]
 
 
 class InputModel(BaseModel):
@@ -93,9 +109,9 @@ class CaseCreate(InputModel):
     category: Category
     name: str = Field(min_length=1, max_length=200)
     sex: Sex = Sex.UNKNOWN
-    date_of_birth: dt.date | None = None
+    date_of_birth: LifeDate | None = None
     age_when_missing: float | None = Field(default=None, ge=0, lt=150)
-    missing_since: dt.date
+    missing_since: LifeDate
     last_seen_place: str | None = Field(default=None, max_length=2000)
     last_seen_lat: float | None = Field(default=None, ge=-90, le=90)
     last_seen_lon: float | None = Field(default=None, ge=-180, le=180)
@@ -117,9 +133,9 @@ class CaseUpdate(InputModel):
     category: Category | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200)
     sex: Sex | None = None
-    date_of_birth: dt.date | None = None
+    date_of_birth: LifeDate | None = None
     age_when_missing: float | None = Field(default=None, ge=0, lt=150)
-    missing_since: dt.date | None = None
+    missing_since: LifeDate | None = None
     last_seen_place: str | None = Field(default=None, max_length=2000)
     last_seen_lat: float | None = Field(default=None, ge=-90, le=90)
     last_seen_lon: float | None = Field(default=None, ge=-180, le=180)
@@ -145,7 +161,7 @@ class CasePhotoForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     photo: UploadFile
-    taken_on: dt.date | None = None
+    taken_on: LifeDate | None = None
     age_at_photo: float | None = Field(default=None, ge=0, lt=150)
 
 

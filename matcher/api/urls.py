@@ -24,5 +24,9 @@ def case_photo_url(case_id: int, photo_id: int) -> str:
     return f"{PREFIX}/cases/{case_id}/photos/{photo_id}/image"
 
 
+def alert_photo_url(case_id: int, photo_id: int) -> str:
+    return f"{PREFIX}/alerts/{case_id}/photos/{photo_id}"
+
+
 def sighting_photo_url(sighting_id: int) -> str:
     return f"{PREFIX}/sightings/{sighting_id}/photo"

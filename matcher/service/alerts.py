@@ -47,7 +47,10 @@ def alert_feed(matcher: Matcher) -> AlertFeed:
             page = list_cases(session, status=CaseStatus.ACTIVE, limit=PAGE, after_id=after)
             if not page:
                 break
-            alerts.extend(_public(case) for case in page)
+            # A case with nothing public is not in the feed at all: its id, its being
+            # active and when it closes are not the public's either.
+            alerts.extend(alert for alert in map(_public, page)
+                          if alert.fields or alert.photo_ids)
             after = page[-1].id
     body = json.dumps([[a.case_id, a.fields, a.photo_ids] for a in alerts], sort_keys=True)
     return AlertFeed(alerts, '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"')

@@ -149,12 +149,15 @@ def age_gap_years(
     that age, or the day the person went missing less the years between the two ages.
     """
     photo_on = taken_on
-    if photo_on is None and age_at_photo is not None:
-        if date_of_birth is not None:
-            photo_on = date_of_birth + dt.timedelta(days=age_at_photo * YEAR_DAYS)
-        elif age_when_missing is not None:
-            photo_on = missing_since - dt.timedelta(
-                days=(age_when_missing - age_at_photo) * YEAR_DAYS)
+    try:
+        if photo_on is None and age_at_photo is not None:
+            if date_of_birth is not None:
+                photo_on = date_of_birth + dt.timedelta(days=age_at_photo * YEAR_DAYS)
+            elif age_when_missing is not None:
+                photo_on = missing_since - dt.timedelta(
+                    days=(age_when_missing - age_at_photo) * YEAR_DAYS)
+    except OverflowError:  # dates stored before the API refused implausible ones
+        return None
     if photo_on is None:
         return None
     return round((seen_on - photo_on).days / YEAR_DAYS, 2)

@@ -34,6 +34,8 @@ from matcher.store.models import (
 )
 from matcher.store.repo import FaceRowBatch, FaceSetSummary, face_row_batches, face_set_summary
 
+MAX_ID = 2**63 - 1  # the largest id the store's 64-bit integer keys hold
+
 EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
 NOTE_MAX = 2000
 OPEN = (CandidateStatus.PENDING, CandidateStatus.NEEDS_INFO)  # still waiting for a verdict
@@ -150,7 +152,12 @@ class Cursor:
                 raise ValueError(kind)
             value: float | dt.datetime = (float(key) if kind == "d"
                                           else dt.datetime.fromisoformat(key))
-            return cls(value, int(candidate_id))
+            candidate = int(candidate_id)
+            # Ids are 64-bit in the store: a larger one overflowed the driver (a 500).
+            if not 0 <= candidate <= MAX_ID or (isinstance(value, float)
+                                                and not math.isfinite(value)):
+                raise ValueError(raw)
+            return cls(value, candidate)
         except (ValueError, UnicodeDecodeError, binascii.Error) as error:
             raise InvalidRecord(f"not a cursor of this listing: {text!r}") from error
 

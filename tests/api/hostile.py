@@ -9,6 +9,7 @@ everything else must get a 4xx with a JSON body saying what was wrong.
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import zipfile
@@ -614,6 +615,41 @@ def id_float(m: Materials) -> Probe:
 @probe
 def id_huge_key_delete(m: Materials) -> Probe:
     return read(f"/v1/keys/{10**30}", 422, "invalid_request", role=Role.ADMIN, method="DELETE")
+
+
+@probe
+def id_huge_case_erase(m: Materials) -> Probe:
+    return read(f"/v1/cases/{2**64}", 422, "invalid_request", role=Role.CASE_MANAGER,
+                method="DELETE")
+
+
+@probe
+def queue_cursor_id_over_int64(m: Materials) -> Probe:
+    cursor = base64.urlsafe_b64encode(f"d|0.5|{2**64}".encode()).decode().rstrip("=")
+    return read(f"/v1/review/queue?cursor={cursor}", 422, "invalid")
+
+
+@probe
+def queue_cursor_distance_not_a_number(m: Materials) -> Probe:
+    cursor = base64.urlsafe_b64encode(b"d|nan|1").decode().rstrip("=")
+    return read(f"/v1/review/queue?cursor={cursor}", 422, "invalid")
+
+
+def new_case(**dates: str) -> Probe:
+    body = {"category": "child", "name": "Ada", "age_when_missing": 8,
+            "missing_since": "2020-05-01", **dates}
+    return Probe("POST", "/v1/cases", 422, "invalid_request", role=Role.CASE_MANAGER,
+                 json=body)
+
+
+@probe
+def case_missing_since_year_1(m: Materials) -> Probe:  # ages and gaps from it overflow
+    return new_case(missing_since="0001-06-01")
+
+
+@probe
+def case_born_in_year_9999(m: Materials) -> Probe:
+    return new_case(date_of_birth="9999-01-01")
 
 
 @probe

@@ -157,6 +157,15 @@ def test_alerts_show_public_fields_and_honour_if_none_match(
     alert = next(a for a in response.json() if a["case_id"] == world["child"])
     assert alert["fields"] == {"name": "Child A", "missing_since": "2020-05-01"}
     assert len(alert["photo_urls"]) == len(CASE_AGES)
+    # Relative, whatever Host the request names (a cache could keep a forged one's answer).
+    forged = client.get("/v1/alerts", headers={**auth(tip), "Host": "attacker.example"})
+    assert all(url.startswith("/v1/alerts/") for a in forged.json() for url in a["photo_urls"])
+    # A case with nothing public is not in the feed at all (not even its id).
+    hidden = client.post("/v1/cases", json=case_body("Hidden", public_fields=[]),
+                         headers=auth(keys[Role.CASE_MANAGER])).json()["id"]
+    assert hidden not in {a["case_id"] for a in client.get(
+        "/v1/alerts", headers=auth(tip)).json()}
+    response = client.get("/v1/alerts", headers=auth(tip))
     photo = client.get(alert["photo_urls"][0], headers=auth(tip))
     assert photo.status_code == 200 and photo.content[:3] == b"\xff\xd8\xff"
     etag = response.headers["ETag"]

@@ -47,6 +47,8 @@ def test_first_start_prints_an_admin_key_that_creates_keys(tmp_path: Path) -> No
                           headers={"Authorization": f"Bearer {admin}"}, timeout=10)
         assert made.status_code == 201 and made.json()["key"].startswith("mk_")
         assert httpx.get(f"{base}/openapi.json", timeout=10).status_code == 200
+        for page in ("docs", "redoc"):  # they load third-party script: off
+            assert httpx.get(f"{base}/{page}", timeout=10).status_code == 404
     finally:
         server.terminate()
         server.wait(timeout=30)

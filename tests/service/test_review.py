@@ -45,6 +45,10 @@ def test_the_age_gap_uses_the_photo_date_else_the_age_on_it() -> None:
     assert age_gap_years(dt.date(2018, 6, 1), dt.date(2020, 6, 1), None, None, 9.0,
                          missing) == -2.0
     assert age_gap_years(SEEN, None, None, dt.date(2010, 6, 1), 9.0, missing) is None
+    # Dates out of any life (stored before the API refused them) give no gap, not an error
+    # that fails every page of the queue holding the candidate.
+    assert age_gap_years(SEEN, None, 5.0, dt.date(9999, 1, 1), None, missing) is None
+    assert age_gap_years(SEEN, None, 0.0, None, 9.0, dt.date(1, 6, 1)) is None
 
 
 def test_retro_matching_skips_closed_cases_and_an_empty_sighting_index(

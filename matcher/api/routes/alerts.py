@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Response
 
 from matcher.api.deps import MatcherDep, TipApp, WorkerDep
 from matcher.api.params import Id
 from matcher.api.schemas import AlertPublic
+from matcher.api.urls import alert_photo_url
 from matcher.service import alert_feed, public_photo
 
 router = APIRouter(tags=["alerts"])
@@ -16,19 +17,18 @@ router = APIRouter(tags=["alerts"])
 
 @router.get("/alerts", response_model=list[AlertPublic])
 async def get_alerts(
-    request: Request, response: Response, _: TipApp, matcher: MatcherDep, worker: WorkerDep,
+    response: Response, _: TipApp, matcher: MatcherDep, worker: WorkerDep,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> list[AlertPublic] | Response:
     feed = await worker(alert_feed, matcher)
     if if_none_match is not None and feed.etag in {t.strip() for t in if_none_match.split(",")}:
         return Response(status_code=304, headers={"ETag": feed.etag})
     response.headers["ETag"] = feed.etag
-    return [
-        AlertPublic(case_id=a.case_id, fields=a.fields, photo_urls=[
-            str(request.url_for("get_alert_photo", case_id=a.case_id, photo_id=p))
-            for p in a.photo_ids])
-        for a in feed.alerts
-    ]
+    # Relative, like every URL the API hands out: one built from the request's Host header
+    # would send a tip app's key wherever a forged Host (kept by a cache) pointed it.
+    return [AlertPublic(case_id=a.case_id, fields=a.fields,
+                        photo_urls=[alert_photo_url(a.case_id, p) for p in a.photo_ids])
+            for a in feed.alerts]
 
 
 @router.get("/alerts/{case_id}/photos/{photo_id}", name="get_alert_photo",

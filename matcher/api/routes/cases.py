@@ -103,7 +103,7 @@ async def post_case_photo(
 
 @router.delete("/cases/{case_id}", status_code=204, response_class=Response)
 async def delete_case(
-    case_id: int, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
+    case_id: Id, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep
 ) -> Response:
     """Erases the case on request: out of matching at once; its rows, photos, vectors,
     candidates and decisions are deleted, so no later reindex can bring it back."""
