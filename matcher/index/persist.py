@@ -9,7 +9,9 @@ Layout of a collection's folder:
 A save writes a new data file under a fresh name (temp file, fsync, os.replace), then the
 manifest the same way. A crash before the manifest's replace leaves the old manifest pointing
 at the old data file, which is still there; files no manifest names are removed by the next
-save. No pickle: numpy arrays only, loaded with allow_pickle=False.
+save. `discard` deletes a saved index (manifest first: from then on there is nothing to load),
+for a copy that must not be loaded twice. No pickle: numpy arrays only, loaded with
+allow_pickle=False.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import secrets
 import zipfile
 from datetime import UTC, datetime
@@ -120,6 +123,32 @@ def load(
     index.swap_state(state)
     log.info("loaded %s index of %d faces from %s", state.kind, len(state.owners), directory)
     return index
+
+
+def discard(directory: Path) -> bool:
+    """Deletes the index saved in `directory`, if any: the manifest first (the folder fsynced,
+    so no crash brings it back), then every data and temp file. Returns whether one was there.
+    """
+    manifest = directory / MANIFEST
+    if not directory.is_dir():
+        return False
+    found = manifest.is_file()
+    manifest.unlink(missing_ok=True)
+    _fsync_folder(directory)
+    for path in [*directory.glob("faces-*.npz"), *directory.glob(".*.tmp")]:
+        path.unlink(missing_ok=True)
+    _fsync_folder(directory)
+    if found:
+        log.info("discarded the index saved in %s", directory)
+    return found
+
+
+def _fsync_folder(directory: Path) -> None:
+    folder = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _arrays(state: State) -> dict[str, np.ndarray]:

@@ -51,6 +51,12 @@ MODEL_ID_LENGTH = 128
 # 64-bit ids on PostgreSQL; SQLite only auto-increments a column declared INTEGER (also 64-bit).
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
+# Table option of every table whose rows have their own id and can be deleted: SQLite then never
+# hands out an id again (without it, the next row takes the largest id + 1, the id of the newest
+# row deleted), as PostgreSQL's sequences never do. Ids outlive their rows: in index files and
+# tombstones, in the audit trail, in clients. Revision 0007.
+NO_ID_REUSE = {"sqlite_autoincrement": True}
+
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
     """Timezone-aware UTC datetimes in and out (SQLite would hand back naive ones)."""
@@ -183,6 +189,7 @@ class Case(Base):
         ),
         *_lat_lon("last_seen_"),
         Index("ix_cases_status_category", "status", "category"),
+        NO_ID_REUSE,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -213,6 +220,7 @@ class CasePhoto(Base):
         UniqueConstraint("case_id", "sha256", name="uq_case_photos_case_id_sha256"),
         CheckConstraint("age_at_photo IS NULL OR age_at_photo >= 0", name="age_at_photo"),
         Index("ix_case_photos_sha256", "sha256"),
+        NO_ID_REUSE,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -238,6 +246,7 @@ class Sighting(Base):
         *_lat_lon(),
         Index("ix_sightings_uploaded_at", "uploaded_at"),
         Index("ix_sightings_sha256", "sha256"),
+        NO_ID_REUSE,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -275,6 +284,7 @@ class Face(Base):
         CheckConstraint(
             "(case_photo_id IS NULL) <> (sighting_id IS NULL)", name="one_owner"
         ),
+        NO_ID_REUSE,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -353,6 +363,7 @@ class Candidate(Base):
         # case: a case's matches, the cascade when a case is deleted. Revision 0005.
         Index("ix_candidates_status_distance_id", "status", "distance", "id"),
         Index("ix_candidates_case_id_status_distance_id", "case_id", "status", "distance", "id"),
+        NO_ID_REUSE,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -392,6 +403,7 @@ class Decision(Base):
     __table_args__ = (
         _one_of("verdict", Verdict),
         Index("ix_decisions_sighting_face_id_case_id", "sighting_face_id", "case_id"),
+        NO_ID_REUSE,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -417,6 +429,7 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_at", "at"),
         Index("ix_audit_events_object_type_object_id", "object_type", "object_id"),
+        NO_ID_REUSE,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -435,7 +448,7 @@ class ApiKey(Base):
     """An API key: only its SHA-256 is stored, with a short non-secret prefix to look it up."""
 
     __tablename__ = "api_keys"
-    __table_args__ = (_one_of("role", Role),)
+    __table_args__ = (_one_of("role", Role), NO_ID_REUSE)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     prefix: Mapped[str] = mapped_column(String(16), unique=True)

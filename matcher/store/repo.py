@@ -7,9 +7,11 @@ They add and flush but never commit: the caller owns the transaction (`session_s
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -463,26 +465,60 @@ def face_row_batches(
         after = int(ids[-1])
 
 
+# Pairs hashed per round trip: keeps memory flat (1 MiB of pairs) whatever the collection's size.
+DIGEST_BATCH = 65_536
+
+
 @dataclass(frozen=True)
 class FaceSetSummary:
-    """Cheap fingerprint of the faces an index should hold (a model's active case faces, or its
-    fit sighting faces): an index built from a different set is stale. Any added, deleted or
-    (by case status) hidden face changes count or id sum."""
+    """Fingerprint of the faces an index should hold (a model's active case faces, or its fit
+    sighting faces): how many, and the SHA-256 of every (face id, owner id) pair in face id
+    order. An index built from any other set is stale, whatever ids were reused or summed."""
 
     count: int
-    id_sum: int
-    max_id: int
+    digest: str  # hex
 
 
-def active_case_face_summary(session: Session, model_id: str) -> FaceSetSummary:
-    return face_set_summary(session, _active_case_faces(model_id))
+class FaceSetDigest:
+    """Builds a `FaceSetSummary` from (face ids, owner ids) batches given in ascending face id
+    order, as little-endian int64 pairs: the store's rows and an index's arrays hash alike,
+    however they are split into batches."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._count = 0
+
+    def update(self, ids: ArrayLike, owners: ArrayLike) -> None:
+        pairs = np.column_stack((np.asarray(ids, dtype="<i8"), np.asarray(owners, dtype="<i8")))
+        self._hash.update(np.ascontiguousarray(pairs, dtype="<i8").tobytes())
+        self._count += len(pairs)
+
+    def summary(self) -> FaceSetSummary:
+        return FaceSetSummary(self._count, self._hash.hexdigest())
 
 
-def face_set_summary(session: Session, query: Any) -> FaceSetSummary:
-    """The fingerprint of the faces a query for `face_row_batches` selects."""
-    faces = query.subquery()
-    count, id_sum, max_id = session.execute(
-        select(func.count(), func.coalesce(func.sum(faces.c.id), 0),
-               func.coalesce(func.max(faces.c.id), 0))
-    ).one()
-    return FaceSetSummary(int(count), int(id_sum), int(max_id))
+def active_case_face_summary(session: Session, model_id: str,
+                             batch_size: int = DIGEST_BATCH) -> FaceSetSummary:
+    """The fingerprint of what `active_case_face_rows` reads: is a saved index current?"""
+    return face_set_summary(session, _active_case_faces(model_id), batch_size)
+
+
+def face_set_summary(session: Session, query: Any,
+                     batch_size: int = DIGEST_BATCH) -> FaceSetSummary:
+    """The fingerprint of the faces a query for `face_row_batches` selects: its (id, owner)
+    pairs streamed in one query (a server-side cursor on PostgreSQL) and hashed in batches.
+    Ordered by the vector's face id, which the join makes the face's: SQLite then reads them in
+    the order of the face_vectors index instead of sorting them (2x faster)."""
+    columns = query.selected_columns
+    pairs = query.with_only_columns(columns.id, columns.owner).order_by(FaceVector.face_id)
+    digest = FaceSetDigest()
+    connection = session.connection()  # Core rows: half the ORM execute's cost per row
+    if connection.dialect.name == "postgresql":
+        # PostgreSQL plans a cursor for its first 10% of rows (nested loops over every face);
+        # this one reads them all (1M faces: 5.3 s instead of 7.3 before ANALYZE).
+        connection.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
+    result = connection.execute(pairs, execution_options={"yield_per": batch_size})
+    for rows in result.partitions():
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=2 * len(rows))
+        digest.update(flat[0::2], flat[1::2])
+    return digest.summary()

@@ -23,6 +23,7 @@ from matcher.index import (
     read_manifest,
     save,
 )
+from matcher.index.persist import discard
 from matcher.index.synthetic import Collection, FaceModel, planted
 from tests.index.conftest import DIM, MODEL_ID, make_index, params
 
@@ -144,3 +145,20 @@ def test_killed_mid_save_leaves_a_loadable_index(faces: Collection, tmp_path: Pa
         loaded = load(tmp_path, MODEL_ID, DIM)  # the old index or a complete new one
         assert len(loaded) in (len(base), 200_000)
     assert interrupted, "no kill landed inside a save; the test proved nothing"
+
+
+def test_a_discarded_index_is_gone_whole_and_cannot_be_loaded(
+    faces: Collection, tmp_path: Path
+) -> None:
+    """What a start does with the copy it read: nothing is left to load after a crash, and no
+    vector of it stays on disk."""
+    index = make_index(faces, "hnsw")
+    index.remove_owner(int(faces.owners[0]))  # its vectors stay in the file as tombstones
+    save(index, tmp_path)
+    (tmp_path / ".faces-20990101T000000-dead.npz.beef.tmp").write_bytes(b"half a file")
+    assert len(load(tmp_path, MODEL_ID, DIM, params("hnsw"))) == len(index)
+    assert discard(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(IndexNotFound):
+        load(tmp_path, MODEL_ID, DIM)
+    assert not discard(tmp_path) and not discard(tmp_path / "never saved")

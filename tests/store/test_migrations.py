@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,15 @@ from matcher.store import current_revision, database_url, make_engine, migrate
 from matcher.store.db import alembic_config
 from matcher.store.models import Base
 
+# Tables whose rows have their own id and can be deleted: SQLite must never reuse their ids.
+ID_TABLES = ("cases", "case_photos", "sightings", "faces", "candidates", "decisions",
+             "audit_events", "api_keys")
+
 TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors",
 }
-HEAD = "0006"
+HEAD = "0007"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -181,3 +186,88 @@ def test_0006_widens_model_ids_and_keeps_the_stored_vectors(empty_engine: Engine
         assert [(r[0], r[1], bytes(r[2])) for r in rows] == [(7, "m1", descriptor)]
     command.downgrade(alembic_config(empty_engine), "0005")
     assert _model_id_widths(empty_engine) == [64, 64]
+
+
+_SERIAL = itertools.count()
+# One more row of each id table, its id left to the database; :n keeps unique columns unique.
+_AT = "'2026-01-01 00:00:00+00:00'"
+NEW_ROW = {
+    "cases": "INSERT INTO cases (category, name, sex, age_when_missing, missing_since, "
+             "description, status, public_fields, created_at, updated_at) VALUES ('child', "
+             f"'A', 'unknown', 8, '2020-01-01', '', 'active', '[]', {_AT}, {_AT})",
+    "case_photos": "INSERT INTO case_photos (case_id, sha256, path, width, height, created_at) "
+                   f"VALUES ((SELECT min(id) FROM cases), :n, 'p', 10, 10, {_AT})",
+    "sightings": "INSERT INTO sightings (uploaded_at, app, sha256, path, width, height) "
+                 f"VALUES ({_AT}, 'tips', 'ab', 'p', 10, 10)",
+    "faces": "INSERT INTO faces (sighting_id, box, landmarks, score, size_px, sharpness, "
+             "unfit_reasons, fit) VALUES ((SELECT min(id) FROM sightings), '[0,0,1,1]', '[]', "
+             "0.9, 50, 20, '[]', :fit)",
+    "candidates": "INSERT INTO candidates (sighting_face_id, case_id, case_face_id, distance, "
+                  "rank, model_id, threshold, status, created_at) VALUES ((SELECT min(id) FROM "
+                  "faces), (SELECT min(id) FROM cases), (SELECT min(id) FROM faces), 0.4, 1, "
+                  f":n, 0.6, 'pending', {_AT})",
+    "decisions": "INSERT INTO decisions (sighting_face_id, case_id, verdict, note, reviewer, "
+                 "created_at) VALUES ((SELECT min(id) FROM faces), (SELECT min(id) FROM cases), "
+                 f"'not_match', '', 'inv', {_AT})",
+    "audit_events": "INSERT INTO audit_events (at, actor, role, action, object_type, "
+                    f"object_id, detail) VALUES ({_AT}, 'a', 'admin', 'read', 'case', '1', '{{}}')",
+    "api_keys": "INSERT INTO api_keys (prefix, key_hash, role, name, created_at) VALUES "
+                f"(:n, 'h', 'admin', 'k', {_AT})",
+}
+
+
+def _add_row(connection: Connection, table: str) -> int:
+    """Adds a row to `table` and returns its id (the largest, as ids only grow)."""
+    connection.execute(text(NEW_ROW[table]), {"n": f"n{next(_SERIAL)}", "fit": True})
+    return int(connection.execute(text(f"SELECT max(id) FROM {table}")).scalar_one())
+
+
+def _autoincrement_tables(engine: Engine) -> set[str]:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+        return {name for name, sql in rows if "AUTOINCREMENT" in sql.upper()}
+
+
+def test_0007_ids_are_never_reused_after_the_upgrade_and_back(empty_engine: Engine) -> None:
+    sqlite = empty_engine.dialect.name == "sqlite"
+    migrate(empty_engine, "0006")
+    with empty_engine.begin() as connection:
+        # Two rows in each table; the newest of each deleted, so the largest id left is 1.
+        before = {table: [_add_row(connection, table) for _ in range(2)] for table in ID_TABLES}
+        for table in reversed(ID_TABLES):  # children first
+            connection.execute(text(f"DELETE FROM {table} WHERE id = :id"),
+                               {"id": before[table][1]})
+        if sqlite:  # what 0007 fixes: SQLite gives the deleted newest id out again
+            assert _add_row(connection, "cases") == before["cases"][1]
+            connection.execute(text("DELETE FROM cases WHERE id = :id"),
+                               {"id": before["cases"][1]})
+    migrate(empty_engine, "0007")
+    if sqlite:
+        assert _autoincrement_tables(empty_engine) >= set(ID_TABLES)
+    with empty_engine.begin() as connection:
+        kept = connection.execute(text(
+            "SELECT c.id, f.id FROM candidates c JOIN faces f ON f.id = c.sighting_face_id "
+            "JOIN cases k ON k.id = c.case_id")).one()
+        assert tuple(kept) == (before["candidates"][0], before["faces"][0])
+        for table in ID_TABLES:
+            old_max = before[table][0]
+            first = _add_row(connection, table)
+            assert first > old_max, table  # continues above the rows copied over
+            connection.execute(text(f"DELETE FROM {table} WHERE id = :id"), {"id": first})
+            assert _add_row(connection, table) > first, table  # the newest deleted: not reused
+    command.downgrade(alembic_config(empty_engine), "0006")
+    if sqlite:
+        assert not _autoincrement_tables(empty_engine) & set(ID_TABLES)
+    with empty_engine.connect() as connection:
+        counts = {table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+                  for table in ID_TABLES}
+    assert counts == dict.fromkeys(ID_TABLES, 2)
+    migrate(empty_engine)
+    assert current_revision(empty_engine) == HEAD
+
+
+def test_the_models_ask_sqlite_for_the_ids_0007_gives() -> None:
+    """Tables created from the models (not the migrations) would reuse ids otherwise."""
+    declared = {table.name for table in Base.metadata.sorted_tables
+                if table.dialect_options["sqlite"]["autoincrement"]}
+    assert declared == set(ID_TABLES)
