@@ -262,21 +262,24 @@ def calibrate(
     distractors: Annotated[Path, typer.Option(help="Manifest of distractor people (LFW).")],
     category: Annotated[str, typer.Option(help="child, elderly or any: who it is for.")] = "child",
     out: Annotated[Path | None, typer.Option(
-        help="Where to write it; default <data dir>/calibration/<category>.json, which the "
-             "service loads at start.")] = None,
+        help="Where to write it; default <data dir>/calibration/<category>.<model id>.json, "
+             "which the service loads at start.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data dir (weight cache, output).")] = None,
 ) -> None:
     """Measure false matches per distance on people known to be different (the cross-age
-    protocol's gallery against its sightings and non-mated probes) and write a calibration."""
-    from matcher.calibration import CalibrationError, calibration_path
+    protocol's gallery against its sightings and non-mated probes) and write a calibration
+    for the model the data dir serves (its serving.json after a reindex, as `matcher serve`
+    starts it; else the environment's)."""
+    from matcher.calibration import CalibrationError, calibration_path, stated_model
     from matcher.eval.calibrate import protocol_calibration
     from matcher.eval.manifest import ManifestError, read_manifest
     from matcher.eval.protocol import build_protocol
+    from matcher.service.serving import serving_settings
 
     if category not in ("child", "elderly", "any"):
         typer.echo("error: --category must be child, elderly or any", err=True)
         raise typer.Exit(code=2)
-    settings = _settings(data_dir)
+    settings = serving_settings(_settings(data_dir))
     try:
         protocol = build_protocol(
             read_manifest(cross_age, require_age=True), read_manifest(distractors))
@@ -285,18 +288,27 @@ def calibrate(
         raise typer.Exit(code=2) from exc
     source: dict[str, object] = {"cross_age": str(cross_age), "distractors": str(distractors)}
     pipeline = _load_pipeline(settings, protocol)
+    target = out or calibration_path(settings.calibration_dir, category, pipeline.model_id)
+    held = stated_model(target)
+    if held is not None and held != pipeline.model_id:  # checked before the long measurement
+        typer.echo(f"error: {target} holds the calibration of {held}, not of the served model "
+                   f"{pipeline.model_id}: choose another --out", err=True)
+        raise typer.Exit(code=2)
     try:
         result = protocol_calibration(pipeline, protocol, category, source)
     except CalibrationError as exc:  # too few pairs to say anything
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
-    target = out or calibration_path(settings.calibration_dir, category)
     result.save(target)
     typer.echo(f"{result.pairs} non-mated pairs ({result.searches} searches x "
                f"{result.gallery_faces} gallery faces) for {result.model_id}, {category}")
     # Each model has its own distance scale: report the distances where the false match rate
     # (FMR) reaches fixed levels, and the FMR at the model's own same-person distance.
     for level in (1e-4, 1e-3, 1e-2):
+        if level < result.resolution:  # threshold_for would answer for one pair's worth
+            typer.echo(f"  FMR <= {level:.0e}: beyond what {result.pairs} pairs measure (one "
+                       f"pair is {result.resolution:.1e})")
+            continue
         distance = result.threshold_for(level, 1)
         typer.echo(f"  FMR <= {level:.0e} up to distance {distance:.3f}: expected false "
                    f"candidates per search {level * 1_000:g} with 1k case faces, "
@@ -376,8 +388,10 @@ def purge(
     data_dir: Annotated[Path | None, typer.Option(help="Store, photos, indexes.")] = None,
 ) -> None:
     """Delete sightings older than the retention period that matched nobody (no candidate
-    pending, asked about or confirmed), with their photos, faces and vectors."""
+    pending, asked about or confirmed), with their photos, faces and vectors; then the photo
+    files no row references (older than an hour)."""
     from matcher.service import open_matcher, purge_sightings
+    from matcher.service.retention import sweep_orphans
 
     settings = _settings(data_dir)
     days = older_than_days if older_than_days is not None else settings.sighting_retention_days
@@ -388,11 +402,13 @@ def purge(
     matcher = open_matcher(settings)
     try:
         report = purge_sightings(matcher, days, dry_run=dry_run)
+        orphans = sweep_orphans(matcher, dry_run=dry_run)
     finally:
         matcher.close()
     verb = "would purge" if dry_run else "purged"
     typer.echo(f"{verb} {report.sightings} sightings uploaded before "
                f"{report.uploaded_before:%Y-%m-%d} ({report.faces} faces, {report.files} files)")
+    typer.echo(f"{'would remove' if dry_run else 'removed'} {orphans} orphan photo files")
 
 
 class LogFormat(StrEnum):

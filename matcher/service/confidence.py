@@ -1,5 +1,9 @@
 """What a candidate's distance means here and now, from the running model's calibrations
-(matcher/calibration.py): the threshold in force and the expected false candidates."""
+(matcher/calibration.py): the threshold in force and the expected false candidates.
+
+The calibrations travel with the serving model (`Serving.calibrations`): a reindex swaps them
+in the same step as the pipeline and indexes, so a distance is never read on another model's
+scale."""
 
 from __future__ import annotations
 
@@ -67,11 +71,16 @@ def case_thresholds(matcher: Matcher, session: Session, case_ids: Iterable[int]
     return out
 
 
-def expected_false(matcher: Matcher, category: str, distance: float, faces: dict[str, int]
-                   ) -> float | None:
+def expected_false(matcher: Matcher, category: str, distance: float, faces: dict[str, int],
+                   model_id: str | None = None) -> float | None:
     """Expected false candidates per search at least this close, among today's active case
-    faces of the calibration's category (None without a calibration for the running model)."""
+    faces of the calibration's category.
+
+    `model_id` is the model that measured `distance` (a stored candidate's; default the
+    serving model). None without a calibration for the running model, and None for a distance
+    of another model (a candidate found before a reindex): its distances are on another scale,
+    and the faces counted are the running model's."""
     calibration = calibration_of(matcher, category)
-    if calibration is None:
+    if calibration is None or calibration.model_id != (model_id or matcher.model_id):
         return None
     return float(calibration.expected_false(distance, faces.get(calibration.category, 0)))

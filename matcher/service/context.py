@@ -1,10 +1,11 @@
 """The service's long-lived parts: store, face pipeline and active case index, built once.
 
 `open_matcher(settings)` migrates the store, loads the pipeline and opens the active case
-index: the copy saved at the last clean shutdown when it holds exactly the store's active case
-faces, else a rebuild from the store (the store is the truth: the index is never trusted over
-it), then rebuilds the sighting index (fit faces of stored sightings) from the store. The API's
-lifespan calls it once; the CLI and tests call it directly.
+index and the sighting index (fit faces of stored sightings): each the copy saved at the last
+clean shutdown when it holds exactly the faces the store has for it, else a rebuild from the
+store (the store is the truth: the index is never trusted over it). A saved copy is deleted as
+soon as it has been read, so after a crash there is none to trust. The API's lifespan calls it
+once; the CLI and tests call it directly.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Concatenate, ParamSpec, TypeVar
 
-import numpy as np
-from numpy.typing import NDArray
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +24,7 @@ from matcher.calibration import Calibration, load_for_model
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.index import FaceIndex, IndexFileError, IndexParams, persist
+from matcher.index.owners import OwnerMap
 from matcher.index.rwlock import ReadWriteLock
 from matcher.service.errors import ModelNotEmbedded
 from matcher.service.serving import model_settings, serving_settings
@@ -32,10 +32,12 @@ from matcher.store import (
     FaceSetSummary,
     active_case_face_rows,
     active_case_face_summary,
+    current_revision,
     make_engine,
     migrate,
     session_factory,
 )
+from matcher.store.repo import FaceSetDigest
 from matcher.store.review import sighting_face_rows, sighting_face_summary
 from matcher.store.vectors import Coverage, count_vectors, coverage, vector_models
 
@@ -43,12 +45,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Serving:
-    """The model in service: its pipeline and the two indexes of its vectors. Replaced whole
-    by a reindex, so a use case that took one never mixes two models."""
+    """The model in service: its pipeline, the two indexes of its vectors and its calibrations.
+    Replaced whole by a reindex, so a use case that took one never mixes two models."""
 
     pipeline: FacePipeline
     index: FaceIndex  # active case faces, owner: case id
     sighting_index: FaceIndex  # fit faces of stored sightings, owner: sighting id
+    # By category ("child", "elderly", "any"): what this model's distances mean.
+    calibrations: Mapping[str, Calibration] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:
@@ -80,8 +84,6 @@ class Matcher:
     # Counts changes to the case index (faces added or removed, a case back in matching; under
     # case_lock): a sighting searched before a change searches again before it commits.
     case_index_changes: int = 0
-    # By category ("child", "elderly", "any"): what distances mean for the running model.
-    calibrations: dict[str, Calibration] = field(default_factory=dict)
 
     @property
     def pipeline(self) -> FacePipeline:
@@ -98,6 +100,11 @@ class Matcher:
     @property
     def model_id(self) -> str:
         return self.serving.model_id
+
+    @property
+    def calibrations(self) -> Mapping[str, Calibration]:
+        """The serving model's calibrations (swapped with it by a reindex)."""
+        return self.serving.calibrations
 
     @property
     def match_threshold(self) -> float:
@@ -122,20 +129,27 @@ class Matcher:
                  self.sighting_index.owner_count)
 
     def save_index(self) -> None:
-        """Saves both indexes, each with a fingerprint of the faces it holds, for the next
-        start; one that cannot be saved is rebuilt then (never fatal)."""
+        """Saves both indexes at a clean stop, each with a fingerprint of the faces it holds;
+        one that cannot be saved is rebuilt at the next start (never fatal). The next start
+        loads only such a copy: one saved while serving went on would be stale after a crash.
+        """
         for saved in SAVED_INDEXES:
             index = getattr(self, saved.attribute)
+            if index.tombstone_count:
+                # A removal from an HNSW index only marks the vector: saved as it is, an
+                # erased case's or a purged sighting's descriptor would be on disk again.
+                index.compact()
             try:
                 with index.read_state() as state:
-                    held = fingerprint(state.owners.ids)
+                    held = fingerprint(state.owners)
                 persist.save(index, self.settings.index_dir / saved.folder,
-                             source={saved.source_key: asdict(held)})
+                             source={saved.source_key: asdict(held), CLEAN_STOP: True})
             except (OSError, IndexFileError) as error:
                 log.warning("could not save the %s: %s", saved.name, error)
 
     def close(self) -> None:
-        """Saves the indexes (requests must have stopped) and releases the store."""
+        """Saves the indexes for the next start (requests must have stopped) and releases the
+        store."""
         self.save_index()
         self.engine.dispose()
 
@@ -157,6 +171,8 @@ SAVED_INDEXES = (
     SavedIndex("sighting index", "sighting_index", "sightings", "sighting_faces",
                sighting_face_summary),
 )
+# In a saved manifest's source: written by `close`, the only kind of copy a start loads.
+CLEAN_STOP = "clean_stop"
 
 
 P = ParamSpec("P")
@@ -178,27 +194,58 @@ def holds_model(use_case: UseCase[P, R]) -> UseCase[P, R]:
     return run
 
 
-def fingerprint(ids: NDArray[np.int64]) -> FaceSetSummary:
-    return FaceSetSummary(int(ids.size), int(ids.sum()), int(ids.max()) if ids.size else 0)
+def fingerprint(owners: OwnerMap) -> FaceSetSummary:
+    """What an index holds, in the terms of the store's `face_set_summary`: the count and the
+    digest of its (face id, owner id) pairs, in face id order (the map keeps ids sorted)."""
+    digest = FaceSetDigest()
+    digest.update(owners.ids, owners.owner_of)
+    return digest.summary()
 
 
-def _load_saved(settings: Settings, saved: SavedIndex, model_id: str, wanted: FaceSetSummary,
-                dim: int) -> FaceIndex | None:
-    """The saved index if it holds exactly `wanted`, else None (and why, in the log)."""
+def _load_saved(settings: Settings, saved: SavedIndex, sessions: sessionmaker[Session],
+                model_id: str, dim: int, trusted: bool) -> FaceIndex | None:
+    """The copy saved at the last clean stop if it holds exactly the faces the store has for
+    the index, else None (and why, in the log). Whatever it held, the copy is deleted once read:
+    a crash before the next clean stop leaves nothing stale to load (nor an erased case's
+    vectors on disk). `trusted` False (the store's schema just changed) discards it unread."""
+    directory = settings.index_dir / saved.folder
+    try:
+        if not trusted:
+            log.info("the store was migrated: the saved %s is not used", saved.name)
+            return None
+        return _read_saved(settings, saved, sessions, model_id, dim)
+    finally:
+        try:
+            persist.discard(directory)
+        except OSError as error:  # the digest still guards the next start against it
+            log.warning("could not delete the saved %s: %s", saved.name, error)
+
+
+def _read_saved(settings: Settings, saved: SavedIndex, sessions: sessionmaker[Session],
+                model_id: str, dim: int) -> FaceIndex | None:
     directory = settings.index_dir / saved.folder
     try:
         manifest = persist.read_manifest(directory)
-        held = manifest.get("source", {}).get(saved.source_key)
-        if held != asdict(wanted):
+        source = manifest.get("source", {})
+        if source.get(CLEAN_STOP) is not True:
+            log.info("the saved %s was not saved at a clean stop: rebuilding", saved.name)
+            return None
+        if manifest["model_id"] != model_id:  # load() says so too, but only after the digest
+            log.info("the saved %s is of model %s: rebuilding", saved.name, manifest["model_id"])
+            return None
+        with sessions() as session:
+            wanted = asdict(saved.summary(session, model_id))
+        if source.get(saved.source_key) != wanted:
             log.info("saved %s is stale (holds %s, the store has %s): rebuilding", saved.name,
-                     held, asdict(wanted))
+                     source.get(saved.source_key), wanted)
             return None
         index = persist.load(directory, model_id, dim, IndexParams.from_settings(settings))
     except IndexFileError as error:
         log.info("no usable saved %s (%s): rebuilding from the store", saved.name, error)
         return None
     with index.read_state() as state:
-        if fingerprint(state.owners.ids) != wanted:  # the manifest lied: trust the data
+        if asdict(fingerprint(state.owners)) != wanted:  # the manifest lied: trust the data
+            log.warning("saved %s does not hold what its manifest says: rebuilding", saved.name)
             return None
     log.info("loaded the saved %s: %d faces", saved.name, len(index))
     return index
@@ -218,12 +265,15 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
     face while other models have (ModelNotEmbedded): it would serve an empty index."""
     settings = serving_settings(settings)
     engine = make_engine(settings)
+    revision = current_revision(engine)
     migrate(engine)
+    # A migration may copy tables and renumber what comes next (0007): indexes saved before it
+    # are not trusted.
+    migrated = current_revision(engine) != revision
     if pipeline is None or model_settings(pipeline.settings) != model_settings(settings):
         pipeline = load_pipeline(settings)
     sessions = session_factory(engine)
     with sessions() as session:
-        wanted = [saved.summary(session, pipeline.model_id) for saved in SAVED_INDEXES]
         missing = coverage(session, pipeline.model_id)
         unembedded, unmatchable = missing.faces_without_vectors, missing.unmatchable_cases
         # Which models hold the vectors, asked only when the configured one has none at all.
@@ -243,9 +293,9 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
     if unmatchable:
         log.warning("%d active cases have no face %s can match: %s", len(unmatchable),
                     pipeline.model_id, unmatchable)
-    loaded = {saved.attribute: _load_saved(settings, saved, pipeline.model_id, summary,
-                                           pipeline.embedder.dim)
-              for saved, summary in zip(SAVED_INDEXES, wanted, strict=True)}
+    loaded = {saved.attribute: _load_saved(settings, saved, sessions, pipeline.model_id,
+                                           pipeline.embedder.dim, trusted=not migrated)
+              for saved in SAVED_INDEXES}
     empty = empty_serving(settings, pipeline)
     serving = Serving(pipeline, loaded["index"] or empty.index,
                       loaded["sighting_index"] or empty.sighting_index)
@@ -254,7 +304,8 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
         matcher.rebuild_index()
     if loaded["sighting_index"] is None:
         matcher.rebuild_sighting_index()
-    matcher.calibrations = load_for_model(settings.calibration_dir, pipeline.model_id)
+    matcher.serving = replace(matcher.serving, calibrations=load_for_model(
+        settings.calibration_dir, pipeline.model_id))
     if matcher.calibrations:
         log.info("calibrated categories: %s", sorted(matcher.calibrations))
     if "child" not in matcher.calibrations:

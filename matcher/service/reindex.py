@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import func, select
 
+from matcher.calibration import load_for_model
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.embed.image import load_image
@@ -230,8 +231,10 @@ def project_stored(sessions: Any, projection: Projection, progress: ProgressFn |
 
 
 def build_serving(settings: Settings, sessions: Any, pipeline: FacePipeline) -> Serving:
-    """Both indexes of the target model, from the store (beside the live ones)."""
-    serving = empty_serving(settings, pipeline)
+    """Both indexes of the target model, from the store (beside the live ones), with the
+    target model's own calibrations: the live ones measure another model's distances."""
+    serving = replace(empty_serving(settings, pipeline), calibrations=load_for_model(
+        settings.calibration_dir, pipeline.model_id))
     with sessions() as session:
         serving.index.rebuild(active_case_face_rows(session, pipeline.model_id))
         serving.sighting_index.rebuild(sighting_face_rows(session, pipeline.model_id))
@@ -284,7 +287,7 @@ def _catch_up(matcher: Matcher, new: Serving, embedding: Embedding) -> int:
     with matcher.sessions() as session:
         wanted = active_case_face_summary(session, new.model_id)
     with new.index.read_state() as state:
-        current = fingerprint(state.owners.ids) == wanted
+        current = fingerprint(state.owners) == wanted
     if not current:
         with matcher.sessions() as session:
             new.index.rebuild(active_case_face_rows(session, new.model_id))
@@ -371,10 +374,17 @@ class ReindexJob:
                  shadow.rank1_changed, shadow.sampled)
         with matcher.model_lock.write(), matcher.case_lock:
             caught_up = _catch_up(matcher, new, embedding)
+            # Pipeline, indexes and calibrations in one step: a threshold or an expected
+            # false count is never read on the old model's distance scale.
             matcher.serving, matcher.settings = new, self.target
         record_serving(self.target)
-        matcher.save_index()
-        log.info("now serving %s (%d case faces)", new.model_id, len(new.index))
+        log.info("now serving %s (%d case faces), calibrated categories: %s", new.model_id,
+                 len(new.index), sorted(new.calibrations) or "none")
+        if "child" not in new.calibrations:
+            log.warning("no child calibration for %s: children's cases use %s; run `matcher "
+                        "calibrate --category child`", new.model_id,
+                        "the `any` calibration" if "any" in new.calibrations
+                        else f"the raw threshold {matcher.match_threshold:.3f}")
         return _done(report, counts, started, shadow=shadow, swapped=True, caught_up=caught_up,
                      index_faces=len(new.index))
 

@@ -3,7 +3,8 @@
 Every fit face of a stored sighting is in `matcher.sighting_index` (owner: the sighting id).
 - `index_sighting` adds a new sighting's fit faces once its row is committed (ingest).
 - `retro_match` searches a new case photo's faces against it: a child sighted before the case
-  was registered (or before this photo was added) gets a candidate like any new sighting would.
+  was registered (or before this photo was added, or while the case was closed) gets a
+  candidate like any new sighting would.
 - `sighting_neighbours` finds the other sightings of a face (the "seen N times" links).
 """
 
@@ -15,13 +16,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from matcher.service.confidence import case_thresholds
 from matcher.service.context import Matcher
-from matcher.store import NewCandidate, add_candidates, matchable
+from matcher.store import Case, CaseStatus, NewCandidate, add_candidates, matchable
 from matcher.store.review import candidate_distances, candidate_pairs
 
 log = logging.getLogger(__name__)
+
+WIDEN = 4  # a retro search short of new sightings asks for this many times more
 
 
 def index_sighting(
@@ -39,34 +44,24 @@ def retro_match(
 ) -> int:
     """Searches a case's new faces against every stored sighting; returns candidates added.
 
-    The top `match_top_k` sightings of each case face are stored like ingest stores a new
+    The top `match_top_k` new sightings of each case face are stored like ingest stores a new
     sighting's top cases: the sighting's closest face, the distance, the case's threshold in
     force (`case_thresholds`, as ingest), and as rank the place among the candidates that
-    sighting face already has. Pairs
-    with a candidate row for this model already are skipped (one row per face, case and
-    model); `matchable` drops inactive cases and pairs judged `not_match`.
+    sighting face already has. Pairs with a candidate row for this model already (one row per
+    face, case and model) and pairs judged `match` or `not_match` (`matchable`) are left out
+    before the cut, not after: a sighting that came in while the case was closed must not be
+    crowded out by the older sightings it already has candidates from (`_new_pairs`).
 
     Takes no lock: add_photo calls it under `matcher.case_lock`, after the faces joined the
     case index, so a case closed meanwhile is seen closed.
     """
     if not len(face_ids) or len(matcher.sighting_index) == 0:
         return 0
-    k = matcher.settings.match_top_k
-    hits = matcher.sighting_index.search(vectors, k=k)
-    found: dict[int, NewCandidate] = {}  # sighting face id -> its best pairing with the case
-    for query, case_face in enumerate(face_ids):
-        for rank in range(k):
-            if hits.owners[query, rank] < 0:
-                break
-            face, distance = int(hits.face_ids[query, rank]), float(hits.distances[query, rank])
-            if face not in found or distance < found[face].distance:
-                found[face] = NewCandidate(
-                    sighting_face_id=face, case_id=case_id, case_face_id=int(case_face),
-                    distance=distance, rank=1, model_id=matcher.model_id,
-                    threshold=matcher.match_threshold)  # set below
     with matcher.sessions() as session:
-        taken = candidate_pairs(session, case_id, matcher.model_id, found)
-        rows = matchable(session, [c for face, c in found.items() if face not in taken])
+        status = session.scalar(select(Case.status).where(Case.id == case_id))
+        if status != CaseStatus.ACTIVE:
+            return 0
+        rows = _new_pairs(matcher, session, case_id, face_ids, vectors)
         existing = candidate_distances(session, matcher.model_id,
                                        (c.sighting_face_id for c in rows))
         threshold = case_thresholds(matcher, session, [case_id]).get(
@@ -81,6 +76,48 @@ def retro_match(
              "threshold", case_id, len(face_ids), matcher.sighting_index.owner_count, len(rows),
              under)
     return len(rows)
+
+
+def _new_pairs(matcher: Matcher, session: Session, case_id: int, face_ids: Sequence[int],
+               vectors: ArrayLike) -> list[NewCandidate]:
+    """Each case face's `match_top_k` closest sightings whose closest face is not paired with
+    the case yet (no candidate row of this model, no settling decision), at most one candidate
+    per sighting face (its closest case face). The search widens until every case face has
+    that many or has been compared with every sighting."""
+    k = depth = matcher.settings.match_top_k
+    paired: set[int] = set()  # sighting faces already paired with the case
+    checked: set[int] = set()  # sighting faces asked about
+    while True:
+        hits = matcher.sighting_index.search(vectors, k=depth)
+        found: dict[int, NewCandidate] = {}  # sighting face id -> its best pairing
+        for query, case_face in enumerate(face_ids):
+            for rank in range(depth):
+                if hits.owners[query, rank] < 0:
+                    break
+                face, distance = int(hits.face_ids[query, rank]), float(
+                    hits.distances[query, rank])
+                if face not in found or distance < found[face].distance:
+                    found[face] = NewCandidate(
+                        sighting_face_id=face, case_id=case_id, case_face_id=int(case_face),
+                        distance=distance, rank=1, model_id=matcher.model_id,
+                        threshold=matcher.match_threshold)  # rank, threshold: the caller's
+        unseen = [c for face, c in found.items() if face not in checked]
+        taken = candidate_pairs(session, case_id, matcher.model_id,
+                                (c.sighting_face_id for c in unseen))
+        kept = {c.sighting_face_id for c in matchable(
+            session, [c for c in unseen if c.sighting_face_id not in taken])}
+        paired |= {c.sighting_face_id for c in unseen} - kept
+        checked |= {c.sighting_face_id for c in unseen}
+        new = [[int(face) for face, owner in zip(hits.face_ids[query], hits.owners[query],
+                                                 strict=True)
+                if owner >= 0 and int(face) not in paired][:k]
+               for query in range(len(face_ids))]
+        sightings = matcher.sighting_index.owner_count
+        if depth >= sightings or all(len(row) >= k or hits.owners[query, -1] < 0
+                                     for query, row in enumerate(new)):
+            wanted = {face for row in new for face in row}
+            return [c for face, c in found.items() if face in wanted]
+        depth = min(depth * WIDEN, sightings)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.calibration import fit, load
+from matcher.calibration import calibration_path, fit, load
 from matcher.config import Settings
 from matcher.embed import load_pipeline
 from matcher.eval.calibrate import non_mated_distances
@@ -74,8 +74,9 @@ def test_the_cli_writes_a_calibration_for_the_running_model(
          "--distractors", str(lfw_manifest), "--category", "child"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr
-    written = load(data_dir / "calibration" / "child.json")
-    assert result.stdout.strip().endswith(str(data_dir / "calibration" / "child.json"))
+    path = calibration_path(data_dir / "calibration", "child", load_pipeline(settings).model_id)
+    written = load(path)
+    assert result.stdout.strip().endswith(str(path))
     assert written.model_id == load_pipeline(settings).model_id and written.category == "child"
     # A child calibration compares every search with the children's case photos only.
     assert 0 < written.gallery_faces <= len(chosen) and written.pairs >= 1000
@@ -99,8 +100,8 @@ def test_the_cli_writes_a_calibration_for_the_running_model(
     few_fg, few_lfw = tmp_path / "few_fgnet.csv", tmp_path / "few_lfw.csv"
     few_fg.write_text("\n".join(fg_manifest.read_text().splitlines()[:4]) + "\n")
     few_lfw.write_text("path,identity\n" + "".join(f"{p.path},{p.identity}\n" for p in lfw[:2]))
-    written_before = (data_dir / "calibration" / "child.json").read_bytes()
+    written_before = path.read_bytes()
     refused = calibrate(few_fg, few_lfw, "child")
     assert refused.returncode == 2 and "too few to calibrate" in refused.stderr
     assert "Traceback" not in refused.stderr
-    assert (data_dir / "calibration" / "child.json").read_bytes() == written_before
+    assert path.read_bytes() == written_before

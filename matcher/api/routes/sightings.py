@@ -65,7 +65,7 @@ def _candidate(matcher: Matcher, row: Candidate, faces: dict[str, int]) -> Candi
         distance=row.distance, rank=row.rank, model_id=row.model_id, threshold=row.threshold,
         under_threshold=row.distance <= row.threshold, status=row.status,
         expected_false_per_search=expected_false(matcher, row.case.category.value, row.distance,
-                                                 faces),
+                                                 faces, model_id=row.model_id),
     )
 
 
