@@ -45,7 +45,7 @@ from matcher.store import (
     active_case_face_summary,
     read_photo,
 )
-from matcher.store.review import sighting_face_rows
+from matcher.store.review import sighting_face_rows, sighting_face_summary
 from matcher.store.vectors import (
     FaceToEmbed,
     add_vectors,
@@ -281,19 +281,20 @@ def shadow_compare(sessions: Any, live: Serving, new: Serving, sample: int) -> S
 
 def _catch_up(matcher: Matcher, new: Serving, embedding: Embedding) -> int:
     """Under the model lock: faces stored while the job ran get their vectors, and each new
-    index is rebuilt if it no longer holds exactly the store's faces for it."""
+    index is rebuilt if it no longer holds exactly the store's faces for it (uploads, closed
+    cases, removed photos, a retention purge: the live indexes followed them, not these)."""
     counts = embed_missing(matcher.sessions, matcher.settings.data_dir, new.model_id,
                            embedding, matcher.settings.detect_batch_size)
-    with matcher.sessions() as session:
-        wanted = active_case_face_summary(session, new.model_id)
-    with new.index.read_state() as state:
-        current = fingerprint(state.owners) == wanted
-    if not current:
+    for index, summary, rows in (
+            (new.index, active_case_face_summary, active_case_face_rows),
+            (new.sighting_index, sighting_face_summary, sighting_face_rows)):
         with matcher.sessions() as session:
-            new.index.rebuild(active_case_face_rows(session, new.model_id))
-    if counts.faces:  # sightings uploaded meanwhile: cheap to read again in full
-        with matcher.sessions() as session:
-            new.sighting_index.rebuild(sighting_face_rows(session, new.model_id))
+            wanted = summary(session, new.model_id)
+        with index.read_state() as state:
+            current = fingerprint(state.owners) == wanted
+        if not current:
+            with matcher.sessions() as session:
+                index.rebuild(rows(session, new.model_id))
     return counts.faces
 
 

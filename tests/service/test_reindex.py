@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,8 +30,10 @@ from matcher.service import (
     ingest_sighting,
     open_matcher,
     register_case,
+    reindex,
 )
 from matcher.service.reindex import LocalEmbedding, ReindexError, ReindexJob, embed_photos
+from matcher.service.retention import purge_sightings
 from matcher.store import (
     Face,
     FaceVector,
@@ -42,7 +45,7 @@ from matcher.store import (
     session_scope,
 )
 from matcher.store.vectors import FaceToEmbed, faces_without_vectors
-from tests.data import REPO_ROOT, fgnet_photos, require_test_data
+from tests.data import REPO_ROOT, fgnet_photos, lfw_photos, require_test_data
 
 FLIP = "dlib-resnet-v1-flip"
 
@@ -266,3 +269,33 @@ def test_a_model_set_without_a_reindex_is_refused_at_start_and_a_reindex_embeds_
     with TestClient(create_app(flipped, pipeline)) as client:
         assert client.get("/healthz").json()["model_id"] == FLIP
         assert len(client.app.state.matcher.index) == cases  # type: ignore[attr-defined]
+
+
+def test_sightings_purged_while_a_reindex_runs_leave_its_sighting_index_too(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retention purge (the housekeeping thread's) removes sightings from the live index
+    only; the new model's index, built before, kept them and was swapped in with them."""
+    require_test_data()
+    store = settings.model_copy(update={"data_dir": tmp_path / "data"})
+    matcher = open_matcher(store, pipeline)
+    recent_photo, old_photo = (photo.path.read_bytes() for photo in lfw_photos()[:2])
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
+    kept = ingest_sighting(matcher, recent_photo, NewSighting(app="tips"))
+    purged = ingest_sighting(matcher, old_photo, NewSighting(app="tips", uploaded_at=long_ago))
+    build = reindex.build_serving
+
+    def build_then_purge(*args: Any, **kwargs: Any) -> Any:
+        new = build(*args, **kwargs)
+        assert new.sighting_index.faces_of(purged.sighting_id).size == 1
+        assert purge_sightings(matcher, 365).sightings == 1  # meanwhile
+        return new
+
+    monkeypatch.setattr(reindex, "build_serving", build_then_purge)
+    try:
+        assert ReindexJob(matcher, store.model_copy(update={"embed_flip": True})).run().swapped
+        assert matcher.model_id == FLIP
+        assert matcher.sighting_index.faces_of(purged.sighting_id).size == 0
+        assert matcher.sighting_index.faces_of(kept.sighting_id).size == 1
+    finally:
+        matcher.close()
