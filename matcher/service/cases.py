@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
+from matcher.embed.types import Face as DetectedFace
+from matcher.embed.types import Image
 from matcher.service import faces as face_ops
 from matcher.service.context import Matcher, holds_model
 from matcher.service.errors import DuplicatePhoto
@@ -79,40 +81,64 @@ def add_photo(
     """Stores a case photo with its faces; an active case's faces join the index at once.
 
     Raises ImageError for unusable bytes, CaseNotFound, DuplicatePhoto (the case has these
-    pixels already); nothing is stored on failure.
+    pixels already); nothing is stored on failure. A retry of an upload that failed after its
+    commit (or whose answer was lost) gets DuplicatePhoto, and finishes what followed the
+    commit: matching the case against the earlier sightings.
     """
     image = face_ops.decode(matcher, upload.data)
     found = face_ops.detect(matcher, image)
     with matcher.case_lock:
-        with matcher.sessions() as session, photo_transaction(
-            session, matcher.settings.data_dir, matcher.settings.max_image_pixels
-        ) as photos:
-            case = session.get(Case, case_id)
-            if case is None:
-                raise CaseNotFound(f"no case {case_id}")
-            active = case.status is CaseStatus.ACTIVE
-            stored = photos.store(image)
-            twin = session.scalar(select(CasePhoto.id).where(
-                CasePhoto.case_id == case_id, CasePhoto.sha256 == stored.sha256))
-            if twin is not None:
-                raise DuplicatePhoto(f"case {case_id} already has this photo ({twin})", twin)
-            row = add_case_photo(
-                session, case_id, stored, face_ops.new_faces(found, matcher.pipeline),
-                taken_on=upload.taken_on, age_at_photo=upload.age_at_photo,
-            )
-            face_ids = [face.id for face in row.faces]
-            photo_id = row.id
-            record(session, actor, AuditEntry("create", "case_photo", photo_id,
-                                              {"case_id": case_id, "faces": len(face_ids)}))
+        try:
+            face_ids, photo_id, active = _store_photo(matcher, case_id, upload, image, found,
+                                                      actor)
+        except DuplicatePhoto:
+            _match_earlier_sightings(matcher, case_id)
+            raise
         if active and face_ids:
             matcher.index.add(np.asarray(face_ids, dtype=np.int64),
                               np.full(len(face_ids), case_id, dtype=np.int64),
                               face_ops.vectors(found))
             matcher.case_index_changes += 1
             retro_match(matcher, case_id, face_ids, face_ops.vectors(found))  # earlier sightings
-    log.info("case %d: photo %d, %d faces indexed", case_id, photo_id,
-             len(face_ids) if active else 0)
+            indexed = len(face_ids)
+        else:
+            indexed = 0
+    log.info("case %d: photo %d, %d faces indexed", case_id, photo_id, indexed)
     return CasePhotoResult(case_id, photo_id, face_ops.feedback(found))
+
+
+def _store_photo(matcher: Matcher, case_id: int, upload: CasePhotoUpload, image: Image,
+                 found: list[DetectedFace], actor: Actor) -> tuple[list[int], int, bool]:
+    """The photo's file, row and faces, committed together; (face ids, photo id, whether the
+    case is active)."""
+    with matcher.sessions() as session, photo_transaction(
+        session, matcher.settings.data_dir, matcher.settings.max_image_pixels
+    ) as photos:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise CaseNotFound(f"no case {case_id}")
+        stored = photos.store(image)
+        twin = session.scalar(select(CasePhoto.id).where(
+            CasePhoto.case_id == case_id, CasePhoto.sha256 == stored.sha256))
+        if twin is not None:
+            raise DuplicatePhoto(f"case {case_id} already has this photo ({twin})", twin)
+        row = add_case_photo(
+            session, case_id, stored, face_ops.new_faces(found, matcher.pipeline),
+            taken_on=upload.taken_on, age_at_photo=upload.age_at_photo,
+        )
+        face_ids = [face.id for face in row.faces]
+        record(session, actor, AuditEntry("create", "case_photo", row.id,
+                                          {"case_id": case_id, "faces": len(face_ids)}))
+        return face_ids, row.id, case.status is CaseStatus.ACTIVE
+
+
+def _match_earlier_sightings(matcher: Matcher, case_id: int) -> None:
+    """Searches every face of an active case against the stored sightings (pairs that have a
+    candidate already are skipped, so running it again is harmless)."""
+    with matcher.sessions() as session:
+        batches = list(case_face_rows(session, case_id, matcher.model_id))
+    for face_ids, _, vectors in batches:
+        retro_match(matcher, case_id, face_ids.tolist(), vectors)
 
 
 def register_case(
@@ -179,10 +205,7 @@ def update_case(
             matcher.rebuild_index()
             matcher.case_index_changes += 1  # sightings searched meanwhile search again
             # Sightings that came in while the case was closed were never compared with it.
-            with matcher.sessions() as session:
-                batches = list(case_face_rows(session, case_id, matcher.model_id))
-            for face_ids, _, vectors in batches:
-                retro_match(matcher, case_id, face_ids.tolist(), vectors)
+            _match_earlier_sightings(matcher, case_id)
     return case
 
 

@@ -163,3 +163,34 @@ def test_a_photo_removed_while_a_sighting_is_searched_is_not_a_candidate(
                             headers=auth(keys[Role.INVESTIGATOR])).json()
     assert candidates and {c["case_photo_id"] for c in candidates} <= {second["id"]}
     assert {c["case_face_id"] for c in candidates} == {second["faces"][0]["id"]}
+
+
+def test_a_retried_case_photo_finishes_matching_earlier_sightings(
+    client: TestClient, keys: dict[Role, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The photo committed, then matching it against earlier sightings failed (a database
+    error): the retry is told the photo is there (409) and does the matching."""
+    require_test_data()
+    with Image.open(lfw_photos()[0].path) as image:
+        other_pixels = io.BytesIO()
+        image.resize((300, 300)).save(other_pixels, format="JPEG")
+    sighting = client.post("/v1/sightings", files={"photo": ("s.jpg", other_pixels.getvalue())},
+                           headers=auth(keys[Role.TIP_APP])).json()["id"]
+    case = _case(client, keys[Role.CASE_MANAGER])
+    retro_match = matcher.service.cases.retro_match
+
+    def fails_once(*args: Any) -> int:
+        monkeypatch.setattr(matcher.service.cases, "retro_match", retro_match)
+        raise OperationalError("INSERT INTO candidates", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(matcher.service.cases, "retro_match", fails_once)
+    url, photo = f"/v1/cases/{case['id']}/photos", photo_file(lfw_photos()[0])
+    with pytest.raises(OperationalError):
+        client.post(url, files=photo, headers=auth(keys[Role.CASE_MANAGER]))
+    candidates = f"/v1/sightings/{sighting}/candidates"
+    investigator = auth(keys[Role.INVESTIGATOR])
+    assert client.get(candidates, headers=investigator).json() == []
+    retry = client.post(url, files=photo, headers=auth(keys[Role.CASE_MANAGER]))
+    assert retry.status_code == 409 and retry.json()["error"] == "duplicate_photo", retry.text
+    assert [c["case_id"] for c in client.get(candidates, headers=investigator).json()] == [
+        case["id"]]
