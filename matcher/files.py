@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+log = logging.getLogger(__name__)
+
+
+def private_folder(path: Path) -> None:
+    """Creates the folder if needed and leaves it to its owner alone (0700): it holds children's
+    photos, reporters' contacts and keys, which other accounts on the machine must not read,
+    whatever the modes of the files inside (the umask's, often world-readable)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mode = path.stat()
+    if mode.st_mode & 0o077 and mode.st_uid == os.getuid():
+        path.chmod(0o700)
+    elif mode.st_mode & 0o077:  # someone else's: say so, do not fail the start
+        log.warning("%s can be read by other accounts (mode %o) and is not ours to change",
+                    path, mode.st_mode & 0o777)
 
 
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:

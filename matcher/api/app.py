@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI, Request
 
-from matcher.api import errors, limits, metrics
+from matcher.api import caching, errors, limits, metrics
 from matcher.api.deps import Worker
 from matcher.api.routes import admin, alerts, audit, cases, keys, page, review, sightings
 from matcher.api.schemas import Health
@@ -53,6 +53,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
                   redoc_url=None,
                   description="Matches sighting photos against missing-person cases.")
     errors.install(app)
+    caching.install(app)
     limits.install(app, settings)  # inside the metrics middleware: its 413s are counted too
     metrics.install(app)
     for module in (sightings, alerts, cases, keys, review, audit, admin):

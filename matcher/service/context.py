@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from matcher.calibration import Calibration, load_for_model
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
+from matcher.files import private_folder
 from matcher.index import FaceIndex, IndexFileError, IndexParams, persist
 from matcher.index.owners import OwnerMap
 from matcher.index.rwlock import ReadWriteLock
@@ -264,6 +265,7 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
     `require_vectors` (the server's start) refuses a model that has no vector of any stored
     face while other models have (ModelNotEmbedded): it would serve an empty index."""
     settings = serving_settings(settings)
+    private_folder(settings.data_dir)
     engine = make_engine(settings)
     revision = current_revision(engine)
     migrate(engine)

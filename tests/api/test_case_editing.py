@@ -47,6 +47,7 @@ def test_descriptive_fields_change_together_or_not_at_all(
     assert (body["name"], body["description"], body["last_seen_place"]) == (
         "Mia K.", "blue coat", "Harbour")
     assert (body["last_seen_lat"], body["last_seen_lon"]) == (53.55, 9.99)
+    assert edited.headers["Cache-Control"] == "no-store"  # no proxy or browser keeps a case
     assert body["missing_since"] == case["missing_since"]  # not sent: unchanged
 
     refused = [

@@ -166,6 +166,7 @@ def test_alerts_show_public_fields_and_honour_if_none_match(
     assert hidden not in {a["case_id"] for a in client.get(
         "/v1/alerts", headers=auth(tip)).json()}
     response = client.get("/v1/alerts", headers=auth(tip))
+    assert response.headers["Cache-Control"] == "no-cache"  # kept, but asked again each time
     photo = client.get(alert["photo_urls"][0], headers=auth(tip))
     assert photo.status_code == 200 and photo.content[:3] == b"\xff\xd8\xff"
     etag = response.headers["ETag"]

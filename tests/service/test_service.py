@@ -168,3 +168,17 @@ def test_a_missing_child_calibration_is_reported_at_start(
     matcher.close()
     assert set(matcher.calibrations) == {"child"}
     assert "no child calibration" not in caplog.text
+
+
+def test_the_data_dir_is_its_owners_alone(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path
+) -> None:
+    """Children's photos, reporters' contacts and keys: no other account may read them, new
+    data dir or one an earlier version left world-readable."""
+    for data_dir, before in ((tmp_path / "new", None), (tmp_path / "old", 0o755)):
+        if before is not None:
+            data_dir.mkdir(mode=before)
+            data_dir.chmod(before)
+        open_matcher(settings.model_copy(update={"data_dir": data_dir}), pipeline).close()
+        assert data_dir.stat().st_mode & 0o777 == 0o700
+        assert (data_dir / "matcher.db").is_file()

@@ -22,13 +22,19 @@ async def get_alerts(
 ) -> list[AlertPublic] | Response:
     feed = await worker(alert_feed, matcher)
     if if_none_match is not None and feed.etag in {t.strip() for t in if_none_match.split(",")}:
-        return Response(status_code=304, headers={"ETag": feed.etag})
-    response.headers["ETag"] = feed.etag
+        return Response(status_code=304, headers=_headers(feed.etag))
+    response.headers.update(_headers(feed.etag))
     # Relative, like every URL the API hands out: one built from the request's Host header
     # would send a tip app's key wherever a forged Host (kept by a cache) pointed it.
     return [AlertPublic(case_id=a.case_id, fields=a.fields,
                         photo_urls=[alert_photo_url(a.case_id, p) for p in a.photo_ids])
             for a in feed.alerts]
+
+
+def _headers(etag: str) -> dict[str, str]:
+    # The public feed may be kept, but checked again at each use (If-None-Match): a copy must
+    # never show a case found since.
+    return {"ETag": etag, "Cache-Control": "no-cache"}
 
 
 @router.get("/alerts/{case_id}/photos/{photo_id}", name="get_alert_photo",
