@@ -82,11 +82,14 @@ def make_engine(settings: Settings) -> Engine:
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         return sqlite_engine(url, settings.sqlite_busy_timeout_ms)
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def sqlite_engine(url: URL | str, busy_timeout_ms: int = 10_000) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+    # hide_parameters: a database error's message (logged, and in a 500's traceback) would
+    # otherwise carry the statement's values, e.g. a reporter's contact or a child's name.
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000},
+                           hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
