@@ -64,6 +64,11 @@ def fgnet_photos() -> tuple[Photo, ...]:
     return _manifest("fgnet-dev")
 
 
+def fgnet_photo(name: str) -> bytes:
+    """The bytes of the FG-NET dev photo of that file name."""
+    return next(p for p in fgnet_photos() if p.path.name == name).path.read_bytes()
+
+
 def sample(photos: tuple[Photo, ...], count: int, seed: int = 0) -> list[Photo]:
     """A seeded, spread-out sample: every k-th photo from a seeded offset."""
     if count >= len(photos):

@@ -18,15 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
 from matcher.service import (
     CasePhotoUpload,
     Matcher,
     SightingResult,
     erase,
     ingest_sighting,
-    open_matcher,
     read_case,
     read_sighting,
     register_case,
@@ -41,27 +38,8 @@ from matcher.store import (
     orphan_files,
     store_photo,
 )
-from tests.data import REPO_ROOT, fgnet_photos, require_test_data
+from tests.data import REPO_ROOT, fgnet_photo, require_test_data
 from tests.store.builders import pixels
-
-
-@pytest.fixture(scope="module")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
-
-
-@pytest.fixture
-def matcher(settings: Settings, pipeline: FacePipeline, db_url: str | None,
-            tmp_path: Path) -> Iterator[Matcher]:
-    """On SQLite and on PostgreSQL (`db_url`)."""
-    opened = open_matcher(settings.model_copy(update={
-        "data_dir": tmp_path, "database_url": db_url}), pipeline)
-    yield opened
-    opened.close()
-
-
-def _photo(name: str) -> bytes:
-    return next(p for p in fgnet_photos() if p.path.name == name).path.read_bytes()
 
 
 def _case_with_photo(matcher: Matcher, photo: bytes) -> tuple[int, Path]:
@@ -137,7 +115,7 @@ def test_a_case_erased_while_its_photo_comes_in_as_a_sighting_leaves_the_sightin
     matcher: Matcher, paused: Paused
 ) -> None:
     require_test_data()
-    poster = _photo("001A08.JPG")  # the missing child's poster, photographed and sent in
+    poster = fgnet_photo("001A08.JPG")  # the missing child's poster, photographed and sent in
     case_id, file = _case_with_photo(matcher, poster)
     upload = paused(lambda: ingest_sighting(matcher, poster, NewSighting(app="tips")))
     erase(matcher, case_id)
@@ -154,7 +132,7 @@ def test_a_case_erased_while_a_refused_upload_holds_its_file_loses_the_file_at_t
     matcher: Matcher, paused: Paused
 ) -> None:
     require_test_data()
-    poster = _photo("001A08.JPG")
+    poster = fgnet_photo("001A08.JPG")
     case_id, file = _case_with_photo(matcher, poster)
     refused = NewSighting(app="tips", lat=51.5)  # a latitude without a longitude
     upload = paused(lambda: ingest_sighting(matcher, poster, refused))
@@ -171,7 +149,7 @@ def test_an_upload_refused_after_storing_keeps_the_file_a_concurrent_one_reuses(
     matcher: Matcher, paused: Paused
 ) -> None:
     require_test_data()
-    photo = _photo("001A10.JPG")
+    photo = fgnet_photo("001A10.JPG")
     refused = paused(lambda: ingest_sighting(matcher, photo, NewSighting(app="1", lat=51.5)))
     accepted = paused(lambda: ingest_sighting(matcher, photo, NewSighting(app="2")))
     assert isinstance(refused.finish().error, InvalidRecord)  # it wrote the file, the other
@@ -190,7 +168,7 @@ def _aged(path: Path, seconds: float = 7200) -> None:
 
 def test_the_housekeeping_round_sweeps_old_files_no_row_references(matcher: Matcher) -> None:
     require_test_data()
-    _, kept = _case_with_photo(matcher, _photo("001A08.JPG"))
+    _, kept = _case_with_photo(matcher, fgnet_photo("001A08.JPG"))
     data_dir = matcher.settings.data_dir
     stray = data_dir / store_photo(data_dir, pixels(1)).path  # a crash between file and commit
     young = data_dir / store_photo(data_dir, pixels(2)).path  # may be in flight

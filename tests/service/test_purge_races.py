@@ -10,19 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
 
-from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
 from matcher.service import (
     CasePhotoUpload,
     Matcher,
     ingest_sighting,
-    open_matcher,
     purge_sightings,
     register_case,
     sighting_candidates,
@@ -42,40 +38,21 @@ from matcher.store import (
     session_scope,
     store_photo,
 )
-from tests.data import fgnet_photos, require_test_data
+from tests.data import fgnet_photo, require_test_data
 from tests.store.builders import pixels
 
 OLD = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
 
 
-@pytest.fixture(scope="module")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
-
-
-@pytest.fixture
-def matcher(settings: Settings, pipeline: FacePipeline, db_url: str | None,
-            tmp_path: Path) -> Iterator[Matcher]:
-    """On SQLite and on PostgreSQL (`db_url`)."""
-    opened = open_matcher(settings.model_copy(update={
-        "data_dir": tmp_path, "database_url": db_url}), pipeline)
-    yield opened
-    opened.close()
-
-
-def _photo(name: str) -> bytes:
-    return next(p for p in fgnet_photos() if p.path.name == name).path.read_bytes()
-
-
 def _case(matcher: Matcher, name: str, photo: str) -> int:
     case, _ = register_case(matcher, NewCase(category="child", name=name, age_when_missing=8,
                                              missing_since=dt.date(2019, 1, 1)),
-                            [CasePhotoUpload(_photo(photo))])
+                            [CasePhotoUpload(fgnet_photo(photo))])
     return case.id
 
 
 def _old_sighting(matcher: Matcher, photo: str) -> int:
-    return ingest_sighting(matcher, _photo(photo), NewSighting(app="tips", uploaded_at=OLD)
+    return ingest_sighting(matcher, fgnet_photo(photo), NewSighting(app="tips", uploaded_at=OLD)
                            ).sighting_id
 
 

@@ -50,11 +50,6 @@ from tests.data import REPO_ROOT, fgnet_photos, lfw_photos, require_test_data
 FLIP = "dlib-resnet-v1-flip"
 
 
-@pytest.fixture(scope="module")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
-
-
 def _store(settings: Settings, pipeline: FacePipeline, photos: int) -> Settings:
     """Cases from the first FG-NET photos, and a sighting of each of the next ones."""
     require_test_data()

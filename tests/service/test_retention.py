@@ -8,11 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.service import (
     CasePhotoUpload,
     erase,
@@ -37,18 +36,9 @@ from matcher.store import (
     Verdict,
     list_events,
 )
-from tests.data import REPO_ROOT, fgnet_photos, require_test_data
+from tests.data import REPO_ROOT, fgnet_photo, require_test_data
 
 OLD = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
-
-
-@pytest.fixture(scope="module")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
-
-
-def _photo(name: str) -> bytes:
-    return next(p for p in fgnet_photos() if p.path.name == name).path.read_bytes()
 
 
 def _count(matcher, model, *where) -> int:  # type: ignore[no-untyped-def]
@@ -64,13 +54,13 @@ def test_purge_takes_old_unmatched_sightings_with_every_trace(
     try:
         register_case(matcher, NewCase(category="child", name="A", age_when_missing=8,
                                        missing_since=dt.date(2019, 1, 1)),
-                      [CasePhotoUpload(_photo("001A08.JPG"))])
+                      [CasePhotoUpload(fgnet_photo("001A08.JPG"))])
         old = NewSighting(app="tips", uploaded_at=OLD)
-        pending = ingest_sighting(matcher, _photo("001A10.JPG"), old).sighting_id
-        rejected = ingest_sighting(matcher, _photo("001A14.JPG"), old).sighting_id
-        confirmed = ingest_sighting(matcher, _photo("001A16.JPG"), old).sighting_id
-        nothing = ingest_sighting(matcher, _photo("009A09.JPG"), old)  # near misses only
-        recent = ingest_sighting(matcher, _photo("009A11.JPG"), NewSighting(app="tips"))
+        pending = ingest_sighting(matcher, fgnet_photo("001A10.JPG"), old).sighting_id
+        rejected = ingest_sighting(matcher, fgnet_photo("001A14.JPG"), old).sighting_id
+        confirmed = ingest_sighting(matcher, fgnet_photo("001A16.JPG"), old).sighting_id
+        nothing = ingest_sighting(matcher, fgnet_photo("009A09.JPG"), old)  # near misses only
+        recent = ingest_sighting(matcher, fgnet_photo("009A11.JPG"), NewSighting(app="tips"))
         judged = {sighting_id: sighting_candidates(matcher, sighting_id)[0]
                   for sighting_id in (rejected, confirmed)}
         with matcher.sessions() as session, session.begin():
@@ -116,12 +106,12 @@ def test_an_erased_case_leaves_nothing_a_reindex_could_bring_back(
     try:
         erased, _ = register_case(matcher, NewCase(category="child", name="A", age_when_missing=8,
                                                    missing_since=dt.date(2019, 1, 1)),
-                                  [CasePhotoUpload(_photo("001A08.JPG")),
-                                   CasePhotoUpload(_photo("001A10.JPG"))])
+                                  [CasePhotoUpload(fgnet_photo("001A08.JPG")),
+                                   CasePhotoUpload(fgnet_photo("001A10.JPG"))])
         other, _ = register_case(matcher, NewCase(category="child", name="B", age_when_missing=9,
                                                   missing_since=dt.date(2019, 1, 1)),
-                                 [CasePhotoUpload(_photo("009A09.JPG"))])
-        ingest_sighting(matcher, _photo("001A14.JPG"), NewSighting(app="tips"))
+                                 [CasePhotoUpload(fgnet_photo("009A09.JPG"))])
+        ingest_sighting(matcher, fgnet_photo("001A14.JPG"), NewSighting(app="tips"))
         assert _count(matcher, Candidate, Candidate.case_id == erased.id) == 1
         erase(matcher, erased.id)
         assert matcher.index.faces_of(erased.id).size == 0 and matcher.index.owner_count == 1

@@ -6,11 +6,10 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
-import pytest
 from sqlalchemy import select
 
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.service import (
     CasePhotoUpload,
     ingest_sighting,
@@ -25,11 +24,6 @@ from matcher.store import CasePhoto, CaseStatus, Face, NewCase, NewSighting
 from tests.data import lfw_photos, require_test_data
 
 SEEN = dt.date(2024, 6, 1)
-
-
-@pytest.fixture(scope="module")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
 
 
 def test_the_age_gap_uses_the_photo_date_else_the_age_on_it() -> None:

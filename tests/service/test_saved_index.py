@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.index import persist
 from matcher.service import (
     CasePhotoUpload,
@@ -42,11 +42,6 @@ from matcher.store.db import alembic_config
 from tests.data import lfw_photos, require_test_data
 
 CONTEXT = "matcher.service.context"
-
-
-@pytest.fixture(scope="module")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from matcher.calibration import calibration_path, fit
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.service import (
     CasePhotoUpload,
     DuplicatePhoto,
@@ -23,11 +23,6 @@ from matcher.service import (
 )
 from matcher.store import CaseStatus, NewCase, NewSighting, session_scope, set_case_status
 from tests.data import lfw_photos, require_test_data
-
-
-@pytest.fixture(scope="module")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
 
 
 def new_case(name: str) -> NewCase:

@@ -1,0 +1,27 @@
+"""The use cases run on one loaded pipeline per test run, over a fresh data dir each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from matcher.config import Settings
+from matcher.embed import FacePipeline, load_pipeline
+from matcher.service import Matcher, open_matcher
+
+
+@pytest.fixture(scope="session")
+def pipeline(settings: Settings) -> FacePipeline:
+    return load_pipeline(settings)
+
+
+@pytest.fixture
+def matcher(settings: Settings, pipeline: FacePipeline, db_url: str | None,
+            tmp_path: Path) -> Iterator[Matcher]:
+    """On SQLite and on PostgreSQL (`db_url`)."""
+    opened = open_matcher(settings.model_copy(update={
+        "data_dir": tmp_path, "database_url": db_url}), pipeline)
+    yield opened
+    opened.close()
