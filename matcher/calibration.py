@@ -188,8 +188,8 @@ def load_for_model(directory: Path, model_id: str) -> dict[str, Calibration]:
         except CalibrationError as error:
             log.warning("ignoring calibration: %s", error)
             continue
-        if calibration.model_id != model_id:
-            log.warning("ignoring calibration %s: made for model %s, running %s", path,
+        if calibration.model_id != model_id:  # normal after a reindex: each model has its own
+            log.info("not using calibration %s: made for model %s, running %s", path,
                         calibration.model_id, model_id)
             continue
         named = path == calibration_path(directory, calibration.category, model_id)
