@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from matcher.service.confidence import case_thresholds
 from matcher.service.context import Matcher
-from matcher.store import Case, CaseStatus, NewCandidate, add_candidates, matchable
+from matcher.service.retention import drop_faces
+from matcher.store import Case, CaseStatus, Face, NewCandidate, add_candidates, matchable
 from matcher.store.review import candidate_distances, candidate_pairs
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ def retro_match(
         status = session.scalar(select(Case.status).where(Case.id == case_id))
         if status != CaseStatus.ACTIVE:
             return 0
-        rows = _new_pairs(matcher, session, case_id, face_ids, vectors)
+        rows, gone = _still_stored(session, _new_pairs(matcher, session, case_id, face_ids,
+                                                       vectors))
         existing = candidate_distances(session, matcher.model_id,
                                        (c.sighting_face_id for c in rows))
         threshold = case_thresholds(matcher, session, [case_id]).get(
@@ -71,11 +73,27 @@ def retro_match(
                 for c in rows]
         add_candidates(session, rows)
         session.commit()
+    if gone:
+        # Purged by another process (`matcher purge` beside the server): this process's
+        # index still held them. Drop them, or every later case photo near them would fail.
+        log.warning("case %d: %d sighting faces in the index were gone from the store",
+                    case_id, drop_faces(matcher.sighting_index, gone))
     under = sum(c.distance <= c.threshold for c in rows)
     log.info("case %d: retro-matched %d faces against %d sightings: %d candidates, %d under "
              "threshold", case_id, len(face_ids), matcher.sighting_index.owner_count, len(rows),
              under)
     return len(rows)
+
+
+def _still_stored(session: Session, rows: list[NewCandidate]
+                  ) -> tuple[list[NewCandidate], list[int]]:
+    """The pairs whose sighting face the store still has, those faces held until the commit
+    (FOR SHARE on PostgreSQL: a purge waits; SQLite has one writer), and the faces gone."""
+    wanted = [c.sighting_face_id for c in rows]
+    stored = set(session.scalars(select(Face.id).where(Face.id.in_(wanted))
+                                 .with_for_update(read=True))) if wanted else set()
+    return ([c for c in rows if c.sighting_face_id in stored],
+            sorted(set(wanted) - stored))
 
 
 def _new_pairs(matcher: Matcher, session: Session, case_id: int, face_ids: Sequence[int],

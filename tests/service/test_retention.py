@@ -14,6 +14,7 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import (
     CasePhotoUpload,
+    Matcher,
     erase,
     ingest_sighting,
     open_matcher,
@@ -135,3 +136,27 @@ def test_the_purge_command_counts_without_deleting(tmp_path: Path) -> None:
                             check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("would purge 0 sightings uploaded before ")
+
+
+def test_sightings_purged_by_another_process_do_not_fail_later_case_photos(
+    matcher: Matcher, pipeline: FacePipeline
+) -> None:
+    """`matcher purge` run beside the server: the server's sighting index still holds the
+    purged faces. A case photo near one of them failed after its commit (a candidate for a
+    face the store no longer has), and so did every retry."""
+    require_test_data()
+    purged = ingest_sighting(matcher, fgnet_photo("001A10.JPG"),
+                             NewSighting(app="tips", uploaded_at=OLD)).sighting_id
+    kept = ingest_sighting(matcher, fgnet_photo("001A14.JPG"), NewSighting(app="tips"))
+    other_process = open_matcher(matcher.settings, pipeline)
+    try:
+        assert purge_sightings(other_process, 365).sightings == 1
+    finally:
+        other_process.close()
+    assert matcher.sighting_index.faces_of(purged).size == 1  # this process never heard
+
+    register_case(matcher, NewCase(category="child", name="A", age_when_missing=8,
+                                   missing_since=dt.date(2019, 1, 1)),
+                  [CasePhotoUpload(fgnet_photo("001A08.JPG"))])
+    assert matcher.sighting_index.faces_of(purged).size == 0
+    assert [c.rank for c in sighting_candidates(matcher, kept.sighting_id)] == [1]
