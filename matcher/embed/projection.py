@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -118,8 +120,18 @@ class Projection:
         if self.mean is not None:
             arrays["mean"] = self.mean
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as out:
-            np.savez(out, **arrays)  # type: ignore[arg-type]
+        write_arrays(path, arrays)
+
+
+def write_arrays(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
+    """An .npz file (what np.load reads) whose bytes depend only on the arrays: np.savez
+    stamps each member with the time of writing, so the same fit would get another sha256
+    each time and a shipped file could not be checked against its refit."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, value in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(member, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(value), allow_pickle=False)
 
 
 def identity_hash(identity: str) -> str:
