@@ -16,6 +16,7 @@ from matcher.config import Settings
 if TYPE_CHECKING:
     from matcher.embed import FacePipeline
     from matcher.embed.types import Face, Image
+    from matcher.eval.crossage import CrossAgeReport
     from matcher.eval.protocol import Protocol
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -115,8 +116,13 @@ def _report(as_json: bool, record: dict[str, Any]) -> None:
 def eval_command(
     cross_age: Annotated[Path, typer.Option(help="Manifest of the cross-age set (FG-NET).")],
     distractors: Annotated[Path, typer.Option(help="Manifest of distractor people (LFW).")],
+    children_distractors: Annotated[Path | None, typer.Option(
+        help="Manifest of children who are not the missing child (LAG young photos): also "
+             "score the protocol 'children', with them as the other cases and the non-mated "
+             "searches.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    plot: Annotated[Path | None, typer.Option(help="Write cmc.png, by_age_gap.png here.")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write cmc.png and by_age_gap.png (by_age_gap_children.png) here.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where the weight cache lives.")] = None,
     case_photos: Annotated[str, typer.Option(
         help="youngest: one photo per case (the protocol); all: every photo up to age 12, "
@@ -132,10 +138,13 @@ def eval_command(
              "matching, as the service does (the protocol searches every largest face).")]
     = False,
 ) -> None:
-    """Cross-age identification accuracy (protocol of ../shared/data/README.md)."""
-    from matcher.eval.crossage import evaluate, write_plots
+    """Cross-age identification accuracy (protocol of ../shared/data/README.md), and with
+    --children-distractors its variant "children as distractors" beside it, each photo
+    embedded once."""
+    from matcher.eval.crossage import evaluate_protocols, reports_as_dict
     from matcher.eval.manifest import ManifestError, read_manifest
-    from matcher.eval.protocol import CASE_PHOTOS, build_protocol
+    from matcher.eval.plots import write_plots
+    from matcher.eval.protocol import CASE_PHOTOS, CHILDREN, MAIN, build_protocols
 
     changes: dict[str, Any] = {k: v for k, v in {
         "embedder": embedder, "embed_flip": flip, "data_dir": data_dir}.items() if v is not None}
@@ -148,39 +157,63 @@ def eval_command(
         typer.echo(f"error: --case-photos must be one of {', '.join(CASE_PHOTOS)}", err=True)
         raise typer.Exit(code=2)
     try:
-        protocol = build_protocol(
+        protocols = build_protocols(
             read_manifest(cross_age, require_age=True), read_manifest(distractors),
+            None if children_distractors is None else read_manifest(children_distractors),
             case_photos,  # checked against CASE_PHOTOS above
         )
     except ManifestError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
-    pipeline = _load_pipeline(settings, protocol)
-    report = evaluate(protocol, pipeline, settings, _progress(settings), case_photos, fit_only)
+    pipeline = _load_pipeline_for(settings, list(protocols.values()))
+    reports = evaluate_protocols(protocols, pipeline, settings, _progress(settings),
+                                 case_photos, fit_only)
     if plot is not None:
-        for path in write_plots(report, plot):
+        for path in write_plots(reports, plot):
             typer.echo(f"wrote {path}", err=True)
     if as_json:
-        typer.echo(json.dumps(report.as_dict()))
+        typer.echo(json.dumps(reports_as_dict(reports)))
         return
-    counts = report.counts
-    typer.echo(f"model {report.model_id}, case photos: {case_photos}"
+    typer.echo(f"model {pipeline.model_id}, case photos: {case_photos}"
                + (", searched by fit faces only" if fit_only else ""))
-    typer.echo(f"{counts['sightings']} sightings of {counts['sighting_people']} people; "
+    manifests = {MAIN: distractors, CHILDREN: children_distractors}
+    for name, report in reports.items():
+        typer.echo(f"{name} protocol (distractors: {manifests[name]})")
+        _echo_report(report, fit_only)
+
+
+def _echo_report(report: CrossAgeReport, fit_only: bool) -> None:
+    counts = report.counts
+    typer.echo(f"  {counts['sightings']} sightings of {counts['sighting_people']} people; "
                f"{counts['cases']} cases ({counts['case_photos']} photos) among "
                f"{counts['gallery']} gallery faces; "
                f"{counts['non_mated']} non-mated searches")
     unsearched = "faces not found (sightings and non-mated: or unfit)" if fit_only else \
         "faces not found"
-    typer.echo(f"{unsearched}: gallery {counts['faces_not_found_gallery']}, sightings "
+    typer.echo(f"  {unsearched}: gallery {counts['faces_not_found_gallery']}, sightings "
                f"{counts['faces_not_found_sightings']}, non-mated "
                f"{counts['faces_not_found_non_mated']}")
-    typer.echo(f"rank-1 {report.rank1:.3f}  rank-10 {report.rank10:.3f}  TPIR@FPIR1% "
+    typer.echo(f"  rank-1 {report.rank1:.3f}  rank-10 {report.rank10:.3f}  TPIR@FPIR1% "
                f"{report.tpir_at_fpir_1pct:.3f} (threshold {report.threshold:.3f}; "
                f"{counts['false_alarms']} non-mated searches under it)")
     for band, row in report.by_gap.items():
-        typer.echo(f"  gap {band:>5} yrs ({row['searches']:3d}): rank-1 {row['rank1']:.3f}  "
+        typer.echo(f"    gap {band:>5} yrs ({row['searches']:3d}): rank-1 {row['rank1']:.3f}  "
                    f"rank-10 {row['rank10']:.3f}  TPIR {row['tpir_at_fpir_1pct']:.3f}")
+
+
+def _load_pipeline_for(settings: Settings, measured: list[Protocol]) -> FacePipeline:
+    """`_load_pipeline`, refused (exit 2) when a projection was fitted on people of any of the
+    `measured` protocols."""
+    from matcher.eval.fitting import FittedPeopleScored, check_not_fitted_on
+
+    pipeline = _load_pipeline(settings, measured[0])
+    try:
+        for protocol in measured[1:]:
+            check_not_fitted_on(pipeline, protocol)
+    except FittedPeopleScored as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    return pipeline
 
 
 def _load_pipeline(settings: Settings, measured: Protocol | None = None) -> FacePipeline:
@@ -261,6 +294,10 @@ def calibrate(
     cross_age: Annotated[Path, typer.Option(help="Manifest of the cross-age set (FG-NET).")],
     distractors: Annotated[Path, typer.Option(help="Manifest of distractor people (LFW).")],
     category: Annotated[str, typer.Option(help="child, elderly or any: who it is for.")] = "child",
+    children_distractors: Annotated[Path | None, typer.Option(
+        help="Manifest of children who are not the missing child (LAG young photos): with "
+             "--category child, measure on the protocol with them as distractors, against its "
+             "whole gallery (every face a child's).")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Where to write it; default <data dir>/calibration/<category>.<model id>.json, "
              "which the service loads at start.")] = None,
@@ -269,24 +306,34 @@ def calibrate(
     """Measure false matches per distance on people known to be different (the cross-age
     protocol's gallery against its sightings and non-mated probes) and write a calibration
     for the model the data dir serves (its serving.json after a reindex, as `matcher serve`
-    starts it; else the environment's)."""
+    starts it; else the environment's). With --children-distractors, a child calibration is
+    measured on the variant "children as distractors": its whole gallery (cross-age cases and
+    the other children's cases) against its sightings and non-mated probes."""
     from matcher.calibration import CalibrationError, calibration_path, stated_model
     from matcher.eval.calibrate import protocol_calibration
     from matcher.eval.manifest import ManifestError, read_manifest
-    from matcher.eval.protocol import build_protocol
+    from matcher.eval.protocol import CHILDREN, MAIN, build_protocols
     from matcher.service.serving import serving_settings
 
     if category not in ("child", "elderly", "any"):
         typer.echo("error: --category must be child, elderly or any", err=True)
         raise typer.Exit(code=2)
+    if children_distractors is not None and category != "child":
+        typer.echo("error: --children-distractors measures a child calibration: use it with "
+                   "--category child", err=True)
+        raise typer.Exit(code=2)
     settings = serving_settings(_settings(data_dir))
     try:
-        protocol = build_protocol(
-            read_manifest(cross_age, require_age=True), read_manifest(distractors))
+        protocols = build_protocols(
+            read_manifest(cross_age, require_age=True), read_manifest(distractors),
+            None if children_distractors is None else read_manifest(children_distractors))
     except ManifestError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     source: dict[str, object] = {"cross_age": str(cross_age), "distractors": str(distractors)}
+    if children_distractors is not None:
+        source |= {"children_distractors": str(children_distractors), "protocol": CHILDREN}
+    protocol = protocols.get(CHILDREN, protocols[MAIN])  # the one measured
     pipeline = _load_pipeline(settings, protocol)
     target = out or calibration_path(settings.calibration_dir, category, pipeline.model_id)
     held = stated_model(target)
@@ -295,13 +342,15 @@ def calibrate(
                    f"{pipeline.model_id}: choose another --out", err=True)
         raise typer.Exit(code=2)
     try:
-        result = protocol_calibration(pipeline, protocol, category, source)
+        result = protocol_calibration(pipeline, protocol, category, source,
+                                      distractors_of_category=CHILDREN in protocols)
     except CalibrationError as exc:  # too few pairs to say anything
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     result.save(target)
     typer.echo(f"{result.pairs} non-mated pairs ({result.searches} searches x "
-               f"{result.gallery_faces} gallery faces) for {result.model_id}, {category}")
+               f"{result.gallery_faces} gallery faces) for {result.model_id}, {category}"
+               + (", children as distractors" if CHILDREN in protocols else ""))
     # Each model has its own distance scale: report the distances where the false match rate
     # (FMR) reaches fixed levels, and the FMR at the model's own same-person distance.
     for level in (1e-4, 1e-3, 1e-2):

@@ -58,14 +58,18 @@ def calibrate(
 
 def protocol_calibration(pipeline: FacePipeline, protocol: Protocol, category: str,
                          source: dict[str, object] | None = None,
-                         progress: Progress | None = None) -> Calibration:
+                         progress: Progress | None = None,
+                         distractors_of_category: bool = False) -> Calibration:
     """Every search of the protocol (its sightings and non-mated probes) against case faces
     of other people: for a category (`child`, `elderly`), the cross-age set's own case photos,
-    taken to be of that category; for `any`, the whole gallery, distractors included.
+    taken to be of that category; for `any`, the whole gallery, distractors included. With
+    `distractors_of_category` the distractors are of the category too (the protocol "children
+    as distractors" for `child`), so the whole gallery is the category's.
 
     The service multiplies a category's rate by that category's active case faces. Children
     look more alike than adults: measured against the whole gallery, a child calibration
     would be diluted by adult faces and understate false matches among children's cases."""
     searches = [s.photo for s in protocol.sightings] + protocol.probes
-    gallery = protocol.gallery if category == "any" else protocol.cases
+    whole = category == "any" or distractors_of_category
+    gallery = protocol.gallery if whole else protocol.cases
     return calibrate(pipeline, gallery, searches, category, source, progress)

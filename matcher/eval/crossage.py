@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ from matcher.embed.image import load_image
 from matcher.embed.types import Face
 from matcher.eval.manifest import LabelledPhoto
 from matcher.eval.metrics import FPIR, cmc, fpir_threshold, mated_ranks, rates
-from matcher.eval.protocol import GAP_BANDS, Protocol, gap_band
+from matcher.eval.protocol import GAP_BANDS, MAIN, Protocol, gap_band
 from matcher.index import FaceIndex, Fusion, best
 
 log = logging.getLogger(__name__)
@@ -101,13 +100,45 @@ def evaluate(
     enough), as the service searches only fit faces; an unfit one counts as a search with no
     face. A case photo's face goes into the gallery either way, as the service indexes every
     case face."""
-    faces = largest_faces(pipeline, protocol_photos(protocol), progress)
-    searched_from = len(protocol.gallery)
-    vectors = [None if face is None or (fit_only and n >= searched_from and not face.quality.fit)
-               else face.vector for n, face in enumerate(faces)]
-    report = evaluate_vectors(protocol, vectors, settings, pipeline.model_id,
-                              pipeline.embedder.dim, case_photos)
-    return replace(report, fit_only=fit_only)
+    return evaluate_protocols({MAIN: protocol}, pipeline, settings, progress, case_photos,
+                              fit_only)[MAIN]
+
+
+def evaluate_protocols(
+    protocols: Mapping[str, Protocol],
+    pipeline: FacePipeline,
+    settings: Settings,
+    progress: Progress | None = None,
+    case_photos: str = "youngest",
+    fit_only: bool = False,
+) -> dict[str, CrossAgeReport]:
+    """Each protocol scored as `evaluate` scores one, each photo through the pipeline once:
+    the variants share the cross-age set's photos, and embedding is the slow part."""
+    photos = list({p.path: p for protocol in protocols.values()
+                   for p in protocol_photos(protocol)}.values())
+    faces = dict(zip([p.path for p in photos], largest_faces(pipeline, photos, progress),
+                     strict=True))
+    reports = {}
+    for name, protocol in protocols.items():
+        searched_from = len(protocol.gallery)
+        vectors: list[NDArray[np.float32] | None] = []
+        for n, photo in enumerate(protocol_photos(protocol)):
+            face = faces[photo.path]
+            unfit_search = fit_only and n >= searched_from and face is not None \
+                and not face.quality.fit
+            vectors.append(None if face is None or unfit_search else face.vector)
+        report = evaluate_vectors(protocol, vectors, settings, pipeline.model_id,
+                                  pipeline.embedder.dim, case_photos)
+        reports[name] = replace(report, fit_only=fit_only)
+    return reports
+
+
+def reports_as_dict(reports: Mapping[str, CrossAgeReport]) -> dict[str, Any]:
+    """`matcher eval --json`: what was measured, then each protocol's report by name."""
+    first = next(iter(reports.values()))
+    return {"model_id": first.model_id, "case_photos": first.case_photos,
+            "fit_only": first.fit_only,
+            "protocols": {name: report.as_dict() for name, report in reports.items()}}
 
 
 def protocol_photos(protocol: Protocol) -> list[LabelledPhoto]:
@@ -206,33 +237,3 @@ def _search_non_mated(
         hits = index.search(np.stack([vectors[i] for i in found]), k=1)  # type: ignore[misc]
         best[found] = hits.distances[:, 0]
     return best
-
-
-def write_plots(report: CrossAgeReport, folder: Path) -> list[Path]:
-    """A CMC curve and a per-age-gap bar chart as PNG files in `folder`."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; no display
-    import matplotlib.pyplot as plt
-
-    folder.mkdir(parents=True, exist_ok=True)
-    cmc_path, gap_path = folder / "cmc.png", folder / "by_age_gap.png"
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(range(1, len(report.cmc) + 1), report.cmc, marker="o")
-    ax.set(xlabel="rank", ylabel="identification rate", ylim=(0, 1),
-           title="Cross-age CMC (mated searches)")
-    ax.grid(True, alpha=0.3)
-    fig.savefig(cmc_path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    bands = list(report.by_gap)
-    width = 0.27
-    for offset, metric in enumerate(("rank1", "rank10", "tpir_at_fpir_1pct")):
-        values = [float(report.by_gap[b][metric]) for b in bands]
-        ax.bar(np.arange(len(bands)) + (offset - 1) * width, values, width, label=metric)
-    ax.set_xticks(np.arange(len(bands)), [f"{b} yrs" for b in bands])
-    ax.set(ylim=(0, 1.15), ylabel="rate", title="By age gap between case photo and sighting")
-    ax.legend(loc="upper center", ncol=3, fontsize=8)
-    fig.savefig(gap_path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return [cmc_path, gap_path]

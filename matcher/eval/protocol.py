@@ -10,6 +10,10 @@ Variants for cases with several photos (families often give a few, at different 
 photos taken 1-10 years after the newest of them (the child went missing after the last photo
 the family has; the gap is counted from that photo). `newest` keeps the same sightings but only
 that newest photo, so `all` against `newest` measures what the extra photos bring.
+
+The variant "children as distractors" (`build_protocols`) keeps the cross-age set and takes
+children who are not the missing child (LAG young photos) as the other cases and the
+non-mated searches, by the same split.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ MIN_GAP, MAX_GAP = 1, 10
 GAP_BANDS = {"1-2": (1, 2), "3-5": (3, 5), "6-10": (6, 10)}
 CasePhotos = Literal["youngest", "newest", "all"]
 CASE_PHOTOS: tuple[CasePhotos, ...] = ("youngest", "newest", "all")
+MAIN, CHILDREN = "main", "children"  # the protocols' names in reports, plots and JSON
 
 
 @dataclass(frozen=True)
@@ -88,3 +93,16 @@ def build_protocol(
         sightings=sightings,
         probes=[first_photo[p] for p in people[1::2]],
     )
+
+
+def build_protocols(
+    cross_age: list[LabelledPhoto], distractors: list[LabelledPhoto],
+    children: list[LabelledPhoto] | None = None, case_photos: CasePhotos = "youngest",
+) -> dict[str, Protocol]:
+    """The main protocol and, given `children` who are not the missing child (one young
+    photo or more per person), the variant with them as distractors: same cross-age cases
+    and sightings, children as the other cases and the non-mated searches."""
+    protocols = {MAIN: build_protocol(cross_age, distractors, case_photos)}
+    if children is not None:
+        protocols[CHILDREN] = build_protocol(cross_age, children, case_photos)
+    return protocols

@@ -17,7 +17,9 @@ from matcher.embed import load_pipeline
 from matcher.eval.calibrate import non_mated_distances
 from matcher.eval.crossage import embed_largest_faces
 from matcher.eval.manifest import LabelledPhoto, read_manifest
+from matcher.eval.protocol import CHILDREN, build_protocols
 from tests.data import REPO_ROOT, require_test_data
+from tests.eval.conftest import SmallManifests, children_manifest
 
 TARGET = 0.2  # expected false candidates per search
 TOLERANCE = 0.5  # relative: observed within [0.1, 0.3] false candidates per search
@@ -105,3 +107,50 @@ def test_the_cli_writes_a_calibration_for_the_running_model(
     assert refused.returncode == 2 and "too few to calibrate" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert path.read_bytes() == written_before
+
+
+def test_a_child_calibration_with_children_distractors_takes_the_whole_children_gallery(
+    settings: Settings, small_manifests: SmallManifests, tmp_path: Path
+) -> None:
+    small = small_manifests
+    # 60 children, so that the pairs are enough to calibrate (at least 1000): 30 cases beside
+    # the four FG-NET ones, 30 non-mated searches beside the 17 sightings.
+    children = children_manifest(tmp_path, 60)
+    env = {**os.environ, "MATCHER_DATA_DIR": str(tmp_path / "data")}
+    out = tmp_path / "child.json"
+
+    def calibrate(category: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "matcher", "calibrate", "--cross-age", str(small.cross_age),
+             "--distractors", str(small.distractors), "--children-distractors",
+             str(children), "--category", category, "--out", str(out)],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+    refused = calibrate("any")  # children as distractors measure a child calibration only
+    assert refused.returncode == 2 and "--children-distractors" in refused.stderr
+    assert not out.exists()
+    result = calibrate("child")
+    assert result.returncode == 0, result.stderr
+    written = load(out)
+    assert written.category == "child" and "children as distractors" in result.stdout
+    assert written.source["children_distractors"] == str(children)
+    assert written.source["protocol"] == CHILDREN
+    assert written.source["distractors"] == str(small.distractors)
+
+    # Every search of the children protocol (sightings, LAG non-mated probes) against every
+    # gallery face of someone else: FG-NET case photos and the LAG children's cases alike.
+    protocol = build_protocols(read_manifest(small.cross_age, require_age=True),
+                               read_manifest(small.distractors),
+                               read_manifest(children))[CHILDREN]
+    pipeline = load_pipeline(settings)
+
+    def people_with_a_face(photos: list[LabelledPhoto]) -> list[str]:
+        vectors = embed_largest_faces(pipeline, photos)
+        return [p.identity for p, v in zip(photos, vectors, strict=True) if v is not None]
+
+    gallery = people_with_a_face(protocol.gallery)
+    searches = people_with_a_face([s.photo for s in protocol.sightings] + protocol.probes)
+    assert sum(who.startswith("lag-") for who in gallery) >= 25  # of 30 LAG cases
+    assert written.gallery_faces == len(gallery) > protocol.case_people
+    assert written.searches == len(searches)
+    assert written.pairs == sum(s != g for s in searches for g in gallery)

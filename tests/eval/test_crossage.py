@@ -41,7 +41,13 @@ def run_eval(data_dir: Path, plots: Path | None, *options: str) -> dict[str, Any
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                             timeout=1200, check=False)
     assert result.returncode == 0, result.stderr
-    report: dict[str, Any] = json.loads(result.stdout)
+    output = json.loads(result.stdout)
+    # One object: what was measured, then each protocol's report (here the main one alone;
+    # tests/eval/test_children_protocol.py adds the variant "children as distractors").
+    assert set(output) == {"model_id", "case_photos", "fit_only", "protocols"}
+    assert set(output["protocols"]) == {"main"}
+    report: dict[str, Any] = output["protocols"]["main"]
+    assert report["model_id"] == output["model_id"]
     print(report["model_id"], {k: round(report[k], 3) for k in
                                ("rank1", "rank10", "tpir_at_fpir_1pct", "threshold")},
           {band: round(row["rank1"], 2) for band, row in report["by_gap"].items()})
