@@ -28,6 +28,7 @@ from matcher.index import FaceIndex, IndexFileError, IndexParams, persist
 from matcher.index.owners import OwnerMap
 from matcher.index.rwlock import ReadWriteLock
 from matcher.service.errors import ModelNotEmbedded
+from matcher.service.likelihood import fill_false_match_rates
 from matcher.service.serving import model_settings, serving_settings
 from matcher.store import (
     FaceSetSummary,
@@ -319,4 +320,5 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
         log.warning("no child calibration for %s: children's cases use %s; run `matcher "
                     "calibrate --category child` and set MATCHER_MATCH_FALSE_PER_SEARCH",
                     pipeline.model_id, fallback)
+    fill_false_match_rates(matcher)  # candidates stored before their model's calibration
     return matcher

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from matcher.service.confidence import case_thresholds
 from matcher.service.context import Matcher
+from matcher.service.likelihood import rated
 from matcher.service.retention import drop_faces
 from matcher.store import Case, CaseStatus, Face, NewCandidate, add_candidates, matchable
 from matcher.store.review import candidate_distances, candidate_pairs
@@ -47,11 +48,12 @@ def retro_match(
 
     The top `match_top_k` new sightings of each case face are stored like ingest stores a new
     sighting's top cases: the sighting's closest face, the distance, the case's threshold in
-    force (`case_thresholds`, as ingest), and as rank the place among the candidates that
-    sighting face already has. Pairs with a candidate row for this model already (one row per
-    face, case and model) and pairs judged `match` or `not_match` (`matchable`) are left out
-    before the cut, not after: a sighting that came in while the case was closed must not be
-    crowded out by the older sightings it already has candidates from (`_new_pairs`).
+    force (`case_thresholds`, as ingest), the calibrated false match rate (`rated`), and as
+    rank the place among the candidates that sighting face already has. Pairs with a candidate
+    row for this model already (one row per face, case and model) and pairs judged `match` or
+    `not_match` (`matchable`) are left out before the cut, not after: a sighting that came in
+    while the case was closed must not be crowded out by the older sightings it already has
+    candidates from (`_new_pairs`).
 
     Takes no lock: add_photo calls it under `matcher.case_lock`, after the faces joined the
     case index, so a case closed meanwhile is seen closed.
@@ -68,9 +70,10 @@ def retro_match(
                                        (c.sighting_face_id for c in rows))
         threshold = case_thresholds(matcher, session, [case_id]).get(
             case_id, matcher.match_threshold)
-        rows = [replace(c, threshold=threshold,
-                        rank=1 + sum(d < c.distance for d in existing[c.sighting_face_id]))
-                for c in rows]
+        rows = rated(matcher, session, [
+            replace(c, threshold=threshold,
+                    rank=1 + sum(d < c.distance for d in existing[c.sighting_face_id]))
+            for c in rows])
         add_candidates(session, rows)
         session.commit()
     if gone:

@@ -236,7 +236,8 @@ def _page(matcher: Matcher, actor: Actor, query: ReviewQuery, limit: int,
 
 def review_queue(matcher: Matcher, actor: Actor, query: ReviewQuery | None = None,
                  limit: int = 50, cursor: str | None = None) -> ReviewPage:
-    """A page of the queue (by default: pending, under their threshold, closest first)."""
+    """A page of the queue (by default: pending, under their threshold, most likely first:
+    `matcher.store.review.Likelihood`)."""
     return _page(matcher, actor, query or ReviewQuery(), limit, cursor, "queue")
 
 

@@ -2,10 +2,11 @@
 
 Every face of the sighting is detected and embedded; every fit face is searched against the
 active case index and its top `match_top_k` cases are stored as candidates (distance, rank,
-model id and the `match_threshold` in force), whether or not they are under the threshold:
-an investigator may want the near misses, and the threshold can be recalibrated later without
-re-running old sightings. Unfit faces (too small, too blurred) are stored with their reasons
-but not searched: their descriptors drift too far to rank cases (scripts/calibrate_quality.py).
+model id, the threshold in force and the calibrated false match rate: `likelihood`), whether
+or not they are under the threshold: an investigator may want the near misses, and the
+threshold can be recalibrated later without re-running old sightings. Unfit faces (too small,
+too blurred) are stored with their reasons but not searched: their descriptors drift too far to
+rank cases (scripts/calibrate_quality.py).
 A sighting with no usable face is kept, with the reasons.
 """
 
@@ -18,6 +19,7 @@ from matcher.index import OwnerHits
 from matcher.service import faces as face_ops
 from matcher.service.confidence import case_thresholds
 from matcher.service.context import Matcher, holds_model
+from matcher.service.likelihood import rated
 from matcher.service.retro import index_sighting
 from matcher.store import (
     SYSTEM,
@@ -83,7 +85,8 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
             face_ids = [sighting.faces[i].id for i in fit]
             rows = matchable(session, _candidates(matcher, face_ids, hits))
             thresholds = case_thresholds(matcher, session, {row.case_id for row in rows})
-            rows = [replace(row, threshold=thresholds[row.case_id]) for row in rows]
+            rows = rated(matcher, session, [replace(row, threshold=thresholds[row.case_id])
+                                            for row in rows])
             add_candidates(session, rows)
             session.commit()
             index_sighting(matcher, sighting.id, face_ids, vectors)  # committed: retro-matchable

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import TypeDecorator
 
@@ -346,6 +347,22 @@ class FaceVector(Base):
         return descriptor_from_bytes(self.descriptor, self.dim)
 
 
+# A threshold of 0 (a calibration that vouches for no distance) divides as this: the ratio
+# stays finite and still grows with the distance.
+SMALLEST_THRESHOLD = 1e-9
+
+
+def distance_ratio(distance: float, threshold: float) -> float:
+    """A candidate's distance over the threshold in force: under 1 is under the threshold, and
+    it compares candidates whatever scale their model's distances are on."""
+    return float(distance) / max(float(threshold), SMALLEST_THRESHOLD)
+
+
+def _distance_ratio_of_row(context: DefaultExecutionContext) -> float:
+    row = context.get_current_parameters()
+    return distance_ratio(row["distance"], row["threshold"])
+
+
 class Candidate(Base):
     """A case proposed for a sighting face, waiting for (or after) an investigator's review."""
 
@@ -357,12 +374,14 @@ class Candidate(Base):
             "sighting_face_id", "case_id", "model_id",
             name="uq_candidates_sighting_face_id_case_id_model_id",
         ),
-        # The review queue (one status, closest first, keyset-paged) reads an index in order
-        # instead of sorting: the whole queue, and one case's (which would otherwise walk the
-        # first index past every other case's rows). The second also serves every lookup by
-        # case: a case's matches, the cascade when a case is deleted. Revision 0005.
-        Index("ix_candidates_status_distance_id", "status", "distance", "id"),
-        Index("ix_candidates_case_id_status_distance_id", "case_id", "status", "distance", "id"),
+        # The review queue (one status, most likely first, keyset-paged) reads an index in
+        # order instead of sorting: the whole queue, and one case's (which would otherwise walk
+        # the first index past every other case's rows). The second also serves every lookup
+        # by case: a case's matches, the cascade when a case is deleted. Revisions 0005, 0008.
+        Index("ix_candidates_status_likelihood", "status", "false_match_rate",
+              "distance_ratio", "id"),
+        Index("ix_candidates_case_id_status_likelihood", "case_id", "status",
+              "false_match_rate", "distance_ratio", "id"),
         NO_ID_REUSE,
     )
 
@@ -376,6 +395,13 @@ class Candidate(Base):
     rank: Mapped[int] = mapped_column(Integer)
     model_id: Mapped[str] = mapped_column(String(MODEL_ID_LENGTH))
     threshold: Mapped[float] = mapped_column(Float)  # the threshold in force when it was found
+    # What the distance means on one scale for every model (revision 0008): the false match
+    # rate per compared face of the calibration of the case's category (else `any`) of the
+    # model that found it; None without one. The queue orders by it, then by distance_ratio.
+    false_match_rate: Mapped[float | None] = mapped_column(Float)
+    # distance / threshold in force, set from the two on every insert (ORM or Core): the order
+    # of the candidates without a rate, and of ties.
+    distance_ratio: Mapped[float] = mapped_column(Float, default=_distance_ratio_of_row)
     status: Mapped[CandidateStatus] = mapped_column(
         _enum(CandidateStatus), default=CandidateStatus.PENDING
     )

@@ -105,6 +105,9 @@ class NewCandidate:
     rank: int
     model_id: str
     threshold: float
+    # The calibrated false match rate per compared face of the distance, on the scale of every
+    # model (None without a calibration of the model): what the review queue orders by.
+    false_match_rate: float | None = None
 
 
 # --- cases -----------------------------------------------------------------------------------
@@ -333,12 +336,23 @@ def add_candidates(session: Session, candidates: Sequence[NewCandidate]) -> list
             sighting_face_id=c.sighting_face_id, case_id=c.case_id, case_face_id=c.case_face_id,
             distance=float(c.distance), rank=int(c.rank), model_id=c.model_id,
             threshold=float(c.threshold), status=CandidateStatus.PENDING,
+            false_match_rate=_rate(c.false_match_rate),
         )
         for c in candidates
     ]
     session.add_all(rows)
     session.flush()
     return rows
+
+
+def _rate(value: float | None) -> float | None:
+    """A false match rate, or None; a NaN or a number outside [0, 1] would misplace the
+    candidate in the queue for good."""
+    if value is None:
+        return None
+    if not 0.0 <= float(value) <= 1.0:  # NaN fails too
+        raise InvalidRecord(f"not a false match rate: {value}")
+    return float(value)
 
 
 def matchable(session: Session, candidates: Sequence[NewCandidate]) -> list[NewCandidate]:

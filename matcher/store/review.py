@@ -1,8 +1,9 @@
 """Store queries of the investigators' review: the queue, decisions, and sighting faces.
 
-The queue is one SQL query: filters (status, threshold in force, case, category, a circle on
-the map, a time range) and keyset paging all run in the database, so a page costs the same
-with ten candidates or ten million. Like repo.py, functions flush but never commit.
+The queue is SQL: filters (status, threshold in force, case, category, a circle on the map, a
+time range), the order (most likely first: `Likelihood`) and keyset paging all run in the
+database, so a page costs the same with ten candidates or ten million. Like repo.py, functions
+flush but never commit.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from matcher.store.errors import CandidateNotFound, InvalidRecord
 from matcher.store.models import (
+    Base,
     Candidate,
     CandidateStatus,
     Case,
@@ -41,6 +43,8 @@ NOTE_MAX = 2000
 OPEN = (CandidateStatus.PENDING, CandidateStatus.NEEDS_INFO)  # still waiting for a verdict
 
 TimeField = Literal["seen", "taken", "uploaded"]
+# "distance": most likely first (the name is older than the order: `Likelihood`); "recent":
+# newest sighting first.
 Order = Literal["distance", "recent"]
 
 
@@ -118,7 +122,7 @@ class GeoCircle:
 @dataclass(frozen=True)
 class ReviewQuery:
     """Which candidates to list. The defaults are the queue: pending, under the threshold that
-    was in force when each was found, closest first."""
+    was in force when each was found, most likely first (`Likelihood`)."""
 
     statuses: tuple[CandidateStatus, ...] = (CandidateStatus.PENDING,)
     under_threshold: bool = True
@@ -128,34 +132,66 @@ class ReviewQuery:
     since: dt.datetime | None = None  # inclusive
     until: dt.datetime | None = None  # exclusive
     time_field: TimeField = "seen"  # "seen": taken_at, or uploaded_at when unknown
-    order: Order = "distance"  # "recent": newest sighting first
+    order: Order = "distance"  # most likely first; "recent": newest sighting first
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """A candidate's place in the queue's default order, most likely first: by the calibrated
+    false match rate of its distance (per compared face, the same scale for every model, so
+    the candidates of two models before and after a reindex interleave rightly), then by
+    distance / threshold in force, then by id. Candidates without a rate (no calibration of
+    their model) come after every rated one, by distance / threshold then id."""
+
+    false_match_rate: float | None
+    distance_ratio: float
+
+    def sort_key(self, candidate_id: int) -> tuple[bool, float, float, int]:
+        """The order as a Python key (what the SQL of `review_rows` returns)."""
+        rate = self.false_match_rate
+        return (rate is None, rate or 0.0, self.distance_ratio, candidate_id)
+
+
+_KINDS = {"distance": "l", "recent": "t"}  # "d" (a raw distance) was the kind before 0008
 
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where the previous page ended: its last row's sort key and candidate id (opaque text)."""
+    """Where the previous page ended: its last row's sort key and candidate id (opaque text).
+    A cursor of the raw-distance order (before revision 0008) is refused as any cursor of
+    another listing (InvalidRecord): its key means nothing in the order of today."""
 
-    key: float | dt.datetime
+    key: Likelihood | dt.datetime
     candidate_id: int
 
     def encode(self) -> str:
-        key = repr(self.key) if isinstance(self.key, float) else self.key.isoformat()
-        text = f"{'d' if isinstance(self.key, float) else 't'}|{key}|{self.candidate_id}"
+        if isinstance(self.key, Likelihood):
+            rate = self.key.false_match_rate
+            key = f"{'' if rate is None else repr(rate)}|{self.key.distance_ratio!r}"
+        else:
+            key = self.key.isoformat()
+        kind = "l" if isinstance(self.key, Likelihood) else "t"
+        text = f"{kind}|{key}|{self.candidate_id}"
         return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, text: str, order: Order) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            kind, key, candidate_id = raw.split("|")
-            if kind != {"distance": "d", "recent": "t"}[order]:
+            kind, *keys, candidate_id = raw.split("|")
+            if kind != _KINDS[order] or len(keys) != (2 if kind == "l" else 1):
                 raise ValueError(kind)
-            value: float | dt.datetime = (float(key) if kind == "d"
-                                          else dt.datetime.fromisoformat(key))
+            value: Likelihood | dt.datetime
+            if kind == "l":
+                value = Likelihood(float(keys[0]) if keys[0] else None, float(keys[1]))
+                if not all(math.isfinite(v) for v in (value.false_match_rate or 0.0,
+                                                      value.distance_ratio)):
+                    raise ValueError(raw)
+            else:
+                value = dt.datetime.fromisoformat(keys[0])
             candidate = int(candidate_id)
             # Ids are 64-bit in the store: a larger one overflowed the driver (a 500).
-            if not 0 <= candidate <= MAX_ID or (isinstance(value, float)
-                                                and not math.isfinite(value)):
+            if not 0 <= candidate <= MAX_ID:
                 raise ValueError(raw)
             return cls(value, candidate)
         except (ValueError, UnicodeDecodeError, binascii.Error) as error:
@@ -236,7 +272,9 @@ def review_rows(
     conditions: list[ColumnElement[bool]] = [
         Candidate.status.in_([CandidateStatus(s) for s in query.statuses])]
     if query.under_threshold:
-        conditions.append(Candidate.distance <= Candidate.threshold)
+        # The same test on the ratio (d <= t gives d / t <= 1 exactly), which the queue's index
+        # holds: the walk of the unrated candidates stops there.
+        conditions += [Candidate.distance <= Candidate.threshold, Candidate.distance_ratio <= 1]
     if query.case_id is not None:
         conditions.append(Candidate.case_id == query.case_id)
     if query.category is not None:
@@ -248,29 +286,107 @@ def review_rows(
         conditions.append(when >= query.since)
     if query.until is not None:
         conditions.append(when < query.until)
-    seen = _time("seen")
-    order: tuple[Any, ...]
     if query.order == "distance":
-        order = (Candidate.distance, Candidate.id)
-        if after is not None:
-            # The first, redundant bound lets the database start inside the queue's index at
-            # the cursor rather than walk every row before it (the OR alone cannot seek).
-            conditions.append(Candidate.distance >= after.key)
-            conditions.append(or_(Candidate.distance > after.key, and_(
-                Candidate.distance == after.key, Candidate.id > after.candidate_id)))
-    else:
-        order = (seen.desc(), Candidate.id.desc())
-        if after is not None:
-            conditions.append(or_(seen < after.key, and_(
-                seen == after.key, Candidate.id < after.candidate_id)))
-    rows = session.execute(_rows_query().where(*conditions).order_by(*order).limit(limit))
+        return _most_likely_first(session, conditions, limit, after)
+    seen = _time("seen")
+    if after is not None:
+        conditions.append(or_(seen < after.key, and_(
+            seen == after.key, Candidate.id < after.candidate_id)))
+    rows = session.execute(_rows_query().where(*conditions)
+                           .order_by(seen.desc(), Candidate.id.desc()).limit(limit))
     return [ReviewRow(*row) for row in rows]
+
+
+def _most_likely_first(session: Session, conditions: list[ColumnElement[bool]], limit: int,
+                       after: Cursor | None) -> list[ReviewRow]:
+    """The `Likelihood` order: the rated candidates, then (when the page is not full yet) the
+    unrated ones. Two queries, not one ORDER BY with NULLS LAST: each walks the queue's index
+    (status, false_match_rate, distance_ratio, id) in order on both databases, where SQLite,
+    which keeps NULLs first in an index, would read and sort the whole queue for one."""
+    key = after.key if after is not None else None
+    if key is not None and not isinstance(key, Likelihood):
+        raise InvalidRecord("not a cursor of this listing")
+    last = after.candidate_id if after is not None else 0
+    rate, ratio, ident = (Candidate.false_match_rate, Candidate.distance_ratio, Candidate.id)
+    parts: list[list[ColumnElement[bool]]] = []
+    if key is None or key.false_match_rate is not None:
+        rated: list[ColumnElement[bool]] = [rate.is_not(None)]
+        if key is not None:
+            # A row value: both databases seek into the index at the cursor.
+            rated.append(tuple_(rate, ratio, ident) > tuple_(
+                key.false_match_rate, key.distance_ratio, last))
+        parts.append(rated)
+    unrated: list[ColumnElement[bool]] = [rate.is_(None)]
+    if key is not None and key.false_match_rate is None:
+        unrated.append(tuple_(ratio, ident) > tuple_(key.distance_ratio, last))
+    parts.append(unrated)
+    found: list[ReviewRow] = []
+    for part in parts:
+        rows = session.execute(_rows_query().where(*conditions, *part)
+                               .order_by(rate, ratio, ident).limit(limit - len(found)))
+        found += [ReviewRow(*row) for row in rows]
+        if len(found) >= limit:
+            break
+    return found
+
+
+def likelihood_of(candidate: Candidate) -> Likelihood:
+    return Likelihood(candidate.false_match_rate, float(candidate.distance_ratio))
 
 
 def cursor_after(row: ReviewRow, order: Order) -> Cursor:
     if order == "distance":
-        return Cursor(float(row.candidate.distance), row.candidate.id)
+        return Cursor(likelihood_of(row.candidate), row.candidate.id)
     return Cursor(row.seen_at, row.candidate.id)
+
+
+def case_categories(session: Session, case_ids: Iterable[int]) -> dict[int, Category]:
+    wanted = set(case_ids)
+    if not wanted:
+        return {}
+    return {int(case): Category(category) for case, category in session.execute(
+        select(Case.id, Case.category).where(Case.id.in_(wanted)))}
+
+
+@dataclass(frozen=True)
+class Unrated:
+    """A candidate without a false match rate (stored before its model had a calibration, or
+    before revision 0008), with what it takes to rate it."""
+
+    id: int
+    distance: float
+    category: Category
+    distance_ratio: float
+
+
+def unrated_candidates(
+    session: Session, model_id: str, categories: Iterable[Category], status: CandidateStatus,
+    after: Unrated | None = None, limit: int = 1000,
+) -> list[Unrated]:
+    """The next `limit` candidates of the model, status and case categories without a rate,
+    after `after` in the queue index's order (distance / threshold, id): a keyset walk of that
+    index's unrated range, which the rows filled meanwhile leave."""
+    query = (
+        select(Candidate.id, Candidate.distance, Case.category, Candidate.distance_ratio)
+        .join(Case, Candidate.case_id == Case.id)
+        .where(Candidate.status == status, Candidate.false_match_rate.is_(None),
+               Candidate.model_id == model_id, Case.category.in_(list(categories)))
+    )
+    if after is not None:
+        query = query.where(tuple_(Candidate.distance_ratio, Candidate.id) > tuple_(
+            after.distance_ratio, after.id))
+    rows = session.execute(query.order_by(Candidate.distance_ratio, Candidate.id).limit(limit))
+    return [Unrated(int(i), float(d), Category(c), float(r)) for i, d, c, r in rows]
+
+
+def set_false_match_rates(session: Session, rates: Iterable[tuple[int, float]]) -> None:
+    """Sets the rate of candidates that have none: one UPDATE, executed for every pair."""
+    values = [{"candidate": int(i), "rate": float(r)} for i, r in rates]
+    if values:
+        table = Base.metadata.tables["candidates"]  # Core: an executemany of one UPDATE
+        session.connection().execute(update(table).where(
+            table.c.id == bindparam("candidate"), table.c.false_match_rate.is_(None),
+        ).values(false_match_rate=bindparam("rate")), values)
 
 
 def review_row(session: Session, candidate_id: int) -> ReviewRow:

@@ -5,6 +5,7 @@ retro-matching of earlier sightings, and links between sightings of one child.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from typing import Any
 
@@ -115,7 +116,10 @@ def test_queue_filters_and_paging(
         if cursor is None:
             break
     assert paged == everything and len(paged) == 4
-    for bad in ({"limit": 201}, {"cursor": "garbage"}, {"status": "confirmed"}):
+    # A cursor of the raw-distance order before store revision 0008: refused, not misread.
+    before_0008 = base64.urlsafe_b64encode(b"d|0.4|1").decode().rstrip("=")
+    for bad in ({"limit": 201}, {"cursor": "garbage"}, {"status": "confirmed"},
+                {"cursor": before_0008}):
         assert client.get("/v1/review/queue", params=bad, headers=auth(inv)).status_code == 422
 
     parked = entry_of(queue(client, inv), s[2], a)

@@ -4,6 +4,7 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -22,7 +23,7 @@ TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors",
 }
-HEAD = "0007"
+HEAD = "0008"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -32,6 +33,12 @@ CANDIDATE_INDEXES_0005 = {
     "ix_candidates_case_face_id": ["case_face_id"],
     "ix_candidates_status_distance_id": ["status", "distance", "id"],
     "ix_candidates_case_id_status_distance_id": ["case_id", "status", "distance", "id"],
+}
+CANDIDATE_INDEXES_0008 = {
+    "ix_candidates_case_face_id": ["case_face_id"],
+    "ix_candidates_status_likelihood": ["status", "false_match_rate", "distance_ratio", "id"],
+    "ix_candidates_case_id_status_likelihood": [
+        "case_id", "status", "false_match_rate", "distance_ratio", "id"],
 }
 SIGHTING_1 = ("INSERT INTO sightings (id, uploaded_at, app, sha256, path, width, height) "
               "VALUES (1, '2026-01-01 00:00:00+00:00', 'tips', 'ab', 'p', 10, 10)")
@@ -271,3 +278,52 @@ def test_the_models_ask_sqlite_for_the_ids_0007_gives() -> None:
     declared = {table.name for table in Base.metadata.sorted_tables
                 if table.dialect_options["sqlite"]["autoincrement"]}
     assert declared == set(ID_TABLES)
+
+
+def _candidate_columns(engine: Engine) -> dict[str, bool]:
+    """Column name: nullable."""
+    return {c["name"]: c["nullable"] for c in inspect(engine).get_columns("candidates")}
+
+
+def test_0008_rates_and_ratios_order_the_queue_and_go_back(empty_engine: Engine) -> None:
+    sqlite = empty_engine.dialect.name == "sqlite"
+    migrate(empty_engine, "0007")
+    with empty_engine.begin() as connection:
+        _sighting_with_face_7(connection)
+        case = _add_row(connection, "cases")
+        # Thresholds in force: 0.6, and 0 (a calibration that vouches for no distance).
+        for id_, distance, threshold in ((5, 0.3, 0.6), (6, 0.9, 0.6), (8, 0.2, 0.0)):
+            connection.execute(text(
+                "INSERT INTO candidates (id, sighting_face_id, case_id, case_face_id, distance, "
+                "rank, model_id, threshold, status, created_at) VALUES (:id, 7, :case, 7, "
+                f":distance, 1, :model, :threshold, 'pending', {_AT})"),
+                {"id": id_, "case": case, "distance": distance, "threshold": threshold,
+                 "model": f"m{id_}"})
+    assert _candidate_indexes(empty_engine) == CANDIDATE_INDEXES_0005
+    migrate(empty_engine, "0008")
+    assert _candidate_indexes(empty_engine) == CANDIDATE_INDEXES_0008
+    columns = _candidate_columns(empty_engine)
+    assert (columns["false_match_rate"], columns["distance_ratio"]) == (True, False)
+    if sqlite:  # the table copy keeps what 0007 gave it
+        assert "candidates" in _autoincrement_tables(empty_engine)
+    with empty_engine.begin() as connection:
+        rows = connection.execute(text(
+            "SELECT id, false_match_rate, distance_ratio FROM candidates ORDER BY id")).all()
+        assert [(r[0], r[1]) for r in rows] == [(5, None), (6, None), (8, None)]
+        assert [r[2] for r in rows] == [pytest.approx(0.5), pytest.approx(1.5),
+                                        pytest.approx(0.2 / 1e-9)]
+        connection.execute(text("UPDATE candidates SET false_match_rate = 0.001 WHERE id = 5"))
+        connection.execute(text(
+            "INSERT INTO candidates (sighting_face_id, case_id, case_face_id, distance, rank, "
+            "model_id, threshold, status, created_at, false_match_rate, distance_ratio) VALUES "
+            f"(7, :case, 7, 0.4, 1, 'm9', 0.8, 'pending', {_AT}, 0.01, 0.5)"), {"case": case})
+        new_id = int(connection.execute(text(
+            "SELECT id FROM candidates WHERE model_id = 'm9'")).scalar_one())
+    command.downgrade(alembic_config(empty_engine), "0007")
+    assert _candidate_indexes(empty_engine) == CANDIDATE_INDEXES_0005
+    assert not {"false_match_rate", "distance_ratio"} & set(_candidate_columns(empty_engine))
+    if sqlite:
+        assert "candidates" in _autoincrement_tables(empty_engine)
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT id, distance FROM candidates ORDER BY id")
+                                  ).all() == sorted([(5, 0.3), (6, 0.9), (8, 0.2), (new_id, 0.4)])

@@ -1,8 +1,10 @@
-"""The review queries on SQLite and PostgreSQL: queue filters and paging, decisions, and the
-sighting faces the sighting index is built from."""
+"""The review queries on SQLite and PostgreSQL: the queue's order (by calibrated false match
+rate, on one scale for every model), filters and paging, decisions, and the sighting faces the
+sighting index is built from."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import sqlite3
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from matcher.calibration import Calibration, fit
 from matcher.config import Settings
 from matcher.store import (
     CandidateNotFound,
@@ -37,6 +40,7 @@ from matcher.store.db import add_math_functions
 from matcher.store.review import (
     Cursor,
     GeoCircle,
+    Likelihood,
     ReviewQuery,
     candidate_distances,
     candidate_pairs,
@@ -44,6 +48,7 @@ from matcher.store.review import (
     decide,
     decisions_on,
     fit_sighting_faces,
+    likelihood_of,
     review_row,
     review_rows,
     sighting_face_rows,
@@ -143,6 +148,93 @@ def test_keyset_pages_cover_the_queue_once_even_with_equal_distances(
         Cursor.decode("not a cursor", "distance")
     with pytest.raises(InvalidRecord):  # a cursor of the other order
         Cursor.decode(Cursor(_when(1), 3).encode(), "distance")
+    # A cursor of the raw-distance order (before revision 0008): its key means nothing now.
+    with pytest.raises(InvalidRecord):
+        Cursor.decode(base64.urlsafe_b64encode(b"d|0.4|7").decode().rstrip("="), "distance")
+    for rate in (None, 0.0, 2e-4):
+        cursor = Cursor(Likelihood(rate, 0.75), 12)
+        assert Cursor.decode(cursor.encode(), "distance") == cursor
+
+
+UNIT, PLDA, UNCALIBRATED = "unit-model", "plda-model", "uncalibrated-model"
+
+
+def _calibration(model: str, centre: float, spread: float) -> Calibration:
+    """Made-up distances of strangers (non-mated pairs) on a scale of the model's own."""
+    distances = np.random.default_rng(7).normal(centre, spread, 5000).clip(0)
+    return fit(model, "child", distances, searches=100, gallery_faces=50)
+
+
+@pytest.fixture
+def two_scales(session: Session, data_dir: Path) -> dict[str, int]:
+    """Candidates of a unit-length model (strangers at 1.2 +- 0.1) and of a PLDA projection
+    (ten times the scale), each rated by its own calibration as the service stores them, and
+    two of a model without one; every pair of sighting face and case used once per model."""
+    unit, plda = _calibration(UNIT, 1.2, 0.1), _calibration(PLDA, 12.0, 1.0)
+    cases = [_case(session, data_dir, seed) for seed in range(2)]
+    faces = [_sighting(session, data_dir, 40 + seed)[1][0] for seed in range(5)]
+    pairs = [(face, case) for face in faces for case in cases]
+    found = {  # name: (model, distance, threshold in force, calibration)
+        # Closer than any stranger measured: one pair's worth (equal pairs: the same rate for
+        # both models), so distance / threshold orders them.
+        "unit_03": (UNIT, 0.3, 1.1, unit), "plda_40": (PLDA, 4.0, 11.0, plda),
+        "unit_05": (UNIT, 0.5, 1.1, unit),
+        "plda_90": (PLDA, 9.0, 11.0, plda),  # FMR about 0.0013 (3 sigma under the strangers)
+        "unit_095": (UNIT, 0.95, 1.1, unit),  # 0.006 (2.5 sigma)
+        "plda_100": (PLDA, 10.0, 11.0, plda),  # 0.023 (2 sigma)
+        "unit_105": (UNIT, 1.05, 1.1, unit),  # 0.067 (1.5 sigma)
+        "unit_over": (UNIT, 1.15, 1.1, unit),  # over its threshold: out of the queue
+        # No calibration: after every rated one, by distance / threshold, however close.
+        "none_03": (UNCALIBRATED, 0.3, 0.6, None), "none_01": (UNCALIBRATED, 0.1, 0.6, None),
+    }
+    rows = add_candidates(session, [
+        NewCandidate(face, case, case_face, distance, 1, model, threshold,
+                     None if calibration is None
+                     else float(calibration.false_match_rate(distance)))
+        for (face, (case, case_face)), (model, distance, threshold, calibration)
+        in zip(pairs, found.values(), strict=True)])
+    session.commit()
+    return {name: row.id for name, row in zip(found, rows, strict=True)} | {
+        "case": cases[0][0]}
+
+
+MOST_LIKELY_FIRST = ("unit_03", "plda_40", "unit_05", "plda_90", "unit_095", "plda_100",
+                     "unit_105", "none_01", "none_03")
+
+
+def test_the_queue_orders_two_models_by_what_their_distances_mean_not_by_distance(
+    session: Session, two_scales: dict[str, int]
+) -> None:
+    expected = [two_scales[name] for name in MOST_LIKELY_FIRST]
+    assert _ids(session) == expected
+    rows = {row.candidate.id: row.candidate for row in review_rows(session, ReviewQuery())}
+    assert _ids(session) != sorted(rows, key=lambda i: (rows[i].distance, i))  # not raw
+    # The order is the one `Likelihood` states, and every page of any size follows it.
+    assert expected == sorted(rows, key=lambda i: likelihood_of(rows[i]).sort_key(i))
+    for size in (1, 2, 4):
+        pages: list[int] = []
+        after = None
+        while page := review_rows(session, ReviewQuery(), size, after):
+            pages += [row.candidate.id for row in page]
+            after = Cursor.decode(cursor_after(page[-1], "distance").encode(), "distance")
+        assert pages == expected, size
+    # Over its threshold: listed only when asked, at its rate's place, before the unrated.
+    everything = _ids(session, ReviewQuery(under_threshold=False))
+    assert everything == expected[:7] + [two_scales["unit_over"]] + expected[7:]
+    # One case's page walks the other index, in the same order.
+    mine = set(_ids(session, ReviewQuery(case_id=two_scales["case"])))
+    assert _ids(session, ReviewQuery(case_id=two_scales["case"])) == [
+        i for i in expected if i in mine]
+    assert 0 < len(mine) < len(expected)
+
+
+def test_a_candidate_s_rate_is_a_rate(session: Session, world: dict[str, int]) -> None:
+    stored = review_row(session, world["berlin_child"]).candidate
+    for bad in (float("nan"), -0.1, 1.5):
+        with pytest.raises(InvalidRecord):
+            add_candidates(session, [NewCandidate(
+                stored.sighting_face_id, stored.case_id, stored.case_face_id, 0.3, 1,
+                "another-model", 0.6, bad)])
 
 
 def test_the_queue_filters_by_case_category_status_and_time(
@@ -326,17 +418,25 @@ def test_sin_and_cos_are_added_where_sqlite_lacks_them() -> None:
     connection.close()
 
 
+RATED_CURSOR = Cursor(Likelihood(1e-3, 0.4), 7)
+UNRATED_CURSOR = Cursor(Likelihood(None, 0.4), 7)
+
+
 @pytest.mark.parametrize(("query", "after", "index"), [
-    (ReviewQuery(), None, "ix_candidates_status_distance_id"),
-    (ReviewQuery(), Cursor(0.4, 7), "ix_candidates_status_distance_id"),
-    (ReviewQuery(case_id=3), None, "ix_candidates_case_id_status_distance_id"),
-    (ReviewQuery(case_id=3), Cursor(0.4, 7), "ix_candidates_case_id_status_distance_id"),
+    (ReviewQuery(), None, "ix_candidates_status_likelihood"),
+    (ReviewQuery(), RATED_CURSOR, "ix_candidates_status_likelihood"),
+    (ReviewQuery(), UNRATED_CURSOR, "ix_candidates_status_likelihood"),
+    (ReviewQuery(case_id=3), None, "ix_candidates_case_id_status_likelihood"),
+    (ReviewQuery(case_id=3), RATED_CURSOR, "ix_candidates_case_id_status_likelihood"),
+    (ReviewQuery(case_id=3), UNRATED_CURSOR, "ix_candidates_case_id_status_likelihood"),
 ])
 def test_sqlite_walks_an_index_for_a_queue_page_instead_of_sorting(
     tmp_path: Path, query: ReviewQuery, after: Cursor | None, index: str
 ) -> None:
-    """The plan SQLite chooses without ANALYZE statistics, as the service runs it: the same on
-    an empty store as on a large one (scripts/bench_queue.py times both)."""
+    """The plans SQLite chooses without ANALYZE statistics, as the service runs them: the same
+    on an empty store as on a large one (scripts/bench_queue.py times them). On an empty store
+    a page asks for the rated candidates, then the unrated ones: both queries seek and walk the
+    index in order."""
     engine = make_engine(Settings(data_dir=tmp_path))
     migrate(engine)
     seen: list[tuple[str, object]] = []
@@ -345,8 +445,13 @@ def test_sqlite_walks_an_index_for_a_queue_page_instead_of_sorting(
     with Session(engine) as session:
         review_rows(session, query, after=after)
     with engine.connect() as connection:
-        plan = [row[-1] for row in connection.exec_driver_sql(
-            f"EXPLAIN QUERY PLAN {seen[-1][0]}", seen[-1][1]).all()]
+        plans = [[row[-1] for row in connection.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {statement}", parameters).all()]
+            for statement, parameters in seen if statement.startswith("SELECT")]
     engine.dispose()
-    assert any(f"USING INDEX {index} " in line for line in plan), plan
-    assert not any("TEMP B-TREE" in line for line in plan), plan
+    assert len(plans) == (1 if after is UNRATED_CURSOR else 2)
+    for plan in plans:
+        assert any(f"USING INDEX {index} " in line for line in plan), plan
+        assert not any("TEMP B-TREE" in line for line in plan), plan
+    if after is not None:  # the cursor's row value bounds the search: a seek, not a walk
+        assert any(">" in line.split("USING INDEX")[-1] for line in plans[0]), plans[0]

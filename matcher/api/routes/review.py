@@ -110,8 +110,10 @@ async def get_queue(
         "`uploaded`"))] = "seen",
     limit: Limit = 50, cursor: CursorParam = None,
 ) -> ReviewPage:
-    """Candidates under the threshold in force when they were found, closest first, across
-    every sighting. Each entry shown is audited."""
+    """Candidates under the threshold in force when they were found, most likely first (the
+    lowest calibrated false match rate of their distance, the same scale for every model; then
+    distance / threshold; candidates of a model without a calibration after the others, by
+    distance / threshold), across every sighting. Each entry shown is audited."""
     query = ReviewQuery(
         statuses=tuple(CandidateStatus(s) for s in (status or ["pending"])),
         case_id=case_id, category=category, near=GeoCircle.maybe(lat, lon, radius_km),
