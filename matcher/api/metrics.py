@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from matcher import logs
 from matcher.api.deps import Forbidden, MatcherDep, WorkerDep, _bearer, _header, current_key
 from matcher.service import CasePhotoResult, SightingResult, matching_coverage
+from matcher.service.store_fit import erased_fitted_cases
 from matcher.store import Role
 
 access_log = logging.getLogger("matcher.access")
@@ -81,6 +82,10 @@ class Metrics:
         self.unmatchable_cases = Gauge(
             "matcher_unmatchable_cases", "Active cases with faces, none of which has a vector "
             "of the serving model: they cannot be matched.", registry=reg)
+        self.projection_erased_cases = Gauge(
+            "matcher_projection_erased_cases", "Cases the serving model's projection was "
+            "fitted on (fit-projection --from-store) that the store no longer holds: refit "
+            "without them and reindex.", registry=reg)
         self._app = app
         self._routes: list[tuple[re.Pattern[str], str, frozenset[str]]] | None = None
 
@@ -243,11 +248,12 @@ router = APIRouter(tags=["operations"])
             responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
 async def get_metrics_text(metrics: MetricsDep, matcher: MatcherDep, worker: WorkerDep
                            ) -> Response:
-    """Prometheus text format: requests, uploads, faces, candidates, indexed case faces, and
-    what the serving model cannot match."""
+    """Prometheus text format: requests, uploads, faces, candidates, indexed case faces,
+    what the serving model cannot match, and erased cases its projection was fitted on."""
     blind = await worker(matching_coverage, matcher)
     metrics.faces_without_vectors.set(blind.faces_without_vectors)
     metrics.unmatchable_cases.set(len(blind.unmatchable_cases))
+    metrics.projection_erased_cases.set(await worker(erased_fitted_cases, matcher))
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

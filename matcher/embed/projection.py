@@ -83,6 +83,9 @@ class Projection:
     people: tuple[str, ...]  # identity_hash() of everyone fitted on
     recipe: Recipe | PldaRecipe
     mean: NDArray[np.float32] | None = None  # PLDA only: subtracted before the matrix
+    # A fit on a store's own cases (`matcher fit-projection --from-store`): each case's hash,
+    # salted by that store (matcher/service/store_fit.py), kept apart from research `people`.
+    store_cases: tuple[str, ...] = ()
 
     @property
     def method(self) -> str:
@@ -119,6 +122,8 @@ class Projection:
                   "meta": np.array(json.dumps(meta))}
         if self.mean is not None:
             arrays["mean"] = self.mean
+        if self.store_cases:  # a file without them loads with none
+            arrays["store_cases"] = np.array(self.store_cases, dtype="U64")
         path.parent.mkdir(parents=True, exist_ok=True)
         write_arrays(path, arrays)
 
@@ -148,11 +153,14 @@ def load_projection(path: Path, base_model_id: str) -> Projection:
             people = tuple(str(p) for p in saved["people"])
             plda = meta.get("method", "proj") == "plda"  # files before PLDA have no method
             mean = saved["mean"].astype(np.float32) if plda else None
+            store_cases = (tuple(str(p) for p in saved["store_cases"])
+                           if "store_cases" in saved.files else ())
         if meta.get("format") != FORMAT:
             raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
         recipe = PldaRecipe(**meta["recipe"]) if plda else Recipe(**meta["recipe"])
         projection = Projection(matrix, str(meta["base_model_id"]),
-                                float(meta["same_person_distance"]), people, recipe, mean)
+                                float(meta["same_person_distance"]), people, recipe, mean,
+                                store_cases)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ProjectionError(f"cannot read the projection file {path}: {exc}") from exc
     if projection.base_model_id != base_model_id:

@@ -12,6 +12,7 @@ import numpy as np
 
 from matcher.index import FaceIndex
 from matcher.service.context import Matcher, holds_model
+from matcher.service.store_fit import note_erased_case
 from matcher.store import SYSTEM, Actor, AuditEntry, orphan_files, record, remove_orphans
 from matcher.store.photos import remove_if_unreferenced
 from matcher.store.retention import (
@@ -124,3 +125,4 @@ def erase(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> None:
         matcher.index.remove_owner(case_id)
     files = remove_unreferenced_files(matcher, deleted.sha256s)
     log.info("case %d erased: %d faces, %d files", case_id, len(deleted.face_ids), files)
+    note_erased_case(matcher, case_id)  # the serving projection may have been fitted on it
