@@ -196,3 +196,11 @@ def load_for_model(directory: Path, model_id: str) -> dict[str, Calibration]:
         if calibration.category not in found or named:
             found[calibration.category] = calibration
     return found
+
+
+def load_serving(directory: Path, shipped: Path, model_id: str) -> dict[str, Calibration]:
+    """The calibrations the service uses for `model_id`, by category: the data dir's own
+    (`matcher calibrate`), else those shipped in the package for that model (`shipped`), so
+    that a fresh install of the default model is calibrated from its first start."""
+    return {**load_for_model(shipped, model_id), **load_for_model(directory, model_id)}
+

@@ -137,6 +137,10 @@ def eval_command(
         help="Search a sighting or non-mated probe only when its largest face is fit for "
              "matching, as the service does (the protocol searches every largest face).")]
     = False,
+    projection: Annotated[str | None, typer.Option(
+        help="The learned distance: 'shipped' (the default model's, fitted on every dev "
+             "person: it cannot be scored on them), 'none' (plain vectors) or a fit file; "
+             "default MATCHER_PROJECTION_FILE.")] = None,
 ) -> None:
     """Cross-age identification accuracy (protocol of ../shared/data/README.md), and with
     --children-distractors its variant "children as distractors" beside it, each photo
@@ -147,7 +151,8 @@ def eval_command(
     from matcher.eval.protocol import CASE_PHOTOS, CHILDREN, MAIN, build_protocols
 
     changes: dict[str, Any] = {k: v for k, v in {
-        "embedder": embedder, "embed_flip": flip, "data_dir": data_dir}.items() if v is not None}
+        "embedder": embedder, "embed_flip": flip, "data_dir": data_dir,
+        "projection_file": projection}.items() if v is not None}
     try:  # the command line over the environment, validated together
         settings = Settings(**changes)
     except ValueError as exc:  # an unknown embedder, or one the detector cannot serve
@@ -245,6 +250,7 @@ def _progress(settings: Settings) -> Callable[[int, int], None]:
 
 
 class ProjectionMethod(StrEnum):
+    PROJ_PLDA = "proj+plda"
     PLDA = "plda"
     PROJ = "proj"
 
@@ -258,9 +264,10 @@ def fit_projection_command(
         help="The projection file to write; default <data dir>/projections/<model id>.npz.")
     ] = None,
     method: Annotated[ProjectionMethod, typer.Option(
-        help="plda: the distance of a PLDA model, fitted in closed form; proj: a map fitted "
-             "by a cosine softmax over the people (README, 'A learned projection').")
-    ] = ProjectionMethod.PLDA,
+        help="proj+plda: both, chained (the shipped default's recipe); plda: the distance of "
+             "a PLDA model, fitted in closed form; proj: a map fitted by a cosine softmax "
+             "over the people (docs/accuracy.md).")
+    ] = ProjectionMethod.PROJ_PLDA,
     from_store: Annotated[bool, typer.Option(
         "--from-store", help="Fit on the store's own cases (case photos, and sightings "
         "confirmed as match) from the base of the serving model; written only when it beats "
@@ -274,11 +281,11 @@ def fit_projection_command(
     """Fit a learned projection of the configured model's vectors on labelled photos, or with
     --from-store on the store's own cases; move the service to it with `matcher reindex
     --projection FILE`, evaluate it with MATCHER_PROJECTION_FILE=FILE."""
-    from matcher.embed.projection import PldaRecipe, Recipe
+    from matcher.embed.projection import METHODS
     from matcher.eval.fitting import fit_on_photos
     from matcher.eval.manifest import ManifestError, read_manifest
 
-    recipe = PldaRecipe() if method is ProjectionMethod.PLDA else Recipe()
+    recipe = METHODS[method.value]()
     if from_store == bool(manifests) or (min_people is not None and not from_store):
         typer.echo("error: give manifests, or --from-store (with --min-people if need be)",
                    err=True)
@@ -287,7 +294,7 @@ def fit_projection_command(
         _fit_from_store(method, recipe, out, min_people, data_dir)
         return
 
-    settings = _settings(data_dir, projection_file=None)
+    settings = _settings(data_dir, projection_file="none")
     try:
         photos = [photo for manifest in manifests or [] for photo in read_manifest(manifest)]
     except ManifestError as exc:
@@ -323,6 +330,10 @@ def _fit_from_store(method: ProjectionMethod, recipe: Any, out: Path | None,
     settings = _settings(data_dir)
     matcher = open_matcher(settings)  # the serving model, as `matcher serve` starts it
     serving_file = matcher.settings.projection_file
+    if not isinstance(serving_file, Path):  # never write over the shipped file either
+        from matcher.fitted import PROJECTION
+
+        serving_file = PROJECTION
     try:
         fit = fit_from_store(matcher, recipe, MIN_PEOPLE if min_people is None else min_people,
                              progress=_progress(settings))
@@ -350,7 +361,7 @@ def _fit_from_store(method: ProjectionMethod, recipe: Any, out: Path | None,
         typer.echo(f"error: {fit.refusal}; nothing written", err=True)
         raise typer.Exit(code=2)
     target = out or projections_dir(settings.data_dir) / f"{fit.projection.model_id}.npz"
-    if serving_file is not None and target.resolve() == serving_file.resolve():
+    if target.resolve() == serving_file.resolve():
         typer.echo(f"error: {target} is the serving model's projection file: choose another "
                    "--out", err=True)
         raise typer.Exit(code=2)
@@ -372,6 +383,10 @@ def calibrate(
         help="Manifest of children who are not the missing child (LAG young photos): with "
              "--category child, measure on the protocol with them as distractors, against its "
              "whole gallery (every face a child's).")] = None,
+    cross_fit: Annotated[list[Path] | None, typer.Option(
+        help="Manifests the served model's learned distance was fitted on (repeat the option "
+             "for each; the shipped one: FG-NET, LFW and LAG dev): measure it on those people "
+             "all the same, each fold's pairs under its recipe refitted without them.")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Where to write it; default <data dir>/calibration/<category>.<model id>.json, "
              "which the service loads at start.")] = None,
@@ -385,6 +400,7 @@ def calibrate(
     the other children's cases) against its sightings and non-mated probes."""
     from matcher.calibration import CalibrationError, calibration_path, stated_model
     from matcher.eval.calibrate import protocol_calibration
+    from matcher.eval.crossfit import CrossFitError, crossfit_calibration
     from matcher.eval.manifest import ManifestError, read_manifest
     from matcher.eval.protocol import CHILDREN, MAIN, build_protocols
     from matcher.service.serving import serving_settings
@@ -401,6 +417,7 @@ def calibrate(
         protocols = build_protocols(
             read_manifest(cross_age, require_age=True), read_manifest(distractors),
             None if children_distractors is None else read_manifest(children_distractors))
+        fitted_photos = [p for manifest in cross_fit or [] for p in read_manifest(manifest)]
     except ManifestError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
@@ -408,7 +425,8 @@ def calibrate(
     if children_distractors is not None:
         source |= {"children_distractors": str(children_distractors), "protocol": CHILDREN}
     protocol = protocols.get(CHILDREN, protocols[MAIN])  # the one measured
-    pipeline = _load_pipeline(settings, protocol)
+    # Cross-fitting measures the people fitted on, each by a fit without them.
+    pipeline = _load_pipeline(settings, None if cross_fit else protocol)
     target = out or calibration_path(settings.calibration_dir, category, pipeline.model_id)
     held = stated_model(target)
     if held is not None and held != pipeline.model_id:  # checked before the long measurement
@@ -416,9 +434,15 @@ def calibrate(
                    f"{pipeline.model_id}: choose another --out", err=True)
         raise typer.Exit(code=2)
     try:
-        result = protocol_calibration(pipeline, protocol, category, source,
-                                      distractors_of_category=CHILDREN in protocols)
-    except CalibrationError as exc:  # too few pairs to say anything
+        if cross_fit:
+            source["cross_fit"] = [str(manifest) for manifest in cross_fit]
+            result = crossfit_calibration(pipeline, protocol, category, fitted_photos, source,
+                                          _progress(settings),
+                                          distractors_of_category=CHILDREN in protocols)
+        else:
+            result = protocol_calibration(pipeline, protocol, category, source,
+                                          distractors_of_category=CHILDREN in protocols)
+    except (CalibrationError, CrossFitError) as exc:  # too few pairs, or nothing to refit
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     result.save(target)
@@ -449,7 +473,8 @@ def reindex(
     flip: Annotated[bool | None, typer.Option(
         "--flip/--no-flip", help="Average with the mirrored face.")] = None,
     projection: Annotated[str | None, typer.Option(
-        help="A projection file (matcher fit-projection) for the new model, or 'none'.")] = None,
+        help="A projection file (matcher fit-projection) for the new model, 'shipped' (the "
+             "default model's learned distance, shipped in the package) or 'none'.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Count what would be embedded; write nothing.")]
     = False,
     shadow_sample: Annotated[int, typer.Option(
@@ -470,7 +495,8 @@ def reindex(
     changes: dict[str, Any] = {k: v for k, v in {"embedder": embedder, "detector": detector,
                                                  "embed_flip": flip}.items() if v is not None}
     if projection is not None:
-        changes["projection_file"] = None if projection == "none" else Path(projection)
+        changes["projection_file"] = (projection if projection in ("none", "shipped")
+                                      else Path(projection).resolve())
     try:
         matcher = open_matcher(settings)
         target = matcher.settings.model_copy(update=changes)

@@ -35,9 +35,11 @@ class Settings(BaseSettings):
     embed_flip: bool | None = None
     # dlib+sface: SFace's share w of the squared distance, (1 - w) d_dlib^2 + w d_sface^2.
     ensemble_sface_weight: float = Field(default=0.5, gt=0.0, lt=1.0)
-    # A learned projection of the model's vectors (`matcher fit-projection`), part of the model
-    # id; none by default (README, "Accuracy on children across years").
-    projection_file: Path | None = None
+    # The learned distance of the model's vectors (`matcher fit-projection`), part of the model
+    # id. "shipped": the fit shipped in the package for the configured base model, when there
+    # is one (the default model's: docs/accuracy.md, models/default-projection.md); "none":
+    # the plain vectors; else the path of a fit file.
+    projection_file: Literal["shipped", "none"] | Path = "shipped"
     detect_batch_size: int = Field(default=8, ge=1, le=256)
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     # Photos are detected at this longest side (px); boxes/landmarks are mapped back and chips are
@@ -87,17 +89,22 @@ class Settings(BaseSettings):
     # The service (matcher/service, matcher/api). Every sighting face is searched for its
     # `match_top_k` closest active cases and all of them are stored as candidates, each with the
     # threshold in force; a candidate is "under threshold" (a likely match) when its distance is
-    # at most `match_threshold`. None: the serving model's own same-person distance
-    # (`Embedder.same_person_distance`: 0.6 for dlib, dlib's rule, and for the other models the
-    # distance with the same false-match rate on the dev calibration pairs), kept until the
-    # cross-age calibration (`matcher calibrate`) picks one for children. No upper bound: a
-    # PLDA projection's distances are not those of unit vectors (its default is about 13).
+    # at most the threshold in force. A `match_threshold` set here is that threshold for every
+    # case; None (the default): the one `match_false_per_search` gives with a calibration of
+    # the serving model (shipped for the default model), else the model's own same-person
+    # distance (`Embedder.same_person_distance`: 0.6 for dlib, dlib's rule; for the other
+    # models the distance with the same false-match rate on the fitting or calibration pairs),
+    # far too loose for children (docs/accuracy.md). No upper bound: a learned distance's
+    # scale is not that of unit vectors (the default model's is about 12).
     match_threshold: float | None = Field(default=None, gt=0.0)
     match_top_k: int = Field(default=10, ge=1, le=1000)
-    # With a calibration for the running model (`matcher calibrate`), the threshold can be a
-    # target instead: expected false candidates per search at the current gallery size
-    # (0.01 ~ one search in a hundred brings a stranger under the threshold).
-    match_false_per_search: float | None = Field(default=None, gt=0.0, le=100.0)
+    # With a calibration for the running model (shipped for the default model, or made by
+    # `matcher calibrate`), the threshold is this target instead: expected false candidates per
+    # search at the current number of the case's category's faces. 0.05: one search in twenty
+    # brings a child who is not the missing child into the queue; among children it keeps
+    # about 0.47 of true sightings where 0.01 keeps 0.38 (docs/accuracy.md, "The threshold").
+    # A `match_threshold` set by the operator wins over it.
+    match_false_per_search: float | None = Field(default=0.05, gt=0.0, le=100.0)
     # Decoding, detection, embedding and index searches run in this many worker threads; more
     # uploads at once wait in line for a worker (queued, never dropped).
     workers: int = Field(default=2, ge=1, le=256)

@@ -13,7 +13,7 @@ from matcher.config import Settings
 from matcher.embed.detector import Detector, get_detector
 from matcher.embed.embedder import AlignedFaces, Embedder, get_embedder, torch_device
 from matcher.embed.image import resize_for_detection
-from matcher.embed.projection import ProjectedEmbedder, load_projection
+from matcher.embed.projection import ProjectedEmbedder, chosen_projection
 from matcher.embed.quality import quality_from, sharpness_batch
 from matcher.embed.types import Detection, Face, Image
 
@@ -122,9 +122,9 @@ def load_pipeline(settings: Settings) -> FacePipeline:
     detector = get_detector(settings.detector, cache_dir, device, settings.detect_threshold)
     embedder = get_embedder(settings.embedder, cache_dir, device, settings.embed_batch_size,
                             settings.embed_flip, settings.ensemble_sface_weight)
-    if settings.projection_file is not None:
-        embedder = ProjectedEmbedder(
-            embedder, load_projection(settings.projection_file, embedder.model_id))
+    projection = chosen_projection(settings.projection_file, embedder.model_id)
+    if projection is not None:
+        embedder = ProjectedEmbedder(embedder, projection)
     log.info("face pipeline ready: detector=%s model=%s device=%s",
              settings.detector, embedder.model_id, device)
     return FacePipeline(settings, detector, embedder)

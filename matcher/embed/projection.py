@@ -37,6 +37,7 @@ from matcher.embed.detector import Detector
 from matcher.embed.embedder import AlignedFaces, Embedder, l2_normalise
 from matcher.embed.errors import EmbedError
 from matcher.embed.types import Detection, Image
+from matcher.fitted import PROJECTION as SHIPPED
 
 FORMAT = "matcher-projection-1"
 PAIR_SAMPLE = 4000  # photos whose pairs carry the threshold over (8M pairs)
@@ -76,27 +77,47 @@ class PldaRecipe:
 
 
 @dataclass(frozen=True)
+class StackedRecipe:
+    """The softmax map, then the PLDA distance fitted on its (unit-length) outputs: the first
+    bends the space so that a person's photos across years come together, the second weighs
+    what is left by how people differ against how one person's photos vary. Both stages keep
+    the settings fixed before any measurement; chosen as the default's recipe by five
+    person-disjoint splits of the dev people (docs/accuracy.md)."""
+
+    first: Recipe = Recipe()
+    then: PldaRecipe = PldaRecipe()
+
+
+AnyRecipe = Recipe | PldaRecipe | StackedRecipe
+METHODS: dict[str, type[AnyRecipe]] = {
+    "proj": Recipe, "plda": PldaRecipe, "proj+plda": StackedRecipe}
+
+
+@dataclass(frozen=True)
 class Projection:
     matrix: NDArray[np.float32]  # (dim, dim): see apply()
     base_model_id: str  # the model whose vectors it was fitted on and applies to
     same_person_distance: float  # keeps the base model's false-match rate (see fit_projection)
     people: tuple[str, ...]  # identity_hash() of everyone fitted on
-    recipe: Recipe | PldaRecipe
+    recipe: AnyRecipe
     mean: NDArray[np.float32] | None = None  # PLDA only: subtracted before the matrix
     # A fit on a store's own cases (`matcher fit-projection --from-store`): each case's hash,
     # salted by that store (matcher/service/store_fit.py), kept apart from research `people`.
     store_cases: tuple[str, ...] = ()
+    # proj+plda: the softmax map, applied and normalised before the PLDA one
+    first: NDArray[np.float32] | None = None
 
     @property
     def method(self) -> str:
-        return "plda" if isinstance(self.recipe, PldaRecipe) else "proj"
+        return next(name for name, kind in METHODS.items() if isinstance(self.recipe, kind))
 
     @property
     def fingerprint(self) -> str:
         digest = hashlib.sha256(self.base_model_id.encode())
         digest.update(np.ascontiguousarray(self.matrix, np.float32).tobytes())
-        if self.mean is not None:
-            digest.update(np.ascontiguousarray(self.mean, np.float32).tobytes())
+        for extra in (self.mean, self.first):
+            if extra is not None:
+                digest.update(np.ascontiguousarray(extra, np.float32).tobytes())
         return digest.hexdigest()[:12]
 
     @property
@@ -104,8 +125,11 @@ class Projection:
         return f"{self.base_model_id}+{self.method}-{self.fingerprint}"
 
     def apply(self, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
-        """softmax fit: normalise(x @ W); PLDA: (x - mean) @ W, whose length matters."""
+        """softmax fit: normalise(x @ W); PLDA: (x - mean) @ W, whose length matters;
+        proj+plda: the PLDA map of normalise(x @ first)."""
         x = np.asarray(vectors, np.float32)
+        if self.first is not None:
+            x = l2_normalise(x @ self.first)
         if self.mean is None:
             return l2_normalise(x @ self.matrix)
         return ((x - self.mean) @ self.matrix).astype(np.float32)
@@ -122,6 +146,8 @@ class Projection:
                   "meta": np.array(json.dumps(meta))}
         if self.mean is not None:
             arrays["mean"] = self.mean
+        if self.first is not None:
+            arrays["first"] = self.first
         if self.store_cases:  # a file without them loads with none
             arrays["store_cases"] = np.array(self.store_cases, dtype="U64")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,42 +170,66 @@ def identity_hash(identity: str) -> str:
     return hashlib.sha256(f"{FORMAT}:{identity}".encode()).hexdigest()
 
 
-def load_projection(path: Path, base_model_id: str) -> Projection:
-    """The projection saved at `path`, checked to apply to `base_model_id`."""
+def chosen_projection(choice: str | Path, base_model_id: str) -> Projection | None:
+    """The projection a setting names for vectors of `base_model_id`: "none" none, "shipped"
+    the one shipped in the package when it was fitted for that model (else none: another
+    base model has no shipped fit), else the file at that path."""
+    if choice == "none":
+        return None
+    if choice == "shipped":
+        if not SHIPPED.is_file():
+            return None
+        shipped = load_projection(SHIPPED)
+        return shipped if shipped.base_model_id == base_model_id else None
+    return load_projection(Path(choice), base_model_id)
+
+
+def load_projection(path: Path, base_model_id: str | None = None) -> Projection:
+    """The projection saved at `path`, checked to apply to `base_model_id` when given."""
     try:
         with np.load(path, allow_pickle=False) as saved:
             meta = json.loads(str(saved["meta"]))
             matrix = saved["matrix"].astype(np.float32)
             people = tuple(str(p) for p in saved["people"])
-            plda = meta.get("method", "proj") == "plda"  # files before PLDA have no method
-            mean = saved["mean"].astype(np.float32) if plda else None
+            method = meta.get("method", "proj")  # files before PLDA have no method
+            mean = saved["mean"].astype(np.float32) if "mean" in saved.files else None
+            first = saved["first"].astype(np.float32) if "first" in saved.files else None
             store_cases = (tuple(str(p) for p in saved["store_cases"])
                            if "store_cases" in saved.files else ())
         if meta.get("format") != FORMAT:
             raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
-        recipe = PldaRecipe(**meta["recipe"]) if plda else Recipe(**meta["recipe"])
         projection = Projection(matrix, str(meta["base_model_id"]),
-                                float(meta["same_person_distance"]), people, recipe, mean,
-                                store_cases)
+                                float(meta["same_person_distance"]), people,
+                                _recipe(method, meta["recipe"]), mean, store_cases, first)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ProjectionError(f"cannot read the projection file {path}: {exc}") from exc
-    if projection.base_model_id != base_model_id:
+    if base_model_id is not None and projection.base_model_id != base_model_id:
         raise ProjectionError(
             f"the projection file {path} was fitted on vectors of {projection.base_model_id!r}, "
             f"but the configured model is {base_model_id!r}: fit one for it "
             "(matcher fit-projection) or unset MATCHER_PROJECTION_FILE")
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or (
-            mean is not None and mean.shape != (matrix.shape[0],)):
+            mean is not None and mean.shape != (matrix.shape[0],)) or (
+            first is not None and first.shape != matrix.shape):
         raise ProjectionError(f"the projection file {path} holds a {matrix.shape} matrix"
                               + ("" if mean is None else f" and a {mean.shape} mean"))
     return projection
 
 
+def _recipe(method: str, fields: dict[str, Any]) -> AnyRecipe:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}")
+    if method == "proj+plda":
+        return StackedRecipe(Recipe(**fields["first"]), PldaRecipe(**fields["then"]))
+    return METHODS[method](**fields)
+
+
 def fit_projection(vectors: NDArray[np.float32], identities: Sequence[str], base_model_id: str,
-                   base_same_person_distance: float, recipe: Recipe | PldaRecipe | None = None
+                   base_same_person_distance: float, recipe: AnyRecipe | None = None
                    ) -> Projection:
     """Fit the map on the base model's `vectors` of labelled photos (several people, ideally
-    several photos each), by the softmax `Recipe` (the default) or a `PldaRecipe`.
+    several photos each), by the softmax `Recipe` (the default), a `PldaRecipe` or both
+    (`StackedRecipe`).
     Deterministic for the same inputs, threads and torch build."""
     x = np.asarray(vectors, np.float32)
     if x.ndim != 2 or len(x) != len(identities):
@@ -187,7 +237,12 @@ def fit_projection(vectors: NDArray[np.float32], identities: Sequence[str], base
     people, labels = np.unique(np.asarray(identities), return_inverse=True)
     if len(people) < 2 or len(people) == len(x):
         raise ValueError("fitting needs at least two people and someone with several photos")
-    if isinstance(recipe, PldaRecipe):
+    if isinstance(recipe, StackedRecipe):
+        first = _fit_softmax(x, labels, len(people), recipe.first)
+        mean, matrix = _fit_plda(l2_normalise(x @ first), labels, recipe.then)
+        fitted = Projection(matrix, base_model_id, 0.0, _hashes(people), recipe, mean,
+                            first=first)
+    elif isinstance(recipe, PldaRecipe):
         mean, matrix = _fit_plda(x, labels, recipe)
         fitted = Projection(matrix, base_model_id, 0.0, _hashes(people), recipe, mean)
     else:

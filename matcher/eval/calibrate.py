@@ -70,6 +70,13 @@ def protocol_calibration(pipeline: FacePipeline, protocol: Protocol, category: s
     look more alike than adults: measured against the whole gallery, a child calibration
     would be diluted by adult faces and understate false matches among children's cases."""
     searches = [s.photo for s in protocol.sightings] + protocol.probes
-    whole = category == "any" or distractors_of_category
-    gallery = protocol.gallery if whole else protocol.cases
+    gallery = category_gallery(protocol, category, distractors_of_category)
     return calibrate(pipeline, gallery, searches, category, source, progress)
+
+
+def category_gallery(protocol: Protocol, category: str, distractors_of_category: bool
+                     ) -> list[LabelledPhoto]:
+    """The case faces a category's calibration measures searches against (see
+    `protocol_calibration`)."""
+    whole = category == "any" or distractors_of_category
+    return protocol.gallery if whole else protocol.cases

@@ -8,10 +8,9 @@ import numpy as np
 
 from matcher.embed import FacePipeline
 from matcher.embed.projection import (
-    PldaRecipe,
+    AnyRecipe,
     ProjectedEmbedder,
     Projection,
-    Recipe,
     fit_projection,
 )
 from matcher.eval.crossage import Progress, embed_largest_faces
@@ -25,7 +24,7 @@ class FittedPeopleScored(ValueError):
 
 
 def fit_on_photos(pipeline: FacePipeline, photos: Sequence[LabelledPhoto],
-                  recipe: Recipe | PldaRecipe | None = None,
+                  recipe: AnyRecipe | None = None,
                   progress: Progress | None = None
                   ) -> tuple[Projection, int]:
     """The projection fitted on the largest face of each photo, embedded by `pipeline`'s

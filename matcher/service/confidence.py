@@ -41,12 +41,12 @@ def searched_face_counts(matcher: Matcher) -> dict[str, int]:
 
 
 def threshold(matcher: Matcher, category: str, faces: dict[str, int]) -> float:
-    """`match_false_per_search` turned into a distance at the current number of faces it
-    applies to (`searched_faces`) when it is set and a calibration exists; `match_threshold`
-    otherwise."""
+    """The distance an operator set (`match_threshold`); else `match_false_per_search`
+    turned into a distance at the current number of faces it applies to (`searched_faces`)
+    when a calibration exists; else the model's own same-person distance."""
     target = matcher.settings.match_false_per_search
     calibration = calibration_of(matcher, category)
-    if target is None or calibration is None:
+    if target is None or calibration is None or matcher.settings.match_threshold is not None:
         return matcher.match_threshold
     return calibration.threshold_for(target, faces.get(calibration.category, 0))
 
@@ -58,7 +58,8 @@ def case_thresholds(matcher: Matcher, session: Session, case_ids: Iterable[int]
     if not wanted:
         return {}
     # The counts only matter where a target turns into a threshold.
-    targeted = matcher.calibrations and matcher.settings.match_false_per_search is not None
+    targeted = (matcher.calibrations and matcher.settings.match_false_per_search is not None
+                and matcher.settings.match_threshold is None)
     faces = searched_faces(matcher, session) if targeted else {}
     rows = session.execute(select(Case.id, Case.category).where(Case.id.in_(wanted)))
     by_category: dict[str, float] = {}

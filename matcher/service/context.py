@@ -20,16 +20,23 @@ from typing import Concatenate, ParamSpec, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from matcher.calibration import Calibration, load_for_model
+from matcher.calibration import Calibration, load_serving
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed.projection import ProjectedEmbedder
 from matcher.files import private_folder
+from matcher.fitted import CALIBRATIONS
 from matcher.index import FaceIndex, IndexFileError, IndexParams, persist
 from matcher.index.owners import OwnerMap
 from matcher.index.rwlock import ReadWriteLock
 from matcher.service.errors import ModelNotEmbedded
 from matcher.service.likelihood import fill_false_match_rates
-from matcher.service.serving import model_settings, serving_settings
+from matcher.service.serving import (
+    is_recorded,
+    model_settings,
+    record_serving,
+    serving_settings,
+)
 from matcher.store import (
     FaceSetSummary,
     active_case_face_rows,
@@ -260,6 +267,28 @@ def matching_coverage(matcher: Matcher) -> Coverage:
         return coverage(session, matcher.model_id)
 
 
+def _store_on_plain_model(settings: Settings, sessions: sessionmaker[Session],
+                          pipeline: FacePipeline) -> FacePipeline | None:
+    """The plain model's pipeline when the default (the shipped learned distance) would start
+    on a store whose vectors are all of the plain model it projects: a store made before the
+    fit shipped keeps serving what it was embedded with, recorded in serving.json, until
+    `matcher reindex --projection shipped` moves it (README, "Upgrading"). None otherwise."""
+    embedder = pipeline.embedder
+    if (settings.projection_file != "shipped" or is_recorded(settings)
+            or not isinstance(embedder, ProjectedEmbedder)):
+        return None
+    with sessions() as session:
+        if (count_vectors(session, embedder.model_id)
+                or not count_vectors(session, embedder.base.model_id)):
+            return None
+    plain = settings.model_copy(update={"projection_file": "none"})
+    record_serving(plain)
+    log.warning("the store's vectors are of %s, not of the default %s: serving %s; `matcher "
+                "reindex --projection shipped` moves the store to the default",
+                embedder.base.model_id, embedder.model_id, embedder.base.model_id)
+    return FacePipeline(plain, pipeline.detector, embedder.base)
+
+
 def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
                  require_vectors: bool = False) -> Matcher:
     """Store migrated, pipeline loaded (unless given), index loaded if current or rebuilt.
@@ -276,6 +305,9 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
     if pipeline is None or model_settings(pipeline.settings) != model_settings(settings):
         pipeline = load_pipeline(settings)
     sessions = session_factory(engine)
+    plain = _store_on_plain_model(settings, sessions, pipeline)
+    if plain is not None:
+        settings, pipeline = plain.settings, plain
     with sessions() as session:
         missing = coverage(session, pipeline.model_id)
         unembedded, unmatchable = missing.faces_without_vectors, missing.unmatchable_cases
@@ -307,8 +339,8 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
         matcher.rebuild_index()
     if loaded["sighting_index"] is None:
         matcher.rebuild_sighting_index()
-    matcher.serving = replace(matcher.serving, calibrations=load_for_model(
-        settings.calibration_dir, pipeline.model_id))
+    matcher.serving = replace(matcher.serving, calibrations=load_serving(
+        settings.calibration_dir, CALIBRATIONS, pipeline.model_id))
     if matcher.calibrations:
         log.info("calibrated categories: %s", sorted(matcher.calibrations))
     if "child" not in matcher.calibrations:

@@ -30,12 +30,13 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import func, select
 
-from matcher.calibration import load_for_model
+from matcher.calibration import load_serving
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.embed.image import load_image
 from matcher.embed.projection import ProjectedEmbedder, Projection, ProjectionError
 from matcher.embed.types import Detection
+from matcher.fitted import CALIBRATIONS
 from matcher.service.context import Matcher, Serving, empty_serving, fingerprint
 from matcher.service.serving import model_settings, record_serving
 from matcher.store import (
@@ -233,8 +234,8 @@ def project_stored(sessions: Any, projection: Projection, progress: ProgressFn |
 def build_serving(settings: Settings, sessions: Any, pipeline: FacePipeline) -> Serving:
     """Both indexes of the target model, from the store (beside the live ones), with the
     target model's own calibrations: the live ones measure another model's distances."""
-    serving = replace(empty_serving(settings, pipeline), calibrations=load_for_model(
-        settings.calibration_dir, pipeline.model_id))
+    serving = replace(empty_serving(settings, pipeline), calibrations=load_serving(
+        settings.calibration_dir, CALIBRATIONS, pipeline.model_id))
     with sessions() as session:
         serving.index.rebuild(active_case_face_rows(session, pipeline.model_id))
         serving.sighting_index.rebuild(sighting_face_rows(session, pipeline.model_id))

@@ -25,6 +25,11 @@ def model_settings(settings: Settings) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
+def is_recorded(settings: Settings) -> bool:
+    """Whether a reindex (or an upgrade, `open_matcher`) recorded the model to serve."""
+    return (settings.data_dir / SERVING_FILE).is_file()
+
+
 def serving_settings(settings: Settings) -> Settings:
     """Settings with the model a reindex last swapped in (`<data dir>/serving.json`), which
     wins over the environment: a restart must serve the model the vectors were made for."""

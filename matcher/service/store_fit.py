@@ -31,10 +31,9 @@ from numpy.typing import NDArray
 
 from matcher.embed import FacePipeline
 from matcher.embed.projection import (
-    PldaRecipe,
+    AnyRecipe,
     ProjectedEmbedder,
     Projection,
-    Recipe,
     fit_projection,
     identity_hash,
 )
@@ -199,7 +198,7 @@ class FoldResult:
 class StoreFit:
     serving_model: str
     base_model: str
-    recipe: Recipe | PldaRecipe
+    recipe: AnyRecipe
     people: int  # with two faces or more: the ones fitted on
     faces: int  # theirs, with a base-model vector
     confirmed: int  # of those, sighting faces confirmed as `match`
@@ -241,7 +240,7 @@ def base_pipeline(pipeline: FacePipeline) -> FacePipeline:
     return pipeline
 
 
-def fit_from_store(matcher: Matcher, recipe: Recipe | PldaRecipe,
+def fit_from_store(matcher: Matcher, recipe: AnyRecipe,
                    min_people: int = MIN_PEOPLE, folds: int = FOLDS,
                    progress: ProgressFn | None = None) -> StoreFit:
     """The store fit and how it compares with the serving model; raises StoreFitRefused when
@@ -296,7 +295,7 @@ def save_store_fit(fit: StoreFit, path: Path) -> None:
 
 
 def _fit(base: FacePipeline, faces: Sequence[LabelledFace], vectors: dict[int, Vector],
-         identity: dict[int, str], recipe: Recipe | PldaRecipe) -> Projection:
+         identity: dict[int, str], recipe: AnyRecipe) -> Projection:
     try:
         return fit_projection(np.stack([vectors[face.face_id] for face in faces]),
                               [identity[face.case_id] for face in faces], base.model_id,
@@ -305,7 +304,7 @@ def _fit(base: FacePipeline, faces: Sequence[LabelledFace], vectors: dict[int, V
         raise StoreFitRefused(f"cannot fit on {len(faces)} faces: {exc}") from exc
 
 
-def _fold(fold: int, folds: int, recipe: Recipe | PldaRecipe, base: FacePipeline,
+def _fold(fold: int, folds: int, recipe: AnyRecipe, base: FacePipeline,
           labelled: Sequence[LabelledFace], fitting: Sequence[LabelledFace],
           vectors: dict[int, Vector], serving_vectors: dict[int, Vector],
           identity: dict[int, str], left_out: set[int]) -> FoldResult:

@@ -1,0 +1,62 @@
+"""The person-disjoint comparison of learned-distance recipes behind docs/accuracy.md.
+
+    .venv/bin/python scripts/compare_recipes.py [--splits 5] [--cache bench-out/dev-vectors.npz]
+        [--only LABEL ...] [--json]
+
+Embeds the largest face of every dev photo (FG-NET, LFW, LAG; MATCHER_TEST_DATA or
+../shared/data) once with the plain default model (about 5 minutes on 2 cores; seconds with
+--cache after the first run), then fits each recipe on one fold's people and scores it on the
+other fold's, in --splits independent splits, on the three regimes (matcher/eval/recipes.py).
+Prints one markdown table per regime: rank-1, rank-10 and TPIR at 1% FPIR pooled over the
+folds, and both by age gap. About 10 minutes for every recipe on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
+from matcher.config import Settings
+from matcher.embed import load_pipeline
+from matcher.eval.manifest import research_data_dir
+from matcher.eval.recipes import candidates, compare, embed_dev, pooled
+from matcher.machine import describe_machine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--cache", type=Path)
+    parser.add_argument("--only", nargs="*", help="labels containing any of these words")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    settings = Settings(projection_file="none")
+    dev = embed_dev(load_pipeline(settings), research_data_dir(), args.cache,
+                    lambda done, total: print(f"embedded {done}/{total}", file=sys.stderr)
+                    if done % 400 < settings.detect_batch_size or done == total else None)
+    chosen = [c for c in candidates(dev) if c.fit is None or not args.only
+              or any(word in c.label for word in args.only)]
+    scores = compare(dev, chosen, settings, args.splits, lambda m: print(m, file=sys.stderr))
+    table = {s.candidate.label: {regime: pooled(reports) for regime, reports in s.reports.items()}
+             for s in scores}
+    if args.json:
+        print(json.dumps({"machine": describe_machine(), "splits": args.splits,
+                          "model_id": dev.model_id, "recipes": table}, indent=1))
+        return
+    print(f"plain model {dev.model_id}; {args.splits} splits x 2 folds; {describe_machine()}")
+    for regime in next(iter(table.values())):
+        print(f"\n#### {regime}\n\n| recipe | rank-1 | rank-10 | TPIR @ FPIR 1% | rank-1 by gap "
+              "1-2 / 3-5 / 6-10 | TPIR by gap |\n|---|---|---|---|---|---|")
+        for label, rows in table.items():
+            row = rows[regime]
+            print(f"| {label} | {row['rank1']:.3f} | {row['rank10']:.3f} | "
+                  f"{row['tpir_at_fpir_1pct']:.3f} | "
+                  + " / ".join(f"{v:.3f}" for v in row["rank1_by_gap"]) + " | "
+                  + " / ".join(f"{v:.2f}" for v in row["tpir_by_gap"]) + " |")
+
+
+if __name__ == "__main__":
+    main()
