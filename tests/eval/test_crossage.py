@@ -56,8 +56,23 @@ def run_eval(data_dir: Path, plots: Path | None, *options: str) -> dict[str, Any
 
 @pytest.fixture(scope="module")
 def default(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    """The default model's plain vectors: its learned distance was fitted on every dev person
+    and is measured person-disjoint instead (tests/eval/test_recipes.py, docs/accuracy.md)."""
     plots = tmp_path_factory.mktemp("plots")
-    return run_eval(tmp_path_factory.mktemp("data"), plots), plots
+    return run_eval(tmp_path_factory.mktemp("data"), plots, "--projection", "none"), plots
+
+
+def test_the_shipped_distance_is_not_scored_on_the_people_it_was_fitted_on(
+        tmp_path: Path) -> None:
+    data = require_test_data()
+    env = {k: v for k, v in os.environ.items() if k not in MODEL_ENV}
+    result = subprocess.run(
+        [sys.executable, "-m", "matcher", "eval", "--data-dir", str(tmp_path),
+         "--cross-age", str(data / "fgnet-dev" / "manifest.csv"),
+         "--distractors", str(data / "lfw-dev" / "manifest.csv")],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 2, result.stderr
+    assert "were fitted on by the projection" in result.stderr
 
 
 @pytest.fixture(scope="module")
