@@ -517,7 +517,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
-    settings = Settings(embedder="dlib+sface", embed_flip=True, ensemble_sface_weight=0.5)
+    settings = Settings(embedder="dlib+sface", embed_flip=True, ensemble_sface_weight=0.5,
+                        projection_file="none")
     cross_age = read_manifest(args.cross_age, require_age=True)
     distractors = read_manifest(args.distractors)
     photos = cross_age + distractors  # every photo: whitening fits on them

@@ -86,7 +86,8 @@ def dlib_vectors(paths: Sequence[str], upsample: int) -> NDArray[np.float32]:
 
 
 def default_vectors(protocol: Protocol) -> NDArray[np.float32]:
-    pipeline = load_pipeline(Settings())
+    pipeline = load_pipeline(Settings(projection_file="none"))  # the plain vectors: the shipped
+    # distance was fitted on these people (docs/accuracy.md measures it person-disjoint)
     found = embed_largest_faces(pipeline, protocol_photos(protocol))
     dim = pipeline.embedder.dim
     return np.stack([np.full(dim, np.nan, np.float32) if v is None else v for v in found])
