@@ -42,11 +42,13 @@ from matcher.eval.crossage import (
 )
 from matcher.eval.folds import check_disjoint, fitting_photos, fold_protocol
 from matcher.eval.manifest import LabelledPhoto, read_manifest
+from matcher.eval.metrics import FPIR
 from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
 
 log = logging.getLogger(__name__)
 
 FOLDS = 2
+WIDER_FPIR = 0.05  # the TPIR also reported here: the service's default threshold's rate
 SETS = {"fgnet": "fgnet-dev", "lfw": "lfw-dev", "lag": "lag-dev"}
 Transform = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 Fit = Callable[[NDArray[np.float32], list[str]], Transform]
@@ -187,6 +189,7 @@ class Scores:
 
     candidate: Candidate
     reports: dict[str, list[CrossAgeReport]] = field(default_factory=dict)
+    wider: dict[str, list[CrossAgeReport]] = field(default_factory=dict)  # at WIDER_FPIR
 
 
 def compare(dev: DevPhotos, chosen: Sequence[Candidate], settings: Settings, splits: int,
@@ -195,7 +198,7 @@ def compare(dev: DevPhotos, chosen: Sequence[Candidate], settings: Settings, spl
     protocols = regimes(dev)
     found: NDArray[np.bool_] = np.asarray(~np.isnan(dev.vectors).any(axis=1))
     row_of = {str(p.path): n for n, p in enumerate(dev.photos)}
-    scores = [Scores(c, {r: [] for r in protocols}) for c in chosen]
+    scores = [Scores(c, {r: [] for r in protocols}, {r: [] for r in protocols}) for c in chosen]
     for split in range(splits):
         for fold in range(FOLDS):
             scored = {name: fold_protocol(p, fold, FOLDS, split) for name, p in protocols.items()}
@@ -203,9 +206,11 @@ def compare(dev: DevPhotos, chosen: Sequence[Candidate], settings: Settings, spl
                 vectors = _fitted_vectors(dev, entry.candidate, fold, split, scored, found)
                 for name, protocol in scored.items():
                     rows = [row_of[str(p.path)] for p in protocol_photos(protocol)]
-                    entry.reports[name].append(evaluate_vectors(
-                        protocol, [None if not found[r] else vectors[r] for r in rows],
-                        settings, entry.candidate.label, vectors.shape[1]))
+                    searched = [None if not found[r] else vectors[r] for r in rows]
+                    for fpir, kept in ((FPIR, entry.reports), (WIDER_FPIR, entry.wider)):
+                        kept[name].append(evaluate_vectors(
+                            protocol, searched, settings, entry.candidate.label,
+                            vectors.shape[1], fpir=fpir))
             if progress is not None:
                 progress(f"split {split} fold {fold} scored")
     return scores
