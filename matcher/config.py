@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     # changing any of these three makes stored vectors of the old model need reindexing.
     # dlib: dlib's ResNet; sface: OpenCV-zoo SFace (needs the yunet detector's keypoints);
     # dlib+sface: both, concatenated. The default: on the cross-age protocol it finds the child
-    # first 57% of the time against dlib's 48% (README, "Accuracy on children across years").
+    # first 57% of the time against dlib's 48% (docs/accuracy-2026-11.md).
     embedder: EmbedderName = "dlib+sface"
     # Average each descriptor with the one of the mirrored chip (twice the network time).
     # None: on for sface and dlib+sface, off for dlib (so `dlib` alone is dlib's own vectors).

@@ -1,5 +1,5 @@
-"""The ablation behind README's "Tried and not kept": variants of the default model on the
-cross-age dev protocol, each scored by the same index and metrics as `matcher eval`.
+"""The ablation behind docs/accuracy-2026-11.md, "Tried and not kept": variants of the default
+model on the cross-age dev protocol, each scored by the same index and metrics as `matcher eval`.
 
     .venv/bin/python scripts/ablate_crossage.py [--cache bench-out/ablation.npz] [--json]
 

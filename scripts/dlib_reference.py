@@ -1,6 +1,6 @@
 """dlib's own pipeline on the cross-age dev protocol (issue 8's reference row), re-measured,
-and what the reference's threshold allows: the rows behind README's "The reference, measured
-again".
+and what the reference's threshold allows: the rows behind docs/accuracy-2026-11.md,
+"The reference, measured again".
 
     .venv/bin/python scripts/dlib_reference.py [--upsample 1] [--cache bench-out/dlib_ref.npz]
         [--json]

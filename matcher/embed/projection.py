@@ -2,7 +2,7 @@
 
 The pretrained networks were trained on adults; a linear map fitted on faces of known people
 can pull each person's photos together (across ages, where the fitting photos span years) and
-push different people apart. Two ways to fit it (the README measures both):
+push different people apart. Two ways to fit it (docs/accuracy-2026-11.md measures both):
 
 * `Recipe`, a cosine softmax over the people: x -> normalise(x @ W), with W starting at the
   identity and kept near it, so it only bends the base space;
@@ -16,7 +16,7 @@ tool re-embeds vectors stored without it (or with another fit), and it names the
 was fitted for and refuses any other. It records a salted hash of every person fitted on, so an
 evaluation can refuse to score those people (a gain measured on the people fitted on is not a
 gain). Nothing here is fitted by default: an operator fits it on photos they may use
-(`matcher fit-projection`); README, "Accuracy on children across years", gives the figures.
+(`matcher fit-projection`); docs/accuracy-2026-11.md gives the figures.
 """
 
 from __future__ import annotations
@@ -52,9 +52,10 @@ class Recipe:
     """How the map is fitted: a cosine-softmax over the people fitted on (one learned centre
     per person, logits = scale x cosine), Adam, with `decay` x ||W - I||^2 keeping W near the
     identity. Each step takes every photo when there are at most `batch_size` (the fits
-    measured in the README: a few thousand photos), else the next `batch_size` of a seeded
-    shuffle, so that a fit on 100,000 photos of 30,000 people does not hold a logit for every
-    photo and person at once. Fixed before the person-disjoint measurements; see the README."""
+    measured in docs/accuracy-2026-11.md: a few thousand photos), else the next `batch_size`
+    of a seeded shuffle, so that a fit on 100,000 photos of 30,000 people does not hold a logit
+    for every photo and person at once. Fixed before the person-disjoint measurements; see
+    docs/accuracy-2026-11.md."""
 
     steps: int = 100
     learning_rate: float = 1e-3
@@ -71,7 +72,7 @@ class PldaRecipe:
     and the covariance of those people's means. Its log-likelihood ratio of "same person" is
     -1/2 (x - y)' P (x - y) plus a term for each photo alone; the map keeps the first part,
     x -> (x - mean) @ P^(1/2), which a Euclidean index can search. Fixed before the
-    person-disjoint measurements; see the README."""
+    person-disjoint measurements; see docs/accuracy-2026-11.md."""
 
     shrinkage: float = 1.0
 

@@ -5,8 +5,8 @@ person's mean is made isotropic, so that directions in which the same face varie
 light, age) count less in the distance. Shrinkage towards the identity keeps the matrix usable
 with few photos per person. LDA goes one step further: after that whitening it keeps the
 directions in which people's means differ most. Neither is part of the served model: the
-ablation measured both person-disjoint and they did not earn a place (README, "Tried and not
-kept").
+ablation measured both person-disjoint and they did not earn a place (docs/accuracy-2026-11.md,
+"Tried and not kept").
 """
 
 from __future__ import annotations

@@ -345,7 +345,7 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
         log.info("calibrated categories: %s", sorted(matcher.calibrations))
     if "child" not in matcher.calibrations:
         # Children look alike: at a model's published same-person distance many other
-        # children's faces come closer (README, calibration). Say so where operators look.
+        # children's faces come closer (docs/calibration.md). Say so where operators look.
         fallback = ("the `any` calibration, which understates false matches among children"
                     if "any" in matcher.calibrations
                     else f"the raw threshold {matcher.match_threshold:.3f}")

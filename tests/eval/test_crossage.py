@@ -18,9 +18,9 @@ from tests.data import REPO_ROOT, require_test_data
 # dlib's own pipeline (mmod, 5 landmarks, ResNet) on this protocol, from issue 8.
 DLIB_REFERENCE = {"rank1": 0.456, "rank10": 0.813, "tpir_at_fpir_1pct": 0.302}
 DLIB_REFERENCE_RANK1_BY_GAP = {"1-2": 0.66, "3-5": 0.48, "6-10": 0.35}
-# The default, as measured on x86_64 (README): rank-1 0.571, rank-10 0.841, TPIR 0.396, by gap
-# 0.74 / 0.65 / 0.45. The bounds leave about 5 sightings of 182 (0.03) for another platform's
-# float rounding; they are not a confidence interval (that spans about +-0.07).
+# The default, as measured on x86_64 (docs/accuracy-2026-11.md): rank-1 0.571, rank-10 0.841,
+# TPIR 0.396, by gap 0.74 / 0.65 / 0.45. The bounds leave about 5 sightings of 182 (0.03) for
+# another platform's float rounding; they are not a confidence interval (that spans about +-0.07).
 # rank-1 and TPIR stay above the reference by more than those 0.03; rank-10 gained less.
 DEFAULT_AT_LEAST = {"rank1": 0.54, "rank10": 0.81, "tpir_at_fpir_1pct": 0.365}
 MODEL_ENV = ("MATCHER_EMBEDDER", "MATCHER_EMBED_FLIP", "MATCHER_ENSEMBLE_SFACE_WEIGHT",

@@ -154,8 +154,8 @@ def test_too_few_people_are_refused_with_the_counts(
 def test_a_fit_that_is_not_better_is_refused_and_not_written(
     template: Settings, tmp_path: Path
 ) -> None:
-    """The plain model serves; PLDA fitted on 30-odd people per fold learns too little (README:
-    it needs many people) and accepts fewer confirmed matches."""
+    """The plain model serves; PLDA fitted on 30-odd people per fold learns too little
+    (docs/accuracy-2026-11.md: it needs many people) and accepts fewer confirmed matches."""
     store = copy_store(template, tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "matcher", "fit-projection", "--from-store", "--data-dir",
