@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,6 +23,9 @@ class ReindexRequest(BaseModel):
     embedder: EmbedderName | None = None
     embed_flip: bool | None = None
     ensemble_sface_weight: float | None = Field(default=None, gt=0.0, lt=1.0)
+    # The learned distance shipped in the package, or none; a fit file is moved to offline
+    # (`matcher reindex --projection FILE`): no path on this machine is taken from a request.
+    projection_file: Literal["shipped", "none"] | None = None
     dry_run: bool = False
     shadow_sample: int = Field(default=200, ge=0, le=100_000)
 
