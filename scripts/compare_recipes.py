@@ -1,7 +1,7 @@
 """The person-disjoint comparison of learned-distance recipes behind docs/accuracy.md.
 
     .venv/bin/python scripts/compare_recipes.py [--splits 5] [--cache bench-out/dev-vectors.npz]
-        [--only LABEL ...] [--json-out FILE]
+        [--only LABEL ...] [--json-out FILE] [--plot DIR]
 
 Embeds the largest face of every dev photo (FG-NET, LFW, LAG; MATCHER_TEST_DATA or
 ../shared/data) once with the plain default model (about 5 minutes on 2 cores; seconds with
@@ -22,7 +22,8 @@ import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
 from matcher.config import Settings
 from matcher.embed import load_pipeline
 from matcher.eval.manifest import research_data_dir
-from matcher.eval.recipes import candidates, compare, embed_dev, pooled
+from matcher.eval.plots import write_plots
+from matcher.eval.recipes import DEFAULT, candidates, compare, embed_dev, pooled, pooled_report
 from matcher.machine import describe_machine
 
 
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--only", nargs="*", help="labels containing any of these words")
     parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--plot", type=Path, help="the default's CMC and age-gap plots here")
     args = parser.parse_args()
     settings = Settings(projection_file="none")
     dev = embed_dev(load_pipeline(settings), research_data_dir(), args.cache,
@@ -43,6 +45,10 @@ def main() -> None:
     table = {s.candidate.label: {regime: {**pooled(reports), "tpir_at_fpir_5pct": pooled(
         s.wider[regime])["tpir_at_fpir_1pct"]} for regime, reports in s.reports.items()}
              for s in scores}
+    default = next((s for s in scores if s.candidate.label == DEFAULT), None)
+    if args.plot is not None and default is not None:
+        write_plots({regime: pooled_report(reports)
+                     for regime, reports in default.reports.items()}, args.plot)
     if args.json_out is not None:
         args.json_out.write_text(json.dumps({"machine": describe_machine(),
                                              "splits": args.splits, "model_id": dev.model_id,

@@ -48,6 +48,7 @@ from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
 log = logging.getLogger(__name__)
 
 FOLDS = 2
+DEFAULT = "**softmax then PLDA (proj+plda): the default**"
 WIDER_FPIR = 0.05  # the TPIR also reported here: the service's default threshold's rate
 SETS = {"fgnet": "fgnet-dev", "lfw": "lfw-dev", "lag": "lag-dev"}
 Transform = Callable[[NDArray[np.float32]], NDArray[np.float32]]
@@ -94,10 +95,12 @@ def embed_dev(pipeline: FacePipeline, root: Path, cache: Path | None = None,
 
 
 def regimes(dev: DevPhotos) -> dict[str, Protocol]:
+    """main; children (as distractors); children-all-photos: the same with every photo of the
+    child up to age 12 as the case."""
     fgnet, lfw = dev.of("fgnet"), dev.of("lfw")
     young = [p for p in dev.of("lag") if p.path.parent.name == "y"]  # lag-dev/<name>/y/
     return {"main": build_protocol(fgnet, lfw), "children": build_protocol(fgnet, young),
-            "children, every photo to 12": build_protocol(fgnet, young, "all")}
+            "children-all-photos": build_protocol(fgnet, young, "all")}
 
 
 def projection_fit(recipe: AnyRecipe, dev: DevPhotos) -> Fit:
@@ -164,7 +167,7 @@ def candidates(dev: DevPhotos) -> list[Candidate]:
         Candidate("PLDA, FG-NET + LAG (children and their adult photos only)",
                   projection_fit(PldaRecipe(), dev), ("fgnet", "lag")),
         Candidate("softmax", projection_fit(Recipe(), dev)),
-        Candidate("**softmax then PLDA (proj+plda): the default**", projection_fit(stacked, dev)),
+        Candidate(DEFAULT, projection_fit(stacked, dev)),
         Candidate("softmax then PLDA, FG-NET + LFW", projection_fit(stacked, dev), old),
         Candidate("softmax then PLDA, shrinkage 0.3",
                   projection_fit(StackedRecipe(then=PldaRecipe(0.3)), dev)),
@@ -236,19 +239,36 @@ def _fitted_vectors(dev: DevPhotos, candidate: Candidate, fold: int, split: int,
     return out
 
 
+def pooled_report(reports: Sequence[CrossAgeReport]) -> CrossAgeReport:
+    """Fold reports pooled by sightings (each fold has its own 1%-FPIR threshold): rates, the
+    CMC and each age band weighted by its searches; counts summed."""
+    def weighted(values: Sequence[float], weights: Sequence[int]) -> float:
+        return sum(v * w for v, w in zip(values, weights, strict=True) if w) / max(1, sum(weights))
+
+    sightings = [r.counts["sightings"] for r in reports]
+    by_gap: dict[str, dict[str, float | int]] = {}
+    for band in GAP_BANDS:
+        searches = [int(r.by_gap[band]["searches"]) for r in reports]
+        by_gap[band] = {"searches": sum(searches), **{
+            key: weighted([float(r.by_gap[band][key]) for r in reports], searches)
+            for key in ("rank1", "rank10", "tpir_at_fpir_1pct")}}
+    first = reports[0]
+    return CrossAgeReport(
+        rank1=weighted([r.rank1 for r in reports], sightings),
+        rank10=weighted([r.rank10 for r in reports], sightings),
+        tpir_at_fpir_1pct=weighted([r.tpir_at_fpir_1pct for r in reports], sightings),
+        threshold=float("nan"),  # one per fold
+        by_gap=by_gap,
+        counts={key: sum(r.counts[key] for r in reports) for key in first.counts},
+        cmc=[weighted([r.cmc[k] for r in reports], sightings) for k in range(len(first.cmc))],
+        model_id=first.model_id, case_photos=first.case_photos)
+
+
 def pooled(reports: Sequence[CrossAgeReport]) -> dict[str, Any]:
-    """Fold reports pooled by sightings (each fold has its own 1%-FPIR threshold)."""
-    total = sum(r.counts["sightings"] for r in reports)
-
-    def mean(key: str) -> float:
-        return sum(getattr(r, key) * r.counts["sightings"] for r in reports) / total
-
-    def band(name: str, key: str) -> float:
-        searches = sum(int(r.by_gap[name]["searches"]) for r in reports)
-        return sum(float(r.by_gap[name][key]) * int(r.by_gap[name]["searches"])
-                   for r in reports if r.by_gap[name]["searches"]) / max(1, searches)
-
-    return {"rank1": mean("rank1"), "rank10": mean("rank10"),
-            "tpir_at_fpir_1pct": mean("tpir_at_fpir_1pct"), "sightings": total,
-            "rank1_by_gap": [band(b, "rank1") for b in GAP_BANDS],
-            "tpir_by_gap": [band(b, "tpir_at_fpir_1pct") for b in GAP_BANDS]}
+    """The pooled figures of `pooled_report` as a table row."""
+    report = pooled_report(reports)
+    return {"rank1": report.rank1, "rank10": report.rank10,
+            "tpir_at_fpir_1pct": report.tpir_at_fpir_1pct,
+            "sightings": report.counts["sightings"],
+            "rank1_by_gap": [report.by_gap[b]["rank1"] for b in GAP_BANDS],
+            "tpir_by_gap": [report.by_gap[b]["tpir_at_fpir_1pct"] for b in GAP_BANDS]}
