@@ -434,31 +434,47 @@ def decide(
     """Stores a decision and sets the candidate's status (and reviewer) from it.
 
     The verdict is about a sighting face and a case, so the pair's other open candidate rows
-    (found by other models) take the same status. A later decision overrides an earlier one.
+    (found by other models) take the same status. A later decision overrides an earlier one,
+    also when two arrive at once: the status is written by an UPDATE that always runs, before
+    the decision is stored, so the transaction that stores the latest decision writes last.
+    (An ORM change read first skipped its UPDATE when the new value equalled the one it had
+    read, and on SQLite, where FOR UPDATE renders nothing, that value could be stale: a
+    `match` posted against a concurrent `not_match` left the candidate rejected.)
     """
     verdict = Verdict(verdict)
     if len(note) > NOTE_MAX:
         raise InvalidRecord(f"a note holds at most {NOTE_MAX} characters")
-    candidate = session.get(Candidate, candidate_id, with_for_update=True)
-    if candidate is None:
+    pair = session.execute(select(Candidate.sighting_face_id, Candidate.case_id).where(
+        Candidate.id == candidate_id)).one_or_none()  # never changes: no lock needed
+    if pair is None:
+        raise CandidateNotFound(f"no candidate {candidate_id}")
+    of_pair = and_(Candidate.sighting_face_id == pair.sighting_face_id,
+                   Candidate.case_id == pair.case_id)
+    # PostgreSQL: the pair's rows locked in id order, so two decisions on two models' rows of
+    # one pair queue instead of deadlocking. SQLite renders no FOR UPDATE: the UPDATE below,
+    # the transaction's first write, takes its only write lock, and the reads after it see
+    # every decision committed before.
+    session.execute(select(Candidate.id).where(of_pair).order_by(Candidate.id)
+                    .with_for_update()).all()
+    changed = set(session.scalars(
+        update(Candidate)
+        .where(of_pair, or_(Candidate.id == candidate_id, Candidate.status.in_(OPEN)))
+        .values(status=verdict.candidate_status, reviewed_at=utcnow(), reviewed_by=reviewer)
+        .returning(Candidate.id).execution_options(synchronize_session=False)))
+    if candidate_id not in changed:  # erased (a purge, a case erased) since it was read
         raise CandidateNotFound(f"no candidate {candidate_id}")
     decision = Decision(
-        candidate_id=candidate.id, sighting_face_id=candidate.sighting_face_id,
-        case_id=candidate.case_id, verdict=verdict, note=note, api_key_id=api_key_id,
+        candidate_id=candidate_id, sighting_face_id=pair.sighting_face_id,
+        case_id=pair.case_id, verdict=verdict, note=note, api_key_id=api_key_id,
         reviewer=reviewer,
     )
     session.add(decision)
-    siblings = list(session.scalars(select(Candidate).where(
-        Candidate.sighting_face_id == candidate.sighting_face_id,
-        Candidate.case_id == candidate.case_id, Candidate.id != candidate.id,
-        Candidate.status.in_(OPEN))))
-    now = utcnow()
-    for row in (candidate, *siblings):
-        row.status = verdict.candidate_status
-        row.reviewed_at = now
-        row.reviewed_by = reviewer
     session.flush()
-    return Decided(decision, candidate, [row.id for row in siblings])
+    # The rows as written, also in this session's identity map (a caller may hold them).
+    rows = {row.id: row for row in session.scalars(
+        select(Candidate).where(Candidate.id.in_(changed))
+        .execution_options(populate_existing=True))}
+    return Decided(decision, rows[candidate_id], sorted(changed - {candidate_id}))
 
 
 def candidate_pairs(
