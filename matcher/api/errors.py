@@ -13,6 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from matcher.api.deps import Forbidden, Unauthenticated
 from matcher.api.limits import RateLimited
@@ -82,6 +83,10 @@ def install(app: FastAPI) -> None:
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
         # The router's own answers (unknown path, wrong method, a body that does not parse) in
         # the same shape as every other error.
+        if isinstance(exc.__cause__, ClientDisconnect):
+            # FastAPI's 400 for a JSON body whose client hung up: nobody is left to answer,
+            # and the metrics middleware counts the hang-up as such (499).
+            raise exc.__cause__
         if exc.status_code < 400:
             return Response(status_code=exc.status_code, headers=exc.headers)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
