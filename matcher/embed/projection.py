@@ -1,22 +1,24 @@
-"""A learned linear projection of descriptors, fitted on labelled photos (issue 8).
+"""A learned distance: a map of descriptors fitted on labelled photos.
 
-The pretrained networks were trained on adults; a linear map fitted on faces of known people
-can pull each person's photos together (across ages, where the fitting photos span years) and
-push different people apart. Two ways to fit it (docs/accuracy-2026-11.md measures both):
+The pretrained networks were trained on adults; a map fitted on faces of known people can pull
+each person's photos together (across ages, where the fitting photos span years) and push
+different people apart. Three recipes (docs/accuracy.md measures them):
 
 * `Recipe`, a cosine softmax over the people: x -> normalise(x @ W), with W starting at the
   identity and kept near it, so it only bends the base space;
 * `PldaRecipe`, in closed form: the distance part of a two-covariance PLDA model (how far
   apart two photos are, weighed by how much people differ against how much one person's photos
   vary): x -> (x - mean) @ W, not normalised, so that Euclidean distances (the index's) are
-  that model's distances.
+  that model's distances;
+* `StackedRecipe`, the first then the second, fitted on its outputs: the default model's
+  (`matcher/fitted/projection.npz`, models/default-projection.md).
 
 The fitted file is part of the model: its fingerprint goes into the model id, so the reindex
 tool re-embeds vectors stored without it (or with another fit), and it names the base model it
 was fitted for and refuses any other. It records a salted hash of every person fitted on, so an
 evaluation can refuse to score those people (a gain measured on the people fitted on is not a
-gain). Nothing here is fitted by default: an operator fits it on photos they may use
-(`matcher fit-projection`); docs/accuracy-2026-11.md gives the figures.
+gain). The default model applies the shipped fit (`chosen_projection`); an operator can fit
+another on photos they may use (`matcher fit-projection`).
 """
 
 from __future__ import annotations

@@ -21,10 +21,12 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.embed.image import load_image
 from matcher.embed.projection import (
+    METHODS,
     PldaRecipe,
     Projection,
     ProjectionError,
     Recipe,
+    StackedRecipe,
     fit_projection,
     load_projection,
 )
@@ -72,7 +74,7 @@ def softmax(pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]]) -> P
                           pipeline.embedder.same_person_distance)
 
 
-@pytest.fixture(scope="module", params=["proj", "plda"])
+@pytest.fixture(scope="module", params=["proj", "plda", "proj+plda"])
 def projection(request: pytest.FixtureRequest, pipeline: FacePipeline,
                labelled: tuple[np.ndarray, list[str]], softmax: Projection) -> Projection:
     """Each recipe's fit: what the service does with one does not depend on the recipe."""
@@ -80,7 +82,7 @@ def projection(request: pytest.FixtureRequest, pipeline: FacePipeline,
         return softmax
     vectors, people = labelled
     return fit_projection(vectors, people, pipeline.model_id,
-                          pipeline.embedder.same_person_distance, PldaRecipe())
+                          pipeline.embedder.same_person_distance, METHODS[request.param]())
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +172,29 @@ def test_a_plda_fit_is_closed_form_named_saved_and_separates_people(
     assert np.array_equal(loaded.apply(vectors), projected)
     with pytest.raises(ValueError, match="two people with several photos"):
         fit_projection(vectors[:3], ["a", "a", "b"], pipeline.model_id, 0.6, PldaRecipe())
+
+
+def test_a_stacked_fit_chains_both_recipes_and_saves_the_same_bytes_each_time(
+    pipeline: FacePipeline, labelled: tuple[np.ndarray, list[str]], tmp_path: Path
+) -> None:
+    vectors, people = labelled
+    stacked = fit_projection(vectors, people, pipeline.model_id, 0.6, StackedRecipe())
+    assert stacked.method == "proj+plda" and stacked.first is not None
+    assert stacked.model_id == f"{pipeline.model_id}+proj+plda-{stacked.fingerprint}"
+    # The first stage is the softmax fit alone; the second, PLDA fitted on its outputs.
+    softmax = fit_projection(vectors, people, pipeline.model_id, 0.6, Recipe())
+    assert np.array_equal(stacked.first, softmax.matrix)
+    plda = fit_projection(softmax.apply(vectors), people, pipeline.model_id, 0.6, PldaRecipe())
+    assert np.allclose(stacked.apply(vectors), plda.apply(softmax.apply(vectors)), atol=1e-5)
+    assert accepted_at_one_percent(stacked.apply(vectors), people) > accepted_at_one_percent(
+        vectors, people)
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    stacked.save(first)
+    fit_projection(vectors, people, pipeline.model_id, 0.6, StackedRecipe()).save(second)
+    assert first.read_bytes() == second.read_bytes()  # no time stamp, no other drift
+    loaded = load_projection(first, pipeline.model_id)
+    assert (loaded.model_id, loaded.recipe) == (stacked.model_id, stacked.recipe)
+    assert np.array_equal(loaded.apply(vectors), stacked.apply(vectors))
 
 
 def test_sets_larger_than_a_batch_are_fitted_in_seeded_batches(
