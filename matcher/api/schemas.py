@@ -62,7 +62,8 @@ class FaceFeedback(BaseModel):
 # are the OpenAPI descriptions of the request bodies.
 class SightingForm(BaseModel):
     """A sighting photo and what the tip app knows of it. A field not listed here, one sent
-    twice, or text with a NUL character is refused (422)."""
+    twice, text that is not UTF-8 or text with a NUL character is refused (422). The photo's
+    part needs no file name."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -156,7 +157,8 @@ class CaseUpdate(InputModel):
 
 class CasePhotoForm(BaseModel):
     """A photo of the person, when it was taken and their age in it if known. A field not
-    listed here, one sent twice, or text with a NUL character is refused (422)."""
+    listed here, one sent twice, text that is not UTF-8 or text with a NUL character is
+    refused (422). The photo's part needs no file name."""
 
     model_config = ConfigDict(extra="forbid")
 

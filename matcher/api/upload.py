@@ -6,20 +6,30 @@ before it solves the route's dependencies: a wrong key, a key of the wrong role 
 over its rate would be refused only once the upload had been received and spooled. Upload
 routes therefore declare no body parameter; the handler, which runs after every dependency,
 reads the form with `read_form`, and `multipart_body` documents it from the same model.
+
+The form is parsed by starlette's multipart parser with two changes (`_FormParser`): a text
+part that is not valid in the form's charset (UTF-8 unless the request says otherwise) is a
+422 naming the field, where starlette stored it decoded as Latin-1 (mojibake, with a 201); and
+a part of a file field (the photo) is a file whether or not it names a file. A file name is
+optional in multipart (RFC 7578, 4.2), clients leave it out (httpx for an empty name, curl's
+`-F photo=<file`), and nothing here reads it: such a photo was taken for a text field and
+refused with "must not contain NUL characters", the bytes of the photo.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from contextlib import aclosing, asynccontextmanager
 from typing import Any, TypeVar
 
-from fastapi import Request, UploadFile
+from fastapi import HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import FormData
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData, Headers
 from starlette.datastructures import UploadFile as StarletteUploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from matcher.api.errors import UploadTooLarge
 
@@ -59,14 +69,65 @@ def multipart_body(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+class _FormParser(MultiPartParser):
+    """Starlette's parser; the parts of `file_fields` are files even without a file name, and
+    the names of text parts whose bytes do not decode are kept in `undecodable`."""
+
+    def __init__(self, headers: Headers, stream: AsyncGenerator[bytes, None],
+                 file_fields: frozenset[str]) -> None:
+        super().__init__(headers, stream, max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS,
+                         max_part_size=MAX_FORM_PART_BYTES)
+        self.file_fields = file_fields
+        self.undecodable: list[str] = []
+
+    def on_headers_finished(self) -> None:
+        part = self._current_part
+        disposition = part.content_disposition or b""
+        _, options = parse_options_header(disposition)
+        name = options.get(b"name", b"").decode("latin-1")
+        if name in self.file_fields and b"filename" not in options:
+            # What makes starlette spool a file (to the upload's limit, not a text part's).
+            part.content_disposition = disposition + b'; filename=""'
+        super().on_headers_finished()
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                part.data.decode(self._charset)
+            except UnicodeDecodeError:
+                self.undecodable.append(part.field_name)
+        super().on_part_end()
+
+
+async def _parse(request: Request, file_fields: frozenset[str]) -> tuple[FormData, list[str]]:
+    """The form, and the text fields that did not decode; as `request.form` otherwise."""
+    content_type, _ = parse_options_header(request.headers.get("Content-Type"))
+    if content_type != b"multipart/form-data":  # url-encoded, or no form at all
+        form = await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS,
+                                  max_part_size=MAX_FORM_PART_BYTES)
+        return form, []
+    try:
+        async with aclosing(request.stream()) as stream:
+            parser = _FormParser(request.headers, stream, file_fields)
+            return await parser.parse(), parser.undecodable
+    except MultiPartException as exc:
+        raise HTTPException(status_code=400, detail=exc.message) from exc
+
+
+def _file_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(name for name, field in model.model_fields.items()
+                     if field.annotation is UploadFile)
+
+
 @asynccontextmanager
 async def read_form(request: Request, model: type[FormT]) -> AsyncIterator[FormT]:
     """The request's form as `model`, its files closed on leaving the block; a 422 like any
     other validation error for a form that does not fit. Call it from the handler, never from
     a dependency: dependencies may run before the key is checked."""
-    async with request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS,
-                            max_part_size=MAX_FORM_PART_BYTES) as form:
-        _refuse_odd_fields(form, model.model_fields)
+    form, undecodable = await _parse(request, _file_fields(model))
+    try:
+        _refuse_odd_fields(form, model.model_fields, undecodable)
         # As FastAPI reads a form: an empty text field, or a file input left empty (no name, no
         # bytes), is a field not sent.
         values = {name: value for name, value in form.items() if not _blank(value)}
@@ -76,6 +137,8 @@ async def read_form(request: Request, model: type[FormT]) -> AsyncIterator[FormT
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
                                           for e in error.errors(include_url=False)]) from error
         yield parsed
+    finally:
+        await form.close()
 
 
 def _blank(value: str | StarletteUploadFile) -> bool:
@@ -84,8 +147,9 @@ def _blank(value: str | StarletteUploadFile) -> bool:
     return value == ""
 
 
-def _refuse_odd_fields(form: FormData, known: Iterable[str]) -> None:
-    """422 for a field not in `known`, a field sent twice, or text with a NUL character.
+def _refuse_odd_fields(form: FormData, known: Iterable[str], undecodable: list[str]) -> None:
+    """422 for a field not in `known`, a field sent twice, text that is not valid UTF-8 (the
+    form's charset) or text with a NUL character.
 
     Validation alone would ignore an unknown field and keep the last of two: a misspelt
     `latitude` or a second photo would then vanish without a word to the sender.
@@ -99,6 +163,9 @@ def _refuse_odd_fields(form: FormData, known: Iterable[str]) -> None:
                                  f"{', '.join(sorted(known))}"))
         elif len(values) > 1:
             errors.append(_error("repeated", name, f"sent {len(values)} times; send it once"))
+        elif name in undecodable:
+            errors.append(_error("string_unicode", name, "is not valid UTF-8 text (or the "
+                                 "charset the request names)"))
         elif any(isinstance(v, str) and "\x00" in v for v in values):
             errors.append(_error("string_nul", name, "must not contain NUL characters"))
     if errors:

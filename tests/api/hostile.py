@@ -422,8 +422,29 @@ def multipart_without_file(m: Materials) -> Probe:
 
 
 @probe
-def photo_as_plain_field(m: Materials) -> Probe:
-    body, headers = multipart((b'form-data; name="photo"', m.jpeg()[:200]))
+def photo_without_file_name(m: Materials) -> Probe:  # optional in multipart: never read
+    body, headers = multipart((b'form-data; name="photo"', m.jpeg()))
+    return Probe("POST", SIGHTINGS, 201, content=body, headers=headers, upright=m.pixels,
+                 face=True)
+
+
+@probe
+def photo_with_empty_file_name(m: Materials) -> Probe:
+    body, headers = multipart((b'form-data; name="photo"; filename=""', m.jpeg()))
+    return Probe("POST", SIGHTINGS, 201, content=body, headers=headers, upright=m.pixels,
+                 face=True)
+
+
+@probe
+def photo_without_file_name_or_bytes(m: Materials) -> Probe:  # a file input left empty
+    body, headers = multipart((b'form-data; name="photo"', b""))
+    return Probe("POST", SIGHTINGS, 422, "invalid_request", content=body, headers=headers)
+
+
+@probe
+def note_not_utf8(m: Materials) -> Probe:  # stored as Latin-1 mojibake before
+    body, headers = multipart((b'form-data; name="photo"; filename="p.jpg"', m.jpeg()),
+                              (b'form-data; name="note"', b"\xff\xfe\xed\xa0\x80"))
     return Probe("POST", SIGHTINGS, 422, "invalid_request", content=body, headers=headers)
 
 

@@ -100,3 +100,74 @@ def test_a_sighting_without_a_usable_face_is_kept(
     listed = client.get(f"/v1/sightings/{response.json()['id']}/candidates",
                         headers=auth(keys[Role.INVESTIGATOR]))
     assert listed.status_code == 200 and listed.json() == []
+
+
+def test_text_that_is_not_utf8_is_refused_naming_its_field(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    """Bytes that are no UTF-8 were decoded as Latin-1 and stored as mojibake with a 201."""
+    require_test_data()
+    photo = lfw_photos()[0].path.read_bytes()
+    boundary = "utf8-boundary"
+
+    def form(*parts: tuple[str, bytes]) -> tuple[bytes, dict[str, str]]:
+        body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; {disposition}"
+                        f"\r\n\r\n".encode() + data + b"\r\n" for disposition, data in parts)
+        return body + f"--{boundary}--\r\n".encode(), {
+            "Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+    tip = auth(keys[Role.TIP_APP])
+    before = stored(client)
+    body, headers = form(('name="photo"; filename="p.jpg"', photo),
+                         ('name="note"', b"\xff\xfe\xed\xa0\x80"))
+    refused = client.post("/v1/sightings", content=body, headers={**tip, **headers})
+    assert refused.status_code == 422, refused.text
+    assert [(e["loc"], e["type"]) for e in refused.json()["detail"]] == [
+        (["body", "note"], "string_unicode")]
+    assert "UTF-8" in refused.json()["detail"][0]["msg"]
+    manager = auth(keys[Role.CASE_MANAGER])
+    case_id = client.post("/v1/cases", json=case_body("A"), headers=manager).json()["id"]
+    body, headers = form(('name="photo"; filename="p.jpg"', photo),
+                         ('name="taken_on"', b"2020-01-0\xff"))
+    refused = client.post(f"/v1/cases/{case_id}/photos", content=body,
+                          headers={**manager, **headers})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "taken_on"]
+    assert stored(client) == before
+
+    # Valid UTF-8 beyond ASCII is kept as sent, as is a charset the request names.
+    body, headers = form(('name="photo"; filename="p.jpg"', photo),
+                         ('name="note"', "rote Jacke, Größe 128, 红色".encode()))
+    kept = client.post("/v1/sightings", content=body, headers={**tip, **headers})
+    assert kept.status_code == 201, kept.text
+    body, headers = form(('name="photo"; filename="p.jpg"', photo),
+                         ('name="note"', "Größe".encode("latin-1")))
+    latin = client.post("/v1/sightings", content=body, headers={
+        **tip, "Content-Type": headers["Content-Type"] + "; charset=iso-8859-1"})
+    assert latin.status_code == 201, latin.text
+    investigator = auth(keys[Role.INVESTIGATOR])
+    notes = [client.get(f"/v1/sightings/{answer.json()['id']}", headers=investigator)
+             .json()["note"] for answer in (kept, latin)]
+    assert notes == ["rote Jacke, Größe 128, 红色", "Größe"]
+
+
+def test_a_photo_part_without_a_file_name_is_a_photo(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    """A file name is optional in multipart (RFC 7578) and the service never reads it. A photo
+    sent without one was taken for a text field and refused as 'must not contain NUL
+    characters'."""
+    require_test_data()
+    photo = lfw_photos()[0].path.read_bytes()
+    tip = auth(keys[Role.TIP_APP])
+    for disposition in ('form-data; name="photo"', 'form-data; name="photo"; filename=""'):
+        body = (f'--b7\r\nContent-Disposition: {disposition}\r\nContent-Type: image/jpeg'
+                f'\r\n\r\n').encode() + photo + b"\r\n--b7--\r\n"
+        answer = client.post("/v1/sightings", content=body, headers={
+            **tip, "Content-Type": "multipart/form-data; boundary=b7"})
+        assert answer.status_code == 201, (disposition, answer.text)
+        assert answer.json()["faces"] and answer.json()["faces"][0]["fit"]
+    # httpx leaves the name out when it is empty.
+    answer = client.post("/v1/sightings", files={"photo": ("", photo, "image/jpeg")},
+                         headers=tip)
+    assert answer.status_code == 201, answer.text
