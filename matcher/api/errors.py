@@ -21,7 +21,7 @@ from matcher.embed.errors import ImageError, ImageTooLarge
 from matcher.index import FaceIndexError
 from matcher.service import DuplicatePhoto
 from matcher.service.reindex import ReindexError
-from matcher.store import InvalidRecord, NotFound, UnsupportedPhoto
+from matcher.store import InvalidRecord, LastAdminKey, NotFound, UnsupportedPhoto
 
 
 class UploadTooLarge(Exception):
@@ -41,6 +41,7 @@ _PLAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     InvalidRecord: (422, "invalid"),
     DuplicatePhoto: (409, "duplicate_photo"),
     ReindexError: (409, "reindex_refused"),
+    LastAdminKey: (409, "last_admin_key"),
     NotFound: (404, "not_found"),
 }
 

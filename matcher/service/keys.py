@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hmac
 import logging
 import re
 
@@ -46,7 +48,11 @@ def bootstrap_admin(sessions: sessionmaker[Session], given: str | None = None) -
                                       "url-safe chars>; `matcher keys create` makes one")
             if verify_key(session, given) is not None:
                 return None
-            if session.scalar(select(ApiKey.id).where(ApiKey.prefix == match.group(1))):
+            held = session.scalar(select(ApiKey).where(ApiKey.prefix == match.group(1)))
+            if held is not None and held.revoked_at is not None and hmac.compare_digest(
+                    held.key_hash, hash_key(given)):
+                raise InvalidAdminKey(_revoked(held, held.revoked_at, live is not None))
+            if held is not None:
                 raise InvalidAdminKey("MATCHER_ADMIN_KEY's prefix belongs to another key")
             session.add(ApiKey(prefix=match.group(1), key_hash=hash_key(given), role=Role.ADMIN,
                                name="admin (MATCHER_ADMIN_KEY)"))
@@ -56,3 +62,17 @@ def bootstrap_admin(sessions: sessionmaker[Session], given: str | None = None) -
             return None
         _, plaintext = create_key(session, Role.ADMIN, "admin (first start)")
         return plaintext
+
+
+def _revoked(key: ApiKey, when: dt.datetime, live_admin: bool) -> str:
+    """Why a revoked MATCHER_ADMIN_KEY stops the start, and what to do."""
+    told = (f"MATCHER_ADMIN_KEY is {key.role.value} key {key.id} ({key.prefix}), revoked at "
+            f"{when:%Y-%m-%d %H:%M} UTC: it opens nothing any more, and a revoked key is "
+            "never stored again. ")
+    if live_admin:
+        return told + ("Unset MATCHER_ADMIN_KEY (the live admin keys keep working without it), "
+                       "or set it to a live admin key: `matcher keys create --role admin "
+                       "--name NAME` makes one")
+    return told + ("No live admin key is left: unset MATCHER_ADMIN_KEY and the next start "
+                   "prints a new one once, or set it to a new key (`matcher keys create --role "
+                   "admin --name NAME` makes one)")

@@ -30,7 +30,14 @@ from matcher.store.errors import (
     StoreError,
     UnsupportedPhoto,
 )
-from matcher.store.keys import ApiKeyNotFound, create_key, list_keys, revoke_key, verify_key
+from matcher.store.keys import (
+    ApiKeyNotFound,
+    LastAdminKey,
+    create_key,
+    list_keys,
+    revoke_key,
+    verify_key,
+)
 from matcher.store.models import (
     PUBLIC_CASE_FIELDS,
     ApiKey,
@@ -99,6 +106,7 @@ __all__ = [
     "PUBLIC_CASE_FIELDS",
     "ApiKey",
     "ApiKeyNotFound",
+    "LastAdminKey",
     "AuditEvent",
     "Candidate",
     "CandidateNotFound",

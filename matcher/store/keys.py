@@ -12,10 +12,10 @@ import hmac
 import logging
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from matcher.store.errors import NotFound
+from matcher.store.errors import NotFound, StoreError
 from matcher.store.models import ApiKey, Role, utcnow
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,10 @@ KEY_SCHEME = "mk"
 
 class ApiKeyNotFound(NotFound):
     pass
+
+
+class LastAdminKey(StoreError):
+    """Revoking this key would leave no live admin key: nobody could make or revoke keys."""
 
 
 def hash_key(plaintext: str) -> str:
@@ -64,14 +68,37 @@ def verify_key(session: Session, plaintext: str) -> ApiKey | None:
 
 
 def revoke_key(session: Session, key_id: int) -> ApiKey:
-    """Marks a key revoked (idempotent: the first revocation time stays)."""
+    """Marks a key revoked (idempotent: the first revocation time stays). The last live admin
+    key is not revoked (LastAdminKey; the caller rolls back): make another one first.
+
+    Two admins revoking each other's keys at once must not leave none. On PostgreSQL the live
+    admin keys are locked first, so the second revocation waits and counts after the first
+    commits; SQLite renders no FOR UPDATE, but its UPDATE takes the only write lock and the
+    count after it reads the latest commits.
+    """
     key = session.get(ApiKey, key_id)
     if key is None:
         raise ApiKeyNotFound(f"no API key {key_id}")
-    if key.revoked_at is None:
-        key.revoked_at = utcnow()
-        session.flush()
-        log.info("revoked key %d (%s)", key.id, key.prefix)
+    if key.revoked_at is not None:
+        return key
+    live_admin = (ApiKey.role == Role.ADMIN) & ApiKey.revoked_at.is_(None)
+    if key.role is Role.ADMIN:
+        session.execute(select(ApiKey.id).where(live_admin).order_by(ApiKey.id)
+                        .with_for_update()).all()
+    revoked = session.scalar(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow()).returning(ApiKey.id)
+        .execution_options(synchronize_session=False))
+    session.refresh(key)
+    if revoked is None:  # by another transaction meanwhile
+        return key
+    if key.role is Role.ADMIN and not session.scalar(
+            select(func.count()).select_from(ApiKey).where(live_admin)):
+        raise LastAdminKey(
+            f"key {key_id} is the last live admin key: revoked, nobody could make or revoke "
+            "keys any more. Make another admin key first (POST /v1/keys with role admin, or "
+            "`matcher keys create --role admin`), then revoke this one with it")
+    log.info("revoked key %d (%s)", key.id, key.prefix)
     return key
 
 

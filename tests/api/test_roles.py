@@ -12,6 +12,7 @@ from httpx import Response
 
 from matcher.service import (
     CasePhotoUpload,
+    authenticate,
     ingest_sighting,
     new_key,
     read_sighting,
@@ -145,6 +146,28 @@ def test_a_revoked_key_is_refused(client: TestClient, keys: dict[Role, str]) -> 
     assert client.delete(f"/v1/keys/{body['id']}", headers=auth(keys[ADM])).status_code == 204
     assert client.get("/v1/cases/999", headers=auth(body["key"])).status_code == 401
     assert client.delete("/v1/keys/99999", headers=auth(keys[ADM])).status_code == 404
+
+
+def test_the_last_admin_key_cannot_revoke_itself(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    """It left no admin: nobody could make or revoke keys (issue 19, defect 7)."""
+    matcher = matcher_of(client)
+    mine = authenticate(matcher.sessions, keys[ADM])
+    assert mine is not None
+    refused = client.delete(f"/v1/keys/{mine.id}", headers=auth(keys[ADM]))
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert body["error"] == "last_admin_key" and "last live admin key" in body["detail"]
+    assert "another admin key first" in body["detail"]
+    assert client.post("/v1/keys", json={"role": "tip_app", "name": "still admin"},
+                       headers=auth(keys[ADM])).status_code == 201
+    # With a second admin key, either may go; then the other is the last.
+    second = client.post("/v1/keys", json={"role": "admin", "name": "desk 2"},
+                         headers=auth(keys[ADM])).json()
+    assert client.delete(f"/v1/keys/{mine.id}", headers=auth(keys[ADM])).status_code == 204
+    assert client.delete(f"/v1/keys/{second['id']}",
+                         headers=auth(second["key"])).status_code == 409
 
 
 # The review page's files are public on purpose: they hold no data (the same bytes for every

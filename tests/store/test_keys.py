@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from matcher.store import ApiKeyNotFound, Role, create_key, list_keys, revoke_key, verify_key
+from matcher.store import (
+    ApiKeyNotFound,
+    LastAdminKey,
+    Role,
+    create_key,
+    list_keys,
+    revoke_key,
+    session_scope,
+    verify_key,
+)
 
 
 def test_a_key_is_shown_once_and_stored_only_as_a_hash(session: Session, engine: Engine) -> None:
@@ -53,3 +63,57 @@ def test_wrong_malformed_and_revoked_keys_are_refused(session: Session) -> None:
 def test_unknown_roles_are_refused(session: Session) -> None:
     with pytest.raises(ValueError):
         create_key(session, "superuser", "nope")
+
+
+def test_the_last_live_admin_key_is_not_revoked(
+    factory: sessionmaker[Session]
+) -> None:
+    """Revoked, nobody could make or revoke keys any more (issue 19, defect 7)."""
+    with session_scope(factory) as session:
+        first, _ = create_key(session, Role.ADMIN, "root")
+        tips, _ = create_key(session, Role.TIP_APP, "tips")
+    with pytest.raises(LastAdminKey, match="last live admin key"), session_scope(
+            factory) as session:
+        revoke_key(session, first.id)
+    with session_scope(factory) as session:
+        assert [k.id for k in list_keys(session)] == [first.id, tips.id]  # rolled back
+        revoke_key(session, tips.id)  # any other key goes
+        second, _ = create_key(session, Role.ADMIN, "root 2")
+    with session_scope(factory) as session:
+        assert revoke_key(session, first.id).revoked_at is not None
+    with pytest.raises(LastAdminKey), session_scope(factory) as session:
+        revoke_key(session, second.id)
+    with session_scope(factory) as session:
+        assert revoke_key(session, first.id).revoked_at is not None  # idempotent still
+        assert [k.id for k in list_keys(session)] == [second.id]
+
+
+def test_two_admins_revoking_each_other_at_once_leave_one(
+    factory: sessionmaker[Session]
+) -> None:
+    def revoke(key_id: int, start: threading.Barrier, outcomes: list[str]) -> None:
+        start.wait()
+        try:
+            with session_scope(factory) as session:
+                revoke_key(session, key_id)
+            outcomes.append("revoked")
+        except LastAdminKey:
+            outcomes.append("refused")
+
+    for _ in range(5):
+        with session_scope(factory) as session:  # the pair: the only live admin keys
+            pair = [create_key(session, Role.ADMIN, f"admin {i}")[0].id for i in range(2)]
+            for key in list_keys(session):
+                if key.id not in pair:
+                    revoke_key(session, key.id)
+        outcomes: list[str] = []
+        start = threading.Barrier(2)
+        threads = [threading.Thread(target=revoke, args=(key_id, start, outcomes))
+                   for key_id in pair]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["refused", "revoked"]
+        with factory() as session:
+            assert len([k for k in list_keys(session) if k.id in pair]) == 1
