@@ -99,3 +99,45 @@ def test_a_dry_run_counts_and_changes_nothing(client: TestClient, keys: dict[Rol
                        headers=admin).status_code == 422
     assert client.get("/v1/admin/reindex",
                       headers=auth(keys[Role.INVESTIGATOR])).status_code == 403
+
+
+def test_a_target_the_settings_refuse_is_a_422_before_any_job(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    """Both were accepted with 202, swapped (or failed later with an ERROR traceback), and the
+    weight was written into serving.json: the next `matcher serve` exited 3 (issue 19, 10)."""
+    admin = auth(keys[Role.ADMIN])
+    data_dir = matcher_of(client).settings.data_dir
+    for body, field, told in (
+            ({"embedder": "dlib+sface", "embed_flip": False, "ensemble_sface_weight": 0.333},
+             ["body", "ensemble_sface_weight"], "two decimals"),
+            ({"embedder": "sface", "detector": "mmod"}, ["body"], "needs detector 'yunet'")):
+        refused = client.post("/v1/admin/reindex", json=body, headers=admin)
+        assert refused.status_code == 422, refused.text
+        [error] = refused.json()["detail"]
+        assert error["loc"] == field and told in error["msg"], error
+    state = client.get("/v1/admin/reindex", headers=admin).json()
+    assert not state["running"] and state["report"] is None and state["error"] is None
+    assert not (data_dir / "serving.json").exists()
+    # Two decimals are a weight the settings take.
+    assert client.post("/v1/admin/reindex", json={
+        "embedder": "dlib+sface", "ensemble_sface_weight": 0.35, "dry_run": True},
+        headers=admin).status_code == 202
+    while (state := client.get("/v1/admin/reindex", headers=admin).json())["running"]:
+        time.sleep(0.1)
+    assert state["error"] is None and "w0.35" in state["report"]["to_model"], state
+
+
+def test_a_live_reindex_takes_the_shipped_distance_by_name_never_a_path(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    """A path on the server's machine is not something a request may point the model at."""
+    admin = auth(keys[Role.ADMIN])
+    for value in ("/etc/passwd", "../projection.npz", "data/projections/x.npz"):
+        refused = client.post("/v1/admin/reindex", json={"projection_file": value},
+                              headers=admin)
+        assert refused.status_code == 422, refused.text
+        assert "projection_file" in refused.text
+    dry = client.post("/v1/admin/reindex", json={"projection_file": "none", "dry_run": True},
+                      headers=admin)
+    assert dry.status_code == 202, dry.text
