@@ -490,6 +490,7 @@ def reindex(
 
     from matcher.service import open_matcher
     from matcher.service.reindex import ReindexError, ReindexJob
+    from matcher.service.serving import serving_settings, with_model_settings
 
     settings = _settings(data_dir)
     changes: dict[str, Any] = {k: v for k, v in {"embedder": embedder, "detector": detector,
@@ -498,10 +499,17 @@ def reindex(
         changes["projection_file"] = (projection if projection in ("none", "shipped")
                                       else Path(projection).resolve())
     try:
+        # Checked before the store is opened: opening loads every model and uses up the saved
+        # index copies (a clean stop's), which a refused name would have cost for nothing.
+        with_model_settings(serving_settings(settings), changes)
         matcher = open_matcher(settings)
-        target = matcher.settings.model_copy(update=changes)
-        target = type(target).model_validate(target.model_dump())  # checks the names given
     except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    try:
+        target = with_model_settings(matcher.settings, changes)
+    except ValueError as exc:
+        matcher.close()
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     embedding = None

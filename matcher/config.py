@@ -158,6 +158,14 @@ class Settings(BaseSettings):
                              f"detector 'yunet', not {self.detector!r}")
         return self
 
+    @field_validator("projection_file")
+    @classmethod
+    def _absolute_projection(cls, value: Literal["shipped", "none"] | Path
+                             ) -> Literal["shipped", "none"] | Path:
+        # Recorded in serving.json by a reindex and read by later starts, which may run in
+        # another folder: a relative path would name another file there, or none.
+        return value.resolve() if isinstance(value, Path) else value
+
     @field_validator("ensemble_sface_weight")
     @classmethod
     def _weight_fits_the_model_id(cls, value: float) -> float:

@@ -38,7 +38,7 @@ from matcher.embed.projection import ProjectedEmbedder, Projection, ProjectionEr
 from matcher.embed.types import Detection
 from matcher.fitted import CALIBRATIONS
 from matcher.service.context import Matcher, Serving, empty_serving, fingerprint
-from matcher.service.serving import model_settings, record_serving
+from matcher.service.serving import model_settings, record_serving, with_model_settings
 from matcher.store import (
     Face,
     FaceVector,
@@ -339,6 +339,10 @@ class ReindexJob:
 
     def run(self) -> ReindexReport:
         started = time.monotonic()
+        try:  # what every start checks; a target built with model_copy skipped it
+            self.target = with_model_settings(self.target, {})
+        except ValueError as exc:
+            raise ReindexError(f"the target model settings are refused: {exc}") from exc
         matcher = self.matcher
         pipeline = self._pipeline()
         with matcher.sessions() as session:

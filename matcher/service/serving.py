@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,21 @@ SERVING_FILE = "serving.json"
 
 
 def model_settings(settings: Settings) -> dict[str, Any]:
-    """The model's settings as JSON values (a path as its text)."""
+    """The model's settings as JSON values (a path as its absolute text: serving.json is read
+    by later starts, from any folder)."""
     values = {name: getattr(settings, name) for name in MODEL_SETTINGS}
-    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+    return {k: str(v.resolve()) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+def with_model_settings(settings: Settings, changes: Mapping[str, Any]) -> Settings:
+    """`settings` with these model settings changed, checked by the validators that check
+    them at every start (pydantic's ValidationError, a ValueError): a reindex to settings they
+    refuse swapped, wrote them into serving.json, and the next start failed. A relative
+    projection path becomes absolute (the validator's doing)."""
+    unknown = sorted(set(changes) - set(MODEL_SETTINGS))
+    if unknown:
+        raise ValueError(f"not model settings: {', '.join(unknown)}")
+    return type(settings).model_validate({**settings.model_dump(), **changes})
 
 
 def is_recorded(settings: Settings) -> bool:

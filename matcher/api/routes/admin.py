@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from matcher.api.deps import Admin, MatcherDep
 from matcher.config import DetectorName, EmbedderName
 from matcher.service.reindex import ReindexJob, ReindexRunner, ReindexStatus
+from matcher.service.serving import with_model_settings
 
 router = APIRouter(tags=["operations"])
 
@@ -58,9 +60,18 @@ async def start_reindex(
     body: ReindexRequest, _: Admin, matcher: MatcherDep, runner: RunnerDep
 ) -> ReindexState:
     """Embeds every stored face with the new model beside the live one, compares rank-1 on a
-    sample of sightings, then swaps while the service keeps answering. Poll GET for progress."""
+    sample of sightings, then swaps while the service keeps answering. Poll GET for progress.
+    Settings the service would refuse at start (an ensemble weight of more than two decimals,
+    an embedder without the detector it needs) are a 422, before anything starts."""
     changes = body.model_dump(exclude_none=True, exclude={"dry_run", "shadow_sample"})
-    target = matcher.settings.model_copy(update=changes)
+    try:
+        # The checks of every start, before the job: a target they refuse was swapped in,
+        # written into serving.json, and the server could not start again.
+        target = with_model_settings(matcher.settings, changes)
+    except ValidationError as error:
+        raise RequestValidationError([
+            {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
+            for e in error.errors(include_url=False)]) from error
     job = ReindexJob(matcher, target, dry_run=body.dry_run, shadow_sample=body.shadow_sample)
     return _state(runner.start(job))
 
