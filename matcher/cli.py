@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -540,7 +541,8 @@ def reindex(
 @app.command()
 def purge(
     older_than_days: Annotated[float | None, typer.Option(
-        help="Default: MATCHER_SIGHTING_RETENTION_DAYS.")] = None,
+        help="Default: MATCHER_SIGHTING_RETENTION_DAYS. 0: every sighting that matched "
+             "nobody, however recent.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Count only.")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Store, photos, indexes.")] = None,
 ) -> None:
@@ -552,9 +554,13 @@ def purge(
 
     settings = _settings(data_dir)
     days = older_than_days if older_than_days is not None else settings.sighting_retention_days
-    if days is None or days <= 0:
+    if days is None:
         typer.echo("error: no retention period (--older-than-days or "
                    "MATCHER_SIGHTING_RETENTION_DAYS)", err=True)
+        raise typer.Exit(code=2)
+    if not (math.isfinite(days) and days >= 0):  # 0: every sighting that matched nobody
+        typer.echo(f"error: --older-than-days takes a number of days, 0 or more, not {days}",
+                   err=True)
         raise typer.Exit(code=2)
     matcher = open_matcher(settings)
     try:

@@ -210,7 +210,8 @@ def load_projection(path: Path, base_model_id: str | None = None) -> Projection:
         raise ProjectionError(
             f"the projection file {path} was fitted on vectors of {projection.base_model_id!r}, "
             f"but the configured model is {base_model_id!r}: fit one for it "
-            "(matcher fit-projection) or unset MATCHER_PROJECTION_FILE")
+            "(matcher fit-projection), or choose another: `--projection FILE|shipped|none` "
+            "of `matcher reindex`, MATCHER_PROJECTION_FILE for the service")
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or (
             mean is not None and mean.shape != (matrix.shape[0],)) or (
             first is not None and first.shape != matrix.shape):

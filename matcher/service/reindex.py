@@ -178,7 +178,10 @@ def embed_missing(
     sessions: Any, data_dir: Path, model_id: str, embedding: Embedding, photos_per_batch: int,
     progress: ProgressFn | None = None, stop: threading.Event | None = None,
 ) -> EmbedCounts:
-    """Writes the target model's vector of every face that lacks one; resumable."""
+    """Writes the target model's vector of every face that lacks one; resumable.
+
+    Progress counts faces done of faces to do, a total that grows when faces arrive while it
+    runs (a live service's uploads, which it embeds too): done never passes it."""
     with sessions() as session:
         total = count_faces_without_vectors(session, model_id)
     counts = EmbedCounts()
@@ -196,7 +199,11 @@ def embed_missing(
             counts.not_found += sum(len(faces) for faces in batch.faces) - len(pairs)
             counts.photos += len(batch.paths)
         if progress is not None:
-            progress(counts.faces + counts.not_found, total)
+            done = counts.faces + counts.not_found
+            if done > total:  # faces stored meanwhile: this run does those left too
+                with sessions() as session:
+                    total = counts.faces + count_faces_without_vectors(session, model_id)
+            progress(done, max(total, done))
         if stop is not None and stop.is_set():
             log.info("reindex to %s stopped after %d faces", model_id, counts.faces)
             break
@@ -223,7 +230,7 @@ def project_stored(sessions: Any, projection: Projection, progress: ProgressFn |
                                                                            strict=True)])
         done += len(stored)
         if progress is not None:
-            progress(done, total)
+            progress(done, max(total, done))  # faces stored meanwhile are projected too
         if stop is not None and stop.is_set():
             return done
 

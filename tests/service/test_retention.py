@@ -138,6 +138,37 @@ def test_the_purge_command_counts_without_deleting(tmp_path: Path) -> None:
     assert result.stdout.startswith("would purge 0 sightings uploaded before ")
 
 
+def test_the_purge_command_takes_zero_days_as_every_unmatched_sighting(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path
+) -> None:
+    """0 is a retention period (everything that matched nobody, however recent); it was
+    refused as "no retention period" (issue 19, defect 15)."""
+    require_test_data()
+    matcher = open_matcher(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
+    try:
+        ingest_sighting(matcher, fgnet_photo("001A10.JPG"), NewSighting(app="tips"))
+    finally:
+        matcher.close()
+    env = {**os.environ, "MATCHER_DATA_DIR": str(tmp_path), "MATCHER_THREADS": "1"}
+
+    def purge(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "matcher", "purge", *args], cwd=REPO_ROOT,
+                              env=env, capture_output=True, text=True, timeout=300,
+                              check=False)
+
+    for days in ("-1", "nan"):
+        refused = purge("--older-than-days", days)
+        assert refused.returncode == 2 and "0 or more" in refused.stderr, refused.stderr
+    done = purge("--older-than-days", "0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("purged 1 sightings uploaded before ")
+    matcher = open_matcher(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
+    try:
+        assert _count(matcher, Sighting) == 0
+    finally:
+        matcher.close()
+
+
 def test_sightings_purged_by_another_process_do_not_fail_later_case_photos(
     matcher: Matcher, pipeline: FacePipeline
 ) -> None:
