@@ -159,7 +159,7 @@ def test_a_fit_that_is_not_better_is_refused_and_not_written(
     store = copy_store(template, tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "matcher", "fit-projection", "--from-store", "--data-dir",
-         str(store.data_dir), "--min-people", str(PEOPLE)],
+         str(store.data_dir), "--min-people", str(PEOPLE), "--method", "plda"],
         cwd=REPO_ROOT, env={**os.environ, "MATCHER_THREADS": "1"}, capture_output=True,
         text=True, timeout=300, check=False)
     assert result.returncode == 2, result.stdout + result.stderr
