@@ -272,7 +272,8 @@ def _store_on_plain_model(settings: Settings, sessions: sessionmaker[Session],
     """The plain model's pipeline when the default (the shipped learned distance) would start
     on a store whose vectors are all of the plain model it projects: a store made before the
     fit shipped keeps serving what it was embedded with, recorded in serving.json, until
-    `matcher reindex --projection shipped` moves it (README, "Upgrading"). None otherwise."""
+    `matcher reindex --projection shipped` moves it (docs/reindex-and-retention.md). None
+    otherwise."""
     embedder = pipeline.embedder
     if (settings.projection_file != "shipped" or is_recorded(settings)
             or not isinstance(embedder, ProjectedEmbedder)):
@@ -350,7 +351,7 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
                     if "any" in matcher.calibrations
                     else f"the raw threshold {matcher.match_threshold:.3f}")
         log.warning("no child calibration for %s: children's cases use %s; run `matcher "
-                    "calibrate --category child` and set MATCHER_MATCH_FALSE_PER_SEARCH",
-                    pipeline.model_id, fallback)
+                    "calibrate --category child` (docs/calibration.md)", pipeline.model_id,
+                    fallback)
     fill_false_match_rates(matcher)  # candidates stored before their model's calibration
     return matcher
