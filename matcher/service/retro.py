@@ -46,14 +46,17 @@ def retro_match(
 ) -> int:
     """Searches a case's new faces against every stored sighting; returns candidates added.
 
-    The top `match_top_k` new sightings of each case face are stored like ingest stores a new
-    sighting's top cases: the sighting's closest face, the distance, the case's threshold in
-    force (`case_thresholds`, as ingest), the calibrated false match rate (`rated`), and as
-    rank the place among the candidates that sighting face already has. Pairs with a candidate
-    row for this model already (one row per face, case and model) and pairs judged `match` or
-    `not_match` (`matchable`) are left out before the cut, not after: a sighting that came in
-    while the case was closed must not be crowded out by the older sightings it already has
-    candidates from (`_new_pairs`).
+    Every sighting under the case's threshold in force (`case_thresholds`, as ingest) becomes
+    a candidate, however many there are: a child sighted a hundred times while the case was
+    closed must not be cut to the `match_top_k` closest. Beyond the threshold, the near misses
+    stop at the top `match_top_k` of each case face, as ingest stores a sighting's top cases.
+    Each is stored like ingest stores one: the sighting's closest face, the distance, the
+    threshold, the calibrated false match rate (`rated`), and as rank the place among the
+    candidates that sighting face already has. Pairs with a candidate row for this model
+    already (one row per face, case and model) and pairs judged `match` or `not_match`
+    (`matchable`) are left out before the cut, not after: a sighting that came in while the
+    case was closed must not be crowded out by the older sightings it already has candidates
+    from (`_new_pairs`).
 
     Takes no lock: add_photo calls it under `matcher.case_lock`, after the faces joined the
     case index, so a case closed meanwhile is seen closed.
@@ -64,12 +67,12 @@ def retro_match(
         status = session.scalar(select(Case.status).where(Case.id == case_id))
         if status != CaseStatus.ACTIVE:
             return 0
-        rows, gone = _still_stored(session, _new_pairs(matcher, session, case_id, face_ids,
-                                                       vectors))
-        existing = candidate_distances(session, matcher.model_id,
-                                       (c.sighting_face_id for c in rows))
         threshold = case_thresholds(matcher, session, [case_id]).get(
             case_id, matcher.match_threshold)
+        rows, gone = _still_stored(session, _new_pairs(matcher, session, case_id, face_ids,
+                                                       vectors, threshold))
+        existing = candidate_distances(session, matcher.model_id,
+                                       (c.sighting_face_id for c in rows))
         rows = rated(matcher, session, [
             replace(c, threshold=threshold,
                     rank=1 + sum(d < c.distance for d in existing[c.sighting_face_id]))
@@ -100,11 +103,12 @@ def _still_stored(session: Session, rows: list[NewCandidate]
 
 
 def _new_pairs(matcher: Matcher, session: Session, case_id: int, face_ids: Sequence[int],
-               vectors: ArrayLike) -> list[NewCandidate]:
-    """Each case face's `match_top_k` closest sightings whose closest face is not paired with
-    the case yet (no candidate row of this model, no settling decision), at most one candidate
+               vectors: ArrayLike, threshold: float) -> list[NewCandidate]:
+    """For each case face, every sighting within `threshold` and, beyond it, the closest ones
+    up to `match_top_k` in all, counting only sightings whose closest face is not paired with
+    the case yet (no candidate row of this model, no settling decision); at most one candidate
     per sighting face (its closest case face). The search widens until every case face has
-    that many or has been compared with every sighting."""
+    passed the threshold with that many, or has been compared with every sighting."""
     k = depth = matcher.settings.match_top_k
     paired: set[int] = set()  # sighting faces already paired with the case
     checked: set[int] = set()  # sighting faces asked about
@@ -129,14 +133,19 @@ def _new_pairs(matcher: Matcher, session: Session, case_id: int, face_ids: Seque
             session, [c for c in unseen if c.sighting_face_id not in taken])}
         paired |= {c.sighting_face_id for c in unseen} - kept
         checked |= {c.sighting_face_id for c in unseen}
-        new = [[int(face) for face, owner in zip(hits.face_ids[query], hits.owners[query],
-                                                 strict=True)
-                if owner >= 0 and int(face) not in paired][:k]
+        # Each query's unpaired sightings in distance order, as (face, distance).
+        new = [[(int(face), float(distance)) for face, owner, distance in zip(
+                    hits.face_ids[query], hits.owners[query], hits.distances[query], strict=True)
+                if owner >= 0 and int(face) not in paired]
                for query in range(len(face_ids))]
         sightings = matcher.sighting_index.owner_count
-        if depth >= sightings or all(len(row) >= k or hits.owners[query, -1] < 0
-                                     for query, row in enumerate(new)):
-            wanted = {face for row in new for face in row}
+        if depth >= sightings or all(
+                hits.owners[query, -1] < 0  # every sighting seen
+                or (len(row) >= k and float(hits.distances[query, -1]) > threshold)
+                for query, row in enumerate(new)):
+            wanted = {face for row in new
+                      for rank, (face, distance) in enumerate(row)
+                      if rank < k or distance <= threshold}
             return [c for face, c in found.items() if face in wanted]
         depth = min(depth * WIDEN, sightings)
 
