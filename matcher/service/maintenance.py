@@ -1,6 +1,7 @@
 """The server's housekeeping thread: compacts an index once removals have piled up (found
-cases, removed photos, purges leave tombstones), applies the retention rule and sweeps the
-photo files no row references."""
+cases, removed photos, purges leave tombstones), applies the retention rule, sweeps the
+photo files no row references, and empties SQLite's write-ahead log (an erasure whose own
+checkpoint a reader blocked is wiped here at the latest)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import logging
 import threading
 
 from matcher.service.context import Matcher
-from matcher.service.retention import purge_sightings, sweep_orphans
+from matcher.service.retention import purge_sightings, sweep_orphans, wipe_deleted
 
 log = logging.getLogger(__name__)
 
 
 def maintain(matcher: Matcher) -> None:
-    """One round: compaction where needed, the retention purge, then the orphan sweep."""
+    """One round: compaction where needed, the retention purge, the orphan sweep, then the
+    write-ahead log emptied (SQLite)."""
     serving = matcher.serving
     for name, index in (("case", serving.index), ("sighting", serving.sighting_index)):
         if index.needs_rebuild:
@@ -25,6 +27,7 @@ def maintain(matcher: Matcher) -> None:
     if days is not None:
         purge_sightings(matcher, days)
     sweep_orphans(matcher)
+    wipe_deleted(matcher, "housekeeping")
 
 
 class Maintenance:

@@ -1,5 +1,9 @@
 """Retention: old sightings that matched nobody are purged, and a case is erased on request,
-each with its files, vectors and index entries, so that no later reindex can bring it back."""
+each with its files, vectors and index entries, so that no later reindex can bring it back.
+
+On SQLite both end by emptying the write-ahead log (`wipe_deleted`): the deleted rows' old
+versions sat in `matcher.db-wal` until a checkpoint, readable by anyone who copied the file
+(a backup, a crash dump) after the erasure had been answered."""
 
 from __future__ import annotations
 
@@ -13,7 +17,15 @@ import numpy as np
 from matcher.index import FaceIndex
 from matcher.service.context import Matcher, holds_model
 from matcher.service.store_fit import note_erased_case
-from matcher.store import SYSTEM, Actor, AuditEntry, orphan_files, record, remove_orphans
+from matcher.store import (
+    SYSTEM,
+    Actor,
+    AuditEntry,
+    orphan_files,
+    record,
+    remove_orphans,
+    truncate_wal,
+)
 from matcher.store.photos import remove_if_unreferenced
 from matcher.store.retention import (
     DeletedSightings,
@@ -45,6 +57,19 @@ def sweep_orphans(matcher: Matcher, dry_run: bool = False) -> int:
         if dry_run:
             return len(orphan_files(session, matcher.settings.data_dir))
         return len(remove_orphans(session, matcher.settings.data_dir))
+
+
+def wipe_deleted(matcher: Matcher, what: str) -> bool:
+    """Empties SQLite's write-ahead log after a deletion (`truncate_wal`; secure_delete has
+    zeroed the rows in their pages), so the deleted text is in neither file. A reader on an
+    older snapshot for longer than the tries wait keeps the old pages in the log: then this
+    warns, and the housekeeping round's checkpoint empties it. True when nothing is left."""
+    if truncate_wal(matcher.engine):
+        return True
+    log.warning("%s: a reader kept SQLite's write-ahead log from being emptied; the deleted "
+                "rows' old versions stay in matcher.db-wal until the next housekeeping round "
+                "empties it", what)
+    return False
 
 
 def drop_faces(index: FaceIndex, face_ids: list[int]) -> int:
@@ -87,6 +112,7 @@ def purge_sightings(matcher: Matcher, older_than_days: float, actor: Actor = SYS
     if sightings:
         log.info("purged %d sightings uploaded before %s (%d faces, %d files)", sightings,
                  before.date(), faces, files)
+        wipe_deleted(matcher, f"purge of {sightings} sightings")
     return PurgeReport(sightings, faces, files, before, dry_run)
 
 
@@ -123,6 +149,7 @@ def erase(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> None:
             record(session, actor, AuditEntry("erase", "case", case_id,
                                               {"faces": len(deleted.face_ids)}))
         matcher.index.remove_owner(case_id)
+    wipe_deleted(matcher, f"case {case_id} erased")  # before the caller answers
     files = remove_unreferenced_files(matcher, deleted.sha256s)
     log.info("case %d erased: %d faces, %d files", case_id, len(deleted.face_ids), files)
     note_erased_case(matcher, case_id)  # the serving projection may have been fitted on it

@@ -19,6 +19,7 @@ from matcher.store.db import (
     migrate,
     session_factory,
     session_scope,
+    truncate_wal,
 )
 from matcher.store.errors import (
     CandidateNotFound,
@@ -178,5 +179,6 @@ __all__ = [
     "set_case_status",
     "set_public_fields",
     "store_photo",
+    "truncate_wal",
     "verify_key",
 ]

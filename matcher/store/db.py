@@ -1,7 +1,9 @@
 """Engines, sessions and migrations.
 
-SQLite (the default, at `<data_dir>/matcher.db`) runs in WAL mode with foreign keys on and a busy
-timeout. Transactions are left to the driver's default: reads run outside any transaction and a
+SQLite (the default, at `<data_dir>/matcher.db`) runs in WAL mode with foreign keys on, a busy
+timeout and secure_delete (a deleted row's bytes are overwritten with zeros, not left in a free
+part of a page: an erased case must not be readable in the file; `truncate_wal` empties the
+log). Transactions are left to the driver's default: reads run outside any transaction and a
 transaction begins at its first write, so it waits (up to the busy timeout) for the write lock
 instead of failing with "database is locked". That is close to PostgreSQL's READ COMMITTED.
 The two usual alternatives are worse with an ORM session, which holds its transaction open until
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -98,10 +101,30 @@ def sqlite_engine(url: URL | str, busy_timeout_ms: int = 10_000) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable enough in WAL mode, much faster
+        cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not just unlinked
         cursor.close()
         add_math_functions(dbapi_connection)
 
     return engine
+
+
+def truncate_wal(engine: Engine, attempts: int = 2, pause_s: float = 0.5) -> bool:
+    """SQLite: copies every page of the write-ahead log into the database file and empties the
+    log (`PRAGMA wal_checkpoint(TRUNCATE)`). Deleted rows were zeroed in their pages
+    (secure_delete), so afterwards their old versions are in neither file. A reader still on an
+    older snapshot blocks it: each try waits up to the busy timeout for it, then `pause_s`
+    more; False when every try was blocked (the old pages stay in the log until a checkpoint
+    completes). True at once for other databases: PostgreSQL's WAL is not ours to empty."""
+    if engine.dialect.name != "sqlite":
+        return True
+    for attempt in range(attempts):
+        with engine.connect() as connection:
+            busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        if not busy:
+            return True
+        if attempt + 1 < attempts:
+            time.sleep(pause_s)
+    return False
 
 
 def add_math_functions(connection: sqlite3.Connection, force: bool = False) -> None:
