@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     # so the count is explicit rather than "all cores".
     threads: int = Field(default=2, ge=1, le=256)
 
-    detector: DetectorName = "yunet"
+    detector: DetectorName = Field(default="yunet", description=(
+        "Face detector: yunet (default) or mmod (dlib's CNN detector, `dlib` embedder only)."))
     # The descriptor network with its own alignment; its model_id tags every stored vector, so
     # changing any of these three makes stored vectors of the old model need reindexing.
     # dlib: dlib's ResNet; sface: OpenCV-zoo SFace (needs the yunet detector's keypoints);
@@ -40,36 +41,45 @@ class Settings(BaseSettings):
     # is one (the default model's: docs/accuracy.md, models/default-projection.md); "none":
     # the plain vectors; else the path of a fit file.
     projection_file: Literal["shipped", "none"] | Path = "shipped"
-    detect_batch_size: int = Field(default=8, ge=1, le=256)
-    embed_batch_size: int = Field(default=32, ge=1, le=1024)
+    detect_batch_size: int = Field(default=8, ge=1, le=256,
+                                   description="Photos per detector batch (torch).")
+    embed_batch_size: int = Field(default=32, ge=1, le=1024,
+                                  description="Face chips per descriptor batch (torch).")
     # Photos are detected at this longest side (px); boxes/landmarks are mapped back and chips are
     # cut from the full-resolution image. Chosen from scripts/bench_embed.py.
     detect_max_side: int = Field(default=1280, ge=160, le=8192)
     # Small-faces mode: detect on an upsampled copy / at full size for crowd photos (slower).
     small_faces: bool = False
-    detect_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    detect_threshold: float = Field(default=0.6, ge=0.0, le=1.0,
+                                    description="Lowest detector score kept as a face.")
 
-    max_image_bytes: int = Field(default=30 * 1024 * 1024, ge=1024)
-    max_image_pixels: int = Field(default=60_000_000, ge=10_000)
+    max_image_bytes: int = Field(default=30 * 1024 * 1024, ge=1024,
+                                 description="Larger photo files are refused before decoding.")
+    max_image_pixels: int = Field(default=60_000_000, ge=10_000, description=(
+        "Photos with more pixels are refused before decoding (decompression bombs)."))
 
     # A face is unfit for matching below these (reasons are reported, the face is still returned).
     # Chosen by scripts/calibrate_quality.py: below them the median descriptor drift from the
     # undegraded photo exceeds 0.2 (a third of dlib's 0.6 same-person threshold).
     min_face_px: int = Field(default=40, ge=1)
-    min_sharpness: float = Field(default=10.0, ge=0.0)
+    min_sharpness: float = Field(default=10.0, ge=0.0, description=(
+        "Below this chip sharpness a face is unfit for matching (too_blurry)."))
 
     # Face index (matcher/index). The kind follows the collection's size; thresholds were chosen
-    # from scripts/bench_index.py (README, "Index"). "auto" picks by size, a name forces a kind.
+    # from scripts/bench_index.py (docs/index.md). "auto" picks by size, a name forces a kind.
     index_kind: Literal["auto", "flat", "hnsw", "ivfpq"] = "auto"
-    index_hnsw_min_faces: int = Field(default=100_000, ge=1)
-    index_ivfpq_min_faces: int = Field(default=20_000_000, ge=1)
-    index_hnsw_m: int = Field(default=32, ge=4, le=256)
-    index_hnsw_ef_construction: int = Field(default=40, ge=8, le=4096)
-    # 384: recall@10 0.962, 3.9 ms p50 at 1M faces on 2 cores (README, "Index").
+    index_hnsw_min_faces: int = Field(default=100_000, ge=1, description=(
+        "auto: an HNSW graph from this many faces (exact search below)."))
+    index_ivfpq_min_faces: int = Field(default=20_000_000, ge=1, description=(
+        "auto: IVF-PQ from this many faces."))
+    index_hnsw_m: int = Field(default=32, ge=4, le=256, description="HNSW links per node.")
+    index_hnsw_ef_construction: int = Field(default=40, ge=8, le=4096, description=(
+        "HNSW candidate list while building."))
+    # 384: recall@10 0.962, 3.9 ms p50 at 1M faces on 2 cores (docs/index.md).
     index_hnsw_ef_search: int = Field(default=384, ge=8, le=32768)
     index_ivf_nlist: int = Field(default=0, ge=0, description="0: about sqrt(faces).")
-    index_ivf_nprobe: int = Field(default=64, ge=1)
-    index_pq_m: int = Field(default=32, ge=1, le=128)
+    index_ivf_nprobe: int = Field(default=64, ge=1, description="IVF lists searched.")
+    index_pq_m: int = Field(default=32, ge=1, le=128, description="PQ sub-quantisers.")
     # Approximate kinds fetch this many times more faces, then re-rank them exactly.
     index_rerank_factor: int = Field(default=8, ge=1, le=1000)
     # Owners are ranked from k * this many nearest faces, more when too few owners turn up.
@@ -97,7 +107,8 @@ class Settings(BaseSettings):
     # far too loose for children (docs/accuracy.md). No upper bound: a learned distance's
     # scale is not that of unit vectors (the default model's is about 12).
     match_threshold: float | None = Field(default=None, gt=0.0)
-    match_top_k: int = Field(default=10, ge=1, le=1000)
+    match_top_k: int = Field(default=10, ge=1, le=1000, description=(
+        "Closest active cases stored as candidates for each sighting face."))
     # With a calibration for the running model (shipped for the default model, or made by
     # `matcher calibrate`), the threshold is this target instead: expected false candidates per
     # search at the current number of the case's category's faces. 0.05: one search in twenty
@@ -138,7 +149,8 @@ class Settings(BaseSettings):
     # Sightings per tip-app key: a token bucket refilled at `tip_rate_per_minute` that holds at
     # most `tip_burst` uploads; beyond it POST /v1/sightings answers 429 with Retry-After.
     tip_rate_per_minute: float = Field(default=30.0, gt=0.0)
-    tip_burst: int = Field(default=10, ge=1)
+    tip_burst: int = Field(default=10, ge=1, description=(
+        "Uploads a tip-app key may send at once before the rate applies."))
     # Browser origins (`https://host[:port]`) allowed to call the API from a web page. Empty:
     # no Access-Control-Allow-Origin for anyone (API keys are for servers and apps, not pages).
     # From the environment as JSON: MATCHER_CORS_ORIGINS='["https://review.example.org"]'.

@@ -1,6 +1,6 @@
 """`matcher serve` as a child process on loopback, for the tests that kill it or load it.
 
-The server runs exactly as README shows it (`matcher serve --data-dir D --host 127.0.0.1
+The server runs exactly as docs/operations.md shows it (`matcher serve --data-dir D --host 127.0.0.1
 --port P`), with a known admin key from MATCHER_ADMIN_KEY. Its logs go to a file next to the
 data dir (a pipe nobody reads would fill and stall it).
 """

@@ -1,6 +1,6 @@
 """Soak: `matcher serve` on loopback under 16 tip apps uploading real face photos at once and 2
 investigators reading candidates, for MATCHER_SOAK_SECONDS (20 by default; 60 for the figures
-in README "Reliability"). Zero 5xx, zero lost sightings (every 201 id is readable after), and
+in docs/reliability.md). Zero 5xx, zero lost sightings (every 201 id is readable after), and
 the latency percentiles printed. The tip-app rate limit is lifted: this measures throughput,
 not the limiter.
 """

@@ -88,7 +88,7 @@ def test_the_database_enforces_its_constraints(engine: Engine) -> None:
         with pytest.raises(IntegrityError) as refused, engine.begin() as connection:
             connection.execute(text(insert), values)
         # A logged error or a 500's traceback must not carry the statement's values (names,
-        # contacts). PostgreSQL's own DETAIL still quotes a failing row: see the README.
+        # contacts). PostgreSQL's own DETAIL still quotes a failing row: see docs/operations.md.
         assert "SQL parameters hidden" in str(refused.value)
 
 

@@ -3,7 +3,7 @@ the real pipeline: an investigator logs in with a key, finds the candidate a sig
 put in the queue, sees both faces, decides `not_match`, and the entry leaves the queue (on the
 page and in the API) and lands in the audit trail under that investigator's name.
 
-Set MATCHER_REVIEW_SCREENSHOT=docs/review.png to write the README's screenshot (the faces are
+Set MATCHER_REVIEW_SCREENSHOT=docs/review.png to write the screenshot in docs/api.md (the faces are
 blurred first: the research photos may not be redistributed).
 """
 
