@@ -588,18 +588,14 @@ def serve(
         help="Logs on stderr: one JSON object per line, or text.")] = LogFormat.JSON,
 ) -> None:
     """Serve the HTTP API (a first start creates the store and prints an admin key once)."""
-    import uvicorn
-
     from matcher.api import create_app
+    from matcher.api.server import build_server
     from matcher.logs import configure_logging
 
     configure_logging(logging.INFO, json=log_format == LogFormat.JSON)
     settings = _settings(data_dir)
     _bootstrap(settings)
-    # Our handler formats uvicorn's lines too (log_config=None), and our access log, which
-    # writes route templates instead of raw paths and query strings, replaces uvicorn's.
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
-                log_level="info", access_log=False)
+    build_server(create_app(settings), settings, host, port).run()
 
 
 def _bootstrap(settings: Settings) -> None:

@@ -151,6 +151,28 @@ class Settings(BaseSettings):
     tip_rate_per_minute: float = Field(default=30.0, gt=0.0)
     tip_burst: int = Field(default=10, ge=1, description=(
         "Uploads a tip-app key may send at once before the rate applies."))
+    # Connections (`matcher serve`, matcher/api/server.py); they hold with or without a proxy.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=600, description=(
+        "A connection whose request head is not complete this long after it opened (or after "
+        "the next request's first byte) is closed. 10 s: a phone on a poor link sends a head "
+        "of a few hundred bytes in well under a second."))
+    body_timeout_s: float = Field(default=20.0, gt=0, le=600, description=(
+        "Window in which a request body must bring `body_min_rate` bytes a second (at least "
+        "one byte), else the connection is closed."))
+    body_min_rate: int = Field(default=1024, ge=0, description=(
+        "Slowest body accepted, in bytes a second averaged over `body_timeout_s`: 1 KiB/s is "
+        "far below a 2G link (about 20 KiB/s) and cuts uploads trickled to hold connections."))
+    keep_alive_s: int = Field(default=5, ge=1, le=3600, description=(
+        "An idle kept-alive connection is closed after this long (uvicorn's "
+        "timeout_keep_alive). Behind a proxy that pools connections, set it above the proxy's "
+        "upstream idle timeout (e.g. 75 for nginx's 60)."))
+    max_connections: int = Field(default=1000, ge=1, le=100_000, description=(
+        "Open connections per process. Over it, a new connection closes the oldest one still "
+        "waiting for a request head; when none is, it gets 503. The soft file-descriptor limit "
+        "is raised to fit it (plus 256), up to the hard limit."))
+    accept_error_log_interval_s: float = Field(default=60.0, gt=0, description=(
+        "Accept errors (out of file descriptors) are logged at most once per interval, with "
+        "the count of the others."))
     # Browser origins (`https://host[:port]`) allowed to call the API from a web page. Empty:
     # no Access-Control-Allow-Origin for anyone (API keys are for servers and apps, not pages).
     # From the environment as JSON: MATCHER_CORS_ORIGINS='["https://review.example.org"]'.
