@@ -486,10 +486,12 @@ def reindex(
 ) -> None:
     """Re-embed every stored face with another model, build its indexes beside the current
     ones, compare, and make it the serving model. Resumable: run it again after a crash or
-    Ctrl-C. For a running server, use POST /v1/admin/reindex instead (it swaps live)."""
+    Ctrl-C. Refused (exit 2) while a server serves the store or another reindex runs: for a
+    running server, use POST /v1/admin/reindex instead (it swaps live)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from matcher.service import open_matcher
+    from matcher.service.holders import StoreBusy, check_reindex_allowed
     from matcher.service.reindex import ReindexError, ReindexJob
     from matcher.service.serving import serving_settings, with_model_settings
 
@@ -503,8 +505,10 @@ def reindex(
         # Checked before the store is opened: opening loads every model and uses up the saved
         # index copies (a clean stop's), which a refused name would have cost for nothing.
         with_model_settings(serving_settings(settings), changes)
+        if not dry_run:  # the job claims the store; this look refuses before the models load
+            check_reindex_allowed(settings)
         matcher = open_matcher(settings)
-    except ValueError as exc:
+    except (ValueError, StoreBusy) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     try:

@@ -17,6 +17,7 @@ from matcher.api.schemas import Health
 from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import Matcher, open_matcher
+from matcher.service.holders import SERVE, claim
 from matcher.service.maintenance import Maintenance
 from matcher.service.reindex import ReindexRunner
 
@@ -31,9 +32,14 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         matcher = await anyio.to_thread.run_sync(
             functools.partial(open_matcher, settings, pipeline, require_vectors=True))
+        try:  # held for the server's lifetime: no `matcher reindex` beside it (holders.py)
+            hold = await anyio.to_thread.run_sync(claim, matcher.sessions, SERVE)
+        except BaseException:
+            matcher.close()
+            raise
         app.state.matcher = matcher
         app.state.worker = Worker(settings.workers, settings.store_workers)
-        app.state.reindex = ReindexRunner()
+        app.state.reindex = ReindexRunner(hold)
         maintenance = Maintenance(matcher)
         maintenance.start()
         log.info("serving model %s with %d active case faces", matcher.model_id,
@@ -43,7 +49,11 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
         finally:
             maintenance.stop()
             app.state.reindex.stop(wait_s=60)  # its vectors so far stay; a new run resumes
-            matcher.close()
+            try:
+                matcher.close()
+            finally:  # after the save: the index copy is written before a reindex may start
+                hold.release()
+                matcher.engine.dispose()
 
     # No /docs or /redoc: their pages load Swagger's and ReDoc's scripts from a CDN, which
     # would run on the review page's origin (where an investigator's key sits in the tab's

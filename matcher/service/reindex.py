@@ -38,6 +38,7 @@ from matcher.embed.projection import ProjectedEmbedder, Projection, ProjectionEr
 from matcher.embed.types import Detection
 from matcher.fitted import CALIBRATIONS
 from matcher.service.context import Matcher, Serving, empty_serving, fingerprint
+from matcher.service.holders import REINDEX, Hold, StoreBusy, claim
 from matcher.service.serving import model_settings, record_serving, with_model_settings
 from matcher.store import (
     Face,
@@ -332,6 +333,16 @@ class ReindexReport:
         return out
 
 
+def claim_reindex(matcher: Matcher, server: Hold | None = None,
+                  on_lost: Callable[[], None] | None = None) -> Hold:
+    """The store's one reindex hold (matcher/service/holders.py), or ReindexError saying who
+    holds the store. `server`: the hold of the server the reindex runs in, if any."""
+    try:
+        return claim(matcher.sessions, REINDEX, server, on_lost)
+    except StoreBusy as exc:
+        raise ReindexError(str(exc)) from exc
+
+
 @dataclass
 class ReindexJob:
     """One reindex of a live service to the model that `target` settings choose."""
@@ -343,13 +354,27 @@ class ReindexJob:
     embedding: Embedding | None = None  # default: LocalEmbedding in `settings.workers` threads
     progress: ProgressFn | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    # The store's reindex hold, released when the run ends. None: `run` claims it (a dry run
+    # takes none: it writes nothing).
+    hold: Hold | None = None
 
     def run(self) -> ReindexReport:
-        started = time.monotonic()
         try:  # what every start checks; a target built with model_copy skipped it
             self.target = with_model_settings(self.target, {})
         except ValueError as exc:
+            if self.hold is not None:
+                self.hold.release()
             raise ReindexError(f"the target model settings are refused: {exc}") from exc
+        if self.hold is None and not self.dry_run:
+            self.hold = claim_reindex(self.matcher, on_lost=self.stop.set)
+        try:
+            return self._run()
+        finally:
+            if self.hold is not None:
+                self.hold.release()
+
+    def _run(self) -> ReindexReport:
+        started = time.monotonic()
         matcher = self.matcher
         pipeline = self._pipeline()
         with matcher.sessions() as session:
@@ -437,18 +462,25 @@ class ReindexStatus:
 
 
 class ReindexRunner:
-    """Runs one ReindexJob at a time in a background thread of the service."""
+    """Runs one ReindexJob at a time in a background thread of the service; `server` is the
+    service's own hold on the store (a reindex of the store runs alone: `claim_reindex`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: Hold | None = None) -> None:
+        self.server = server
         self._lock = threading.Lock()
         self._status = ReindexStatus()
         self._job: ReindexJob | None = None
         self._thread: threading.Thread | None = None
 
     def start(self, job: ReindexJob) -> ReindexStatus:
+        """Starts the job, or raises ReindexError when one runs here already, or when the
+        store is held by a reindex or a server elsewhere (claimed here, so the caller learns
+        it at once). Blocks on the store for the claim: call it from a worker thread."""
         with self._lock:
             if self._status.running:
                 raise ReindexError("a reindex is running already")
+            if not job.dry_run and job.hold is None:
+                job.hold = claim_reindex(job.matcher, self.server, job.stop.set)
             self._status = ReindexStatus(running=True, to_model=model_label(job.target))
             job.progress = self._progress
             self._job = job

@@ -485,6 +485,22 @@ class ApiKey(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class StoreHolder(Base):
+    """A process that holds the store: a server for its lifetime (several may), a reindex for
+    its run (one at a time). `beat_at` is renewed while the process lives (matcher/service/
+    holders.py decides when a row is stale). The id is the holder's own random token, never
+    reused, so the table keeps no id sequence."""
+
+    __tablename__ = "store_holders"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # serve, reindex
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    beat_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 def descriptor_to_bytes(vector: ArrayLike) -> tuple[bytes, int]:
     """A 1-d descriptor as little-endian float32 bytes, and its dimension."""
     array = np.asarray(vector)
@@ -510,4 +526,5 @@ def descriptors_from_bytes(rows: list[bytes], dim: int) -> NDArray[np.float32]:
     if any(len(row) != 4 * dim for row in rows):
         raise InvalidRecord(f"a descriptor does not hold {dim} float32")
     return np.frombuffer(b"".join(rows), dtype="<f4").reshape(len(rows), dim).astype(np.float32)
+
 

@@ -21,9 +21,9 @@ ID_TABLES = ("cases", "case_photos", "sightings", "faces", "candidates", "decisi
 
 TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
-    "audit_events", "face_vectors",
+    "audit_events", "face_vectors", "store_holders",
 }
-HEAD = "0008"
+HEAD = "0009"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from matcher.api.deps import Admin, MatcherDep
+from matcher.api.deps import Admin, MatcherDep, WorkerDep
 from matcher.config import DetectorName, EmbedderName
 from matcher.service.reindex import ReindexJob, ReindexRunner, ReindexStatus
 from matcher.service.serving import with_model_settings
@@ -57,12 +57,14 @@ def _state(status: ReindexStatus) -> ReindexState:
 
 @router.post("/admin/reindex", status_code=202, response_model=ReindexState)
 async def start_reindex(
-    body: ReindexRequest, _: Admin, matcher: MatcherDep, runner: RunnerDep
+    body: ReindexRequest, _: Admin, matcher: MatcherDep, runner: RunnerDep, worker: WorkerDep
 ) -> ReindexState:
     """Embeds every stored face with the new model beside the live one, compares rank-1 on a
     sample of sightings, then swaps while the service keeps answering. Poll GET for progress.
     Settings the service would refuse at start (an ensemble weight of more than two decimals,
-    an embedder without the detector it needs) are a 422, before anything starts."""
+    an embedder without the detector it needs) are a 422, before anything starts. A 409 when
+    a reindex runs already, here or in another process (`matcher reindex`), or when another
+    server serves the same store."""
     changes = body.model_dump(exclude_none=True, exclude={"dry_run", "shadow_sample"})
     try:
         # The checks of every start, before the job: a target they refuse was swapped in,
@@ -73,7 +75,7 @@ async def start_reindex(
             {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
             for e in error.errors(include_url=False)]) from error
     job = ReindexJob(matcher, target, dry_run=body.dry_run, shadow_sample=body.shadow_sample)
-    return _state(runner.start(job))
+    return _state(await worker(runner.start, job))  # the claim waits on the store
 
 
 @router.get("/admin/reindex", response_model=ReindexState)
