@@ -151,6 +151,17 @@ class Settings(BaseSettings):
     tip_rate_per_minute: float = Field(default=30.0, gt=0.0)
     tip_burst: int = Field(default=10, ge=1, description=(
         "Uploads a tip-app key may send at once before the rate applies."))
+    # Decoding is the largest allocation a request makes: 6.6 bytes a pixel for the decode
+    # alone (PIL's 4-byte RGBX buffer plus the RGB array: 395 MB for a 60 MP PNG of 189 KB),
+    # about 10 for the whole upload (580 MB: the stored JPEG's encoding too), so the pixels in
+    # the embedding workers at once are counted against this budget, per process.
+    decode_budget_pixels: int | None = Field(default=None, ge=10_000, description=(
+        "Pixels of photos in the embedding workers at once (by their headers), per process; "
+        "uploads over it wait. Unset: `max_image_pixels`, so at most one largest photo (about "
+        "600 MB at 60 MP) or several phone photos (12 MP) are decoded at a time."))
+    decode_wait_s: float = Field(default=30.0, gt=0, le=3600, description=(
+        "How long an upload waits for room in the decode budget before it gets 503 `busy` with "
+        "Retry-After."))
     # Connections (`matcher serve`, matcher/api/server.py); they hold with or without a proxy.
     header_timeout_s: float = Field(default=10.0, gt=0, le=600, description=(
         "A connection whose request head is not complete this long after it opened (or after "
@@ -209,6 +220,14 @@ class Settings(BaseSettings):
             raise ValueError(f"the ensemble weight takes at most two decimals, got {value}")
         return value
 
+    @model_validator(mode="after")
+    def _budget_fits_a_photo(self) -> Settings:
+        if self.decode_budget_pixels is not None and (
+                self.decode_budget_pixels < self.max_image_pixels):
+            raise ValueError(f"decode_budget_pixels ({self.decode_budget_pixels}) must hold one "
+                             f"photo of max_image_pixels ({self.max_image_pixels})")
+        return self
+
     @field_validator("cors_origins")
     @classmethod
     def _explicit_origins(cls, value: list[str]) -> list[str]:
@@ -226,6 +245,13 @@ class Settings(BaseSettings):
         if self.max_request_bytes is not None:
             return self.max_request_bytes
         return self.max_image_bytes + 1024 * 1024
+
+    @property
+    def decode_pixel_budget(self) -> int:
+        """Pixels decoded at once per process (`decode_budget_pixels` or its default)."""
+        if self.decode_budget_pixels is not None:
+            return self.decode_budget_pixels
+        return self.max_image_pixels
 
     @property
     def cache_dir(self) -> Path:

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from matcher.api.deps import Forbidden, Unauthenticated
-from matcher.api.limits import RateLimited
+from matcher.api.limits import DecodeBusy, RateLimited
 from matcher.embed.errors import ImageError, ImageTooLarge
 from matcher.index import FaceIndexError
 from matcher.service import DuplicatePhoto
@@ -78,6 +78,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RateLimited)
     async def rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
         return _json(429, "rate_limited", str(exc),
+                     **{"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+
+    @app.exception_handler(DecodeBusy)
+    async def decode_busy(_: Request, exc: DecodeBusy) -> JSONResponse:
+        return _json(503, "busy", str(exc),
                      **{"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
 
     @app.exception_handler(StarletteHTTPException)

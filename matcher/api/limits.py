@@ -6,6 +6,9 @@
   `settings.request_bytes_limit`; any other body `settings.max_json_request_bytes`.
 - `TipRateLimiter` is a token bucket per tip-app key for `POST /v1/sightings`: a flood from
   one app (or a stolen key) cannot fill the worker queue for every other app.
+- `DecodeBudget` bounds the pixels decoded at once (`settings.decode_pixel_budget`): an
+  upload reserves its header's width x height before it enters an embedding worker, and waits
+  (in the event loop, holding no thread) until that many are free, or gets 503 `busy`.
 - CORS is closed unless `settings.cors_origins` names origins.
 """
 
@@ -16,16 +19,20 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from matcher.api.deps import TipApp
 from matcher.config import Settings
+from matcher.embed.image import declared_pixels
 from matcher.store import Actor
 
 log = logging.getLogger(__name__)
@@ -210,10 +217,95 @@ async def tip_upload_allowed(
 RateLimitedTipApp = Annotated[Actor, Depends(tip_upload_allowed)]
 
 
+class DecodeBusy(Exception):
+    """No room in the decode budget within `decode_wait_s` (503); `retry_after` in seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Waiter:
+    pixels: int
+    granted: anyio.Event
+
+
+class DecodeBudget:
+    """A semaphore weighted by pixels, first come first served (a large photo is not passed
+    over forever by small ones). Used from the event loop only, so it needs no lock."""
+
+    def __init__(self, pixels: int, max_image_pixels: int, wait_s: float) -> None:
+        self.capacity = pixels
+        self.free = pixels
+        self.max_image_pixels = max_image_pixels
+        self.wait_s = wait_s
+        self._waiting: deque[_Waiter] = deque()
+
+    def weight(self, data: bytes) -> int:
+        """What a photo reserves: its declared pixels; 0 for one `load_image` refuses before
+        decoding (too many pixels, or no header it can read)."""
+        pixels = declared_pixels(data)
+        return pixels if pixels <= self.max_image_pixels else 0
+
+    @asynccontextmanager
+    async def reserve(self, data: bytes) -> AsyncIterator[None]:
+        pixels = min(self.weight(data), self.capacity)
+        if self._waiting or self.free < pixels:
+            await self._wait(pixels)
+        else:
+            self.free -= pixels
+        try:
+            yield
+        finally:
+            self.free += pixels
+            self._grant()
+
+    async def _wait(self, pixels: int) -> None:
+        waiter = _Waiter(pixels, anyio.Event())
+        self._waiting.append(waiter)
+        try:
+            with anyio.move_on_after(self.wait_s):
+                await waiter.granted.wait()
+        except BaseException:  # the client left while waiting: hand back what it was given
+            self._leave(waiter)
+            raise
+        if not waiter.granted.is_set():
+            self._leave(waiter)
+            log.warning("an upload of %d pixels waited %g s for the decode budget", pixels,
+                        self.wait_s)
+            raise DecodeBusy(f"the server is decoding {self.capacity - self.free} pixels of "
+                             f"photos; try again shortly", self.wait_s)
+
+    def _leave(self, waiter: _Waiter) -> None:
+        if waiter.granted.is_set():
+            self.free += waiter.pixels
+        else:
+            self._waiting.remove(waiter)
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiting and self.free >= self._waiting[0].pixels:
+            waiter = self._waiting.popleft()
+            self.free -= waiter.pixels
+            waiter.granted.set()
+
+
+def get_decode_budget(request: Request) -> DecodeBudget:
+    budget: DecodeBudget = request.app.state.decode_budget
+    return budget
+
+
+DecodeBudgetDep = Annotated[DecodeBudget, Depends(get_decode_budget)]
+
+
 def install(app: FastAPI, settings: Settings) -> None:
-    """The body limit, CORS (when origins are set) and the tip-app limiter. Call it before the
-    metrics middleware is added, so the access log and the metrics see their answers too."""
+    """The body limit, CORS (when origins are set), the tip-app limiter and the decode budget.
+    Call it before the metrics middleware is added, so the access log and the metrics see their
+    answers too."""
     app.state.tip_limiter = TipRateLimiter(settings.tip_rate_per_minute, settings.tip_burst)
+    app.state.decode_budget = DecodeBudget(settings.decode_pixel_budget,
+                                           settings.max_image_pixels, settings.decode_wait_s)
     app.add_middleware(BodyLimit, max_upload_bytes=settings.request_bytes_limit,
                        max_other_bytes=min(settings.max_json_request_bytes,
                                            settings.request_bytes_limit))

@@ -103,6 +103,17 @@ def load_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image:
                 upright.close()
 
 
+def declared_pixels(data: bytes) -> int:
+    """Width x height from the image header, without decoding a pixel: what `load_image` will
+    allocate for. 0 when the header does not open (then `load_image` says why)."""
+    try:
+        with PILImage.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as im:
+            width, height = im.size
+    except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning, *_DECODE_ERRORS):
+        return 0
+    return int(width) * int(height)
+
+
 def resize_for_detection(image: Image, max_side: int) -> tuple[Image, float]:
     """The image with its longest side at most `max_side`, and the factor back to source px.
 

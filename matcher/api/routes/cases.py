@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Query, Request, Response
 
 from matcher.api.deps import CaseManager, CaseReader, MatcherDep, Worker, WorkerDep
+from matcher.api.limits import DecodeBudgetDep
 from matcher.api.metrics import MetricsDep
 from matcher.api.params import AfterId, Id
 from matcher.api.schemas import (
@@ -90,12 +91,13 @@ async def patch_case(
              openapi_extra=multipart_body(CasePhotoForm))
 async def post_case_photo(
     request: Request, case_id: Id, actor: CaseManager, matcher: MatcherDep, worker: WorkerDep,
-    metrics: MetricsDep,
+    metrics: MetricsDep, budget: DecodeBudgetDep,
 ) -> CasePhotoReceipt:
     async with read_form(request, CasePhotoForm) as form:  # only now: the key passed
         data = await read_upload(form.photo, matcher.settings.max_image_bytes)
-    result = await worker.embed(add_photo, matcher, case_id,
-                                CasePhotoUpload(data, form.taken_on, form.age_at_photo), actor)
+    async with budget.reserve(data):  # the pixels it decodes, counted before the worker
+        result = await worker.embed(add_photo, matcher, case_id,
+                                    CasePhotoUpload(data, form.taken_on, form.age_at_photo), actor)
     metrics.case_photo_added(result)
     return CasePhotoReceipt(case_id=result.case_id, photo_id=result.photo_id, faces=[
         FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from matcher.api.deps import Investigator, MatcherDep, WorkerDep
-from matcher.api.limits import RateLimitedTipApp
+from matcher.api.limits import DecodeBudgetDep, RateLimitedTipApp
 from matcher.api.metrics import MetricsDep
 from matcher.api.params import MAX_ID, Id
 from matcher.api.schemas import (
@@ -39,7 +39,7 @@ router = APIRouter(tags=["sightings"])
              openapi_extra=multipart_body(SightingForm))
 async def post_sighting(
     request: Request, key: RateLimitedTipApp, matcher: MatcherDep, worker: WorkerDep,
-    metrics: MetricsDep,
+    metrics: MetricsDep, budget: DecodeBudgetDep,
 ) -> SightingReceipt:
     """Every face is matched; the answer says which faces were usable, never which cases."""
     async with read_form(request, SightingForm) as form:  # only now: the key and rate passed
@@ -48,7 +48,8 @@ async def post_sighting(
     new = NewSighting(app=key.name, taken_at=taken_at, lat=form.lat, lon=form.lon,
                       api_key_id=key.key_id, reporter_contact=form.reporter_contact,
                       note=form.note)
-    result = await worker.embed(ingest_sighting, matcher, data, new)
+    async with budget.reserve(data):  # the pixels it decodes, counted before the worker
+        result = await worker.embed(ingest_sighting, matcher, data, new)
     metrics.sighting_ingested(result)
     return SightingReceipt(id=result.sighting_id, faces=[
         FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])
