@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Concatenate, ParamSpec, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,8 +48,8 @@ from matcher.store import (
     migrate,
     session_factory,
 )
-from matcher.store.repo import FaceSetDigest
-from matcher.store.review import sighting_face_rows, sighting_face_summary
+from matcher.store.repo import FaceSetDigest, active_case_face_pairs
+from matcher.store.review import sighting_face_pairs, sighting_face_rows, sighting_face_summary
 from matcher.store.vectors import Coverage, count_vectors, coverage, vector_models
 
 log = logging.getLogger(__name__)
@@ -137,22 +139,66 @@ class Matcher:
         log.info("sighting index rebuilt: %d faces of %d sightings", len(self.sighting_index),
                  self.sighting_index.owner_count)
 
+    def drop_removed_faces(self) -> int:
+        """Drops from both indexes the faces the store no longer has for them: removed by
+        another process (a `matcher purge` beside the server, another server of the store),
+        whose removals this process's indexes never saw. Otherwise an erased person's
+        descriptor stayed searchable here, took places from real "seen" links, and went back
+        to disk at the clean stop. Returns how many went; the housekeeping round and `close`
+        call it."""
+        serving = self.serving  # one model throughout, even if a reindex swaps meanwhile
+        dropped = 0
+        for saved in SAVED_INDEXES:
+            index = getattr(serving, saved.attribute)
+            # The index first, then the store: a face joins an index only after its row is
+            # committed, so every face the index held then is in a store read after it.
+            with index.read_state() as state:
+                held = state.owners.ids
+            with self.sessions() as session:
+                stored = np.concatenate([ids for ids, _ in saved.pairs(session, serving.model_id)]
+                                        + [np.empty(0, np.int64)])
+            gone = held[~np.isin(held, stored, assume_unique=True)]
+            if gone.size:
+                with index.read_state() as state:  # a removal meanwhile took some already
+                    gone = gone[state.owners.contains(gone)]
+                index.remove(gone)
+                log.warning("%d faces of the %s were gone from the store (removed by another "
+                            "process): dropped", gone.size, saved.name)
+                dropped += int(gone.size)
+        return dropped
+
     def save_index(self) -> None:
         """Saves both indexes at a clean stop, each with a fingerprint of the faces it holds;
         one that cannot be saved is rebuilt at the next start (never fatal). The next start
         loads only such a copy: one saved while serving went on would be stale after a crash.
+        Faces another process removed are dropped first, and a copy that no longer holds
+        exactly the store's faces once written (a purge meanwhile) is deleted again: no
+        purged or erased descriptor stays on disk, and the next start rebuilds.
         """
+        try:
+            self.drop_removed_faces()
+        except Exception as error:  # the store is gone: the check after the save cannot run
+            log.warning("could not compare the indexes with the store (%s): not saving them",
+                        error)
+            return
         for saved in SAVED_INDEXES:
             index = getattr(self, saved.attribute)
             if index.tombstone_count:
                 # A removal from an HNSW index only marks the vector: saved as it is, an
                 # erased case's or a purged sighting's descriptor would be on disk again.
                 index.compact()
+            directory = self.settings.index_dir / saved.folder
             try:
                 with index.read_state() as state:
                     held = fingerprint(state.owners)
-                persist.save(index, self.settings.index_dir / saved.folder,
+                persist.save(index, directory,
                              source={saved.source_key: asdict(held), CLEAN_STOP: True})
+                with self.sessions() as session:
+                    current = saved.summary(session, index.model_id)
+                if current != held:
+                    persist.discard(directory)
+                    log.info("the store changed while the %s was saved: copy deleted, the "
+                             "next start rebuilds it", saved.name)
             except (OSError, IndexFileError) as error:
                 log.warning("could not save the %s: %s", saved.name, error)
 
@@ -172,13 +218,15 @@ class SavedIndex:
     folder: str  # under Settings.index_dir
     source_key: str  # in the saved manifest
     summary: Callable[[Session, str], FaceSetSummary]  # (session, model id) -> the store's
+    # (session, model id) -> the store's (face ids, owner ids) for the index, in batches
+    pairs: Callable[[Session, str], Iterator[tuple[NDArray[np.int64], NDArray[np.int64]]]]
 
 
 SAVED_INDEXES = (
     SavedIndex("active case index", "index", "active-cases", "active_case_faces",
-               active_case_face_summary),
+               active_case_face_summary, active_case_face_pairs),
     SavedIndex("sighting index", "sighting_index", "sightings", "sighting_faces",
-               sighting_face_summary),
+               sighting_face_summary, sighting_face_pairs),
 )
 # In a saved manifest's source: written by `close`, the only kind of copy a start loads.
 CLEAN_STOP = "clean_stop"

@@ -1,7 +1,8 @@
-"""The server's housekeeping thread: compacts an index once removals have piled up (found
-cases, removed photos, purges leave tombstones), applies the retention rule, sweeps the
-photo files no row references, and empties SQLite's write-ahead log (an erasure whose own
-checkpoint a reader blocked is wiped here at the latest)."""
+"""The server's housekeeping thread: drops from the indexes the faces another process
+removed from the store (a `matcher purge` beside the server), compacts an index once removals
+have piled up (found cases, removed photos, purges leave tombstones), applies the retention
+rule, sweeps the photo files no row references, and empties SQLite's write-ahead log (an
+erasure whose own checkpoint a reader blocked is wiped here at the latest)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ log = logging.getLogger(__name__)
 
 
 def maintain(matcher: Matcher) -> None:
-    """One round: compaction where needed, the retention purge, the orphan sweep, then the
-    write-ahead log emptied (SQLite)."""
+    """One round: faces gone from the store dropped, compaction where needed, the retention
+    purge, the orphan sweep, then the write-ahead log emptied (SQLite)."""
+    matcher.drop_removed_faces()
     serving = matcher.serving
     for name, index in (("case", serving.index), ("sighting", serving.sighting_index)):
         if index.needs_rebuild:

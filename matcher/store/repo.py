@@ -519,13 +519,22 @@ def active_case_face_summary(session: Session, model_id: str,
 
 def face_set_summary(session: Session, query: Any,
                      batch_size: int = DIGEST_BATCH) -> FaceSetSummary:
-    """The fingerprint of the faces a query for `face_row_batches` selects: its (id, owner)
-    pairs streamed in one query (a server-side cursor on PostgreSQL) and hashed in batches.
+    """The fingerprint of the faces a query for `face_row_batches` selects (`face_set_pairs`
+    hashed in batches)."""
+    digest = FaceSetDigest()
+    for ids, owners in face_set_pairs(session, query, batch_size):
+        digest.update(ids, owners)
+    return digest.summary()
+
+
+def face_set_pairs(session: Session, query: Any, batch_size: int = DIGEST_BATCH
+                   ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    """The (face ids, owner ids) pairs a query for `face_row_batches` selects, in face id
+    order, a batch at a time, streamed in one query (a server-side cursor on PostgreSQL).
     Ordered by the vector's face id, which the join makes the face's: SQLite then reads them in
     the order of the face_vectors index instead of sorting them (2x faster)."""
     columns = query.selected_columns
     pairs = query.with_only_columns(columns.id, columns.owner).order_by(FaceVector.face_id)
-    digest = FaceSetDigest()
     connection = session.connection()  # Core rows: half the ORM execute's cost per row
     if connection.dialect.name == "postgresql":
         # PostgreSQL plans a cursor for its first 10% of rows (nested loops over every face);
@@ -534,5 +543,10 @@ def face_set_summary(session: Session, query: Any,
     result = connection.execute(pairs, execution_options={"yield_per": batch_size})
     for rows in result.partitions():
         flat = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=2 * len(rows))
-        digest.update(flat[0::2], flat[1::2])
-    return digest.summary()
+        yield flat[0::2], flat[1::2]
+
+
+def active_case_face_pairs(session: Session, model_id: str
+                           ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    """`face_set_pairs` of what `active_case_face_rows` reads: what the case index should hold."""
+    return face_set_pairs(session, _active_case_faces(model_id))

@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
@@ -34,7 +36,13 @@ from matcher.store.models import (
     Verdict,
     utcnow,
 )
-from matcher.store.repo import FaceRowBatch, FaceSetSummary, face_row_batches, face_set_summary
+from matcher.store.repo import (
+    FaceRowBatch,
+    FaceSetSummary,
+    face_row_batches,
+    face_set_pairs,
+    face_set_summary,
+)
 
 MAX_ID = 2**63 - 1  # the largest id the store's 64-bit integer keys hold
 
@@ -65,6 +73,13 @@ def sighting_face_rows(
 def sighting_face_summary(session: Session, model_id: str) -> FaceSetSummary:
     """The fingerprint of what `sighting_face_rows` reads: is a saved sighting index current?"""
     return face_set_summary(session, _sighting_index_faces(model_id))
+
+
+def sighting_face_pairs(session: Session, model_id: str
+                        ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    """`face_set_pairs` of what `sighting_face_rows` reads: what the sighting index should
+    hold."""
+    return face_set_pairs(session, _sighting_index_faces(model_id))
 
 
 def _sighting_index_faces(model_id: str) -> Any:

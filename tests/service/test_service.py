@@ -75,7 +75,8 @@ def test_a_clean_restart_loads_the_saved_index_and_a_changed_store_rebuilds_it(
         second = open_matcher(app_settings, pipeline)
     assert "loaded the saved active case index: 2 faces" in caplog.text
     assert second.index.owner_count == 2
-    # Changed behind the service's back (another process, a restore): the save is stale.
+    # Changed behind the service's back while it serves (another process): the clean stop
+    # drops what the store no longer has before it saves (issue 19, defect 13).
     with session_scope(second.sessions) as session:
         set_case_status(session, hidden.id, CaseStatus.FOUND)
     second.close()
@@ -83,12 +84,23 @@ def test_a_clean_restart_loads_the_saved_index_and_a_changed_store_rebuilds_it(
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="matcher.service.context"):
         third = open_matcher(app_settings, pipeline)
+    assert "loaded the saved active case index: 1 faces" in caplog.text
+    assert third.index.owner_count == 1 and third.index.faces_of(hidden.id).size == 0
+    third.close()
+    # Changed while nothing served (a restore): the save is stale.
+    with session_scope(third.sessions) as session:
+        set_case_status(session, hidden.id, CaseStatus.ACTIVE)
+    third.engine.dispose()
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="matcher.service.context"):
+        fourth = open_matcher(app_settings, pipeline)
     try:
         assert "saved active case index is stale" in caplog.text
-        assert third.index.owner_count == 1 and third.index.faces_of(hidden.id).size == 0
-        assert third.index.faces_of(kept.id).size == 1
+        assert fourth.index.owner_count == 2 and fourth.index.faces_of(hidden.id).size == 1
+        assert fourth.index.faces_of(kept.id).size == 1
     finally:
-        third.close()
+        fourth.close()
 
 
 def test_a_case_closed_while_a_sighting_is_searched_gets_no_candidate(
