@@ -467,12 +467,32 @@ def calibrate(
     typer.echo(str(target))
 
 
+# The `matcher reindex` option of each model setting (matcher.service.serving.MODEL_SETTINGS):
+# after the first reindex they are the only way to change the model (serving.json wins over
+# the environment).
+MODEL_OPTIONS = {"detector": "--detector", "embedder": "--embedder",
+                 "embed_flip": "--flip/--no-flip",
+                 "ensemble_sface_weight": "--ensemble-sface-weight",
+                 "projection_file": "--projection"}
+
+
+def _as_option(name: str, value: Any) -> str:
+    if name == "embed_flip":
+        return "" if value is None else ("--flip" if value else "--no-flip")
+    return f"{MODEL_OPTIONS[name]} {value}"
+
+
 @app.command()
 def reindex(
-    embedder: Annotated[str | None, typer.Option(help="dlib, sface or dlib+sface.")] = None,
+    embedder: Annotated[str | None, typer.Option(
+        help="dlib, sface or dlib+sface. A new embedder takes its own defaults for --flip and "
+             "--ensemble-sface-weight unless they are given too.")] = None,
     detector: Annotated[str | None, typer.Option(help="yunet or mmod.")] = None,
     flip: Annotated[bool | None, typer.Option(
         "--flip/--no-flip", help="Average with the mirrored face.")] = None,
+    ensemble_sface_weight: Annotated[float | None, typer.Option(
+        help="dlib+sface: SFace's share of the squared distance, above 0 and below 1, at most "
+             "two decimals.")] = None,
     projection: Annotated[str | None, typer.Option(
         help="A projection file (matcher fit-projection) for the new model, 'shipped' (the "
              "default model's learned distance, shipped in the package) or 'none'.")] = None,
@@ -487,24 +507,34 @@ def reindex(
     """Re-embed every stored face with another model, build its indexes beside the current
     ones, compare, and make it the serving model. Resumable: run it again after a crash or
     Ctrl-C. Refused (exit 2) while a server serves the store or another reindex runs: for a
-    running server, use POST /v1/admin/reindex instead (it swaps live)."""
+    running server, use POST /v1/admin/reindex instead (it swaps live). The target is the
+    serving model (serving.json, after a first reindex: it wins over MATCHER_* model
+    settings) with the options given here."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from matcher.service import open_matcher
     from matcher.service.holders import StoreBusy, check_reindex_allowed
     from matcher.service.reindex import ReindexError, ReindexJob
-    from matcher.service.serving import serving_settings, with_model_settings
+    from matcher.service.serving import overruled_by_serving, reindex_target, serving_settings
 
     settings = _settings(data_dir)
-    changes: dict[str, Any] = {k: v for k, v in {"embedder": embedder, "detector": detector,
-                                                 "embed_flip": flip}.items() if v is not None}
+    changes: dict[str, Any] = {k: v for k, v in {
+        "embedder": embedder, "detector": detector, "embed_flip": flip,
+        "ensemble_sface_weight": ensemble_sface_weight}.items() if v is not None}
     if projection is not None:
         changes["projection_file"] = (projection if projection in ("none", "shipped")
                                       else Path(projection).resolve())
+    unused = {k: v for k, v in overruled_by_serving(settings).items() if k not in changes}
+    if unused:
+        typer.echo("note: serving.json (the model the last reindex swapped in) wins over the "
+                   "environment for the model settings: "
+                   + ", ".join(f"MATCHER_{k.upper()}={v}" for k, v in unused.items())
+                   + " is not used; to reindex to it, pass "
+                   + " ".join(_as_option(k, v) for k, v in unused.items()), err=True)
     try:
         # Checked before the store is opened: opening loads every model and uses up the saved
         # index copies (a clean stop's), which a refused name would have cost for nothing.
-        with_model_settings(serving_settings(settings), changes)
+        reindex_target(serving_settings(settings), changes)
         if not dry_run:  # the job claims the store; this look refuses before the models load
             check_reindex_allowed(settings)
         matcher = open_matcher(settings)
@@ -512,7 +542,7 @@ def reindex(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
     try:
-        target = with_model_settings(matcher.settings, changes)
+        target = reindex_target(matcher.settings, changes)
     except ValueError as exc:
         matcher.close()
         typer.echo(f"error: {exc}", err=True)

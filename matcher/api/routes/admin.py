@@ -11,13 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from matcher.api.deps import Admin, MatcherDep, WorkerDep
 from matcher.config import DetectorName, EmbedderName
 from matcher.service.reindex import ReindexJob, ReindexRunner, ReindexStatus
-from matcher.service.serving import with_model_settings
+from matcher.service.serving import reindex_target
 
 router = APIRouter(tags=["operations"])
 
 
 class ReindexRequest(BaseModel):
-    """The model settings to move to (unset ones stay as they are) and how."""
+    """The model settings to move to (unset ones stay as they are, but a new embedder takes
+    its own defaults for the flip and the ensemble weight) and how."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -62,14 +63,16 @@ async def start_reindex(
     """Embeds every stored face with the new model beside the live one, compares rank-1 on a
     sample of sightings, then swaps while the service keeps answering. Poll GET for progress.
     Settings the service would refuse at start (an ensemble weight of more than two decimals,
-    an embedder without the detector it needs) are a 422, before anything starts. A 409 when
+    an embedder without the detector it needs) are a 422, before anything starts. Unset
+    settings stay as the serving model has them, except that a new embedder takes its own
+    defaults for `embed_flip` and `ensemble_sface_weight` unless they are given. A 409 when
     a reindex runs already, here or in another process (`matcher reindex`), or when another
     server serves the same store."""
     changes = body.model_dump(exclude_none=True, exclude={"dry_run", "shadow_sample"})
     try:
         # The checks of every start, before the job: a target they refuse was swapped in,
         # written into serving.json, and the server could not start again.
-        target = with_model_settings(matcher.settings, changes)
+        target = reindex_target(matcher.settings, changes)
     except ValidationError as error:
         raise RequestValidationError([
             {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
