@@ -12,6 +12,7 @@ import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
 import torch
 
 from matcher.config import Settings
+from matcher.embed import FacePipeline, load_pipeline
 from matcher.store.db import fresh_database
 from tests.store.postgres import throwaway_server
 
@@ -34,6 +35,14 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     tests the limiter with its own settings."""
     return Settings(data_dir=tmp_path_factory.mktemp("matcher-data"), device="cpu",
                     tip_rate_per_minute=60_000, tip_burst=10_000)
+
+
+@pytest.fixture(scope="session")
+def pipeline(settings: Settings) -> FacePipeline:
+    """The loaded detector and embedder of `settings`, shared by every test of the run: loading
+    is cheap once the weights are cached, but each copy holds its networks in memory. Tests
+    of another model load their own (`load_pipeline(settings.model_copy(update=...))`)."""
+    return load_pipeline(settings)
 
 
 @pytest.fixture(scope="session")

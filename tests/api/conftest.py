@@ -10,16 +10,11 @@ from fastapi.testclient import TestClient
 
 from matcher.api import create_app
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.service import Matcher, new_key
 from matcher.store import Role
 
 ROLES = tuple(Role)
-
-
-@pytest.fixture(scope="session")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
 
 
 @pytest.fixture

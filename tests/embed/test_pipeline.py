@@ -24,11 +24,6 @@ def read(photo: Photo) -> Image:
 
 
 @pytest.fixture(scope="module")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
-
-
-@pytest.fixture(scope="module")
 def dlib_models() -> tuple[dlib.shape_predictor, dlib.face_recognition_model_v1]:
     return (
         dlib.shape_predictor(str(DLIB_SHAPE5.path())),

@@ -52,11 +52,6 @@ def fitting_set() -> list[LabelledPhoto]:
 
 
 @pytest.fixture(scope="module")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
-
-
-@pytest.fixture(scope="module")
 def labelled(pipeline: FacePipeline) -> tuple[np.ndarray, list[str]]:
     """The base model's vectors of the fitting set, with whose face each is."""
     require_test_data()

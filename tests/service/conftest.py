@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.service import Matcher, open_matcher
-
-
-@pytest.fixture(scope="session")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
 
 
 @pytest.fixture

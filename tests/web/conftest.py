@@ -23,7 +23,7 @@ import uvicorn
 
 from matcher.api import create_app
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.service import Matcher
 
 CHROMIUM = Path(os.environ.get("MATCHER_CHROMIUM", "/usr/bin/chromium"))
@@ -36,11 +36,6 @@ def _require(reason: str) -> None:
     if os.environ.get("MATCHER_REQUIRE_BROWSER") == "1":
         pytest.fail(reason + "; MATCHER_REQUIRE_BROWSER=1 makes this an error")
     pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def pipeline(settings: Settings) -> FacePipeline:
-    return load_pipeline(settings)
 
 
 @dataclass
