@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+import ast
+import inspect
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -14,6 +20,7 @@ import torch
 from matcher.config import Settings
 from matcher.embed import FacePipeline, load_pipeline
 from matcher.store.db import fresh_database
+from tests import data
 from tests.store.postgres import throwaway_server
 
 
@@ -63,3 +70,184 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Non
         return
     with fresh_database(request.getfixturevalue("postgres_admin_url"), "matcher_test") as url:
         yield url
+
+
+# Markers (registered in pyproject.toml), set here rather than in each module so that a new test
+# gets them from where it lives and what it uses. `scripts/test.sh --fast` leaves out slow,
+# postgres, browser and subprocess; CI runs everything.
+TESTS = Path(__file__).resolve().parent
+# Node id prefixes of the tests that took longest in `pytest --durations=0` on 2 busy cores
+# (seconds, module fixtures included), and of the long runs that start servers or commands.
+# Re-measure when the fast tier passes two minutes, and add here.
+SLOW = (
+    # The ports against dlib and OpenCV on many photos: the references are computed each run.
+    "tests/embed/test_detector_recall.py",  # 62
+    "tests/embed/test_mmod.py::test_fgnet_matches_dlib",  # 33
+    "tests/embed/test_mmod.py::test_lfw_matches_dlib",  # 23
+    "tests/embed/test_pipeline.py::test_given_the_same_box_vectors_match_dlib_end_to_end",  # 38
+    "tests/embed/test_resnet.py::test_same_chips_give_dlibs_descriptors",  # 20
+    "tests/embed/test_resnet.py::test_end_to_end_matches_compute_face_descriptor",  # 16
+    "tests/embed/test_chip.py",  # 12, 8 of them its dlib chips shared by every test
+    "tests/embed/test_landmarks.py::test_landmarks_equal_dlib",  # 9
+    # Evaluations, fits and re-embeddings of whole stores.
+    "tests/eval/test_calibrate.py::test_the_calibrated_threshold_holds_on_held_apart_people",  # 24
+    "tests/eval/test_crossage.py",
+    "tests/eval/test_children_protocol.py",
+    "tests/service/test_store_fit.py",  # 17, 13 of them its store shared by every test
+    "tests/service/test_reindex.py",  # 19 without its killed CLI run and its local Ray
+    "tests/fitted/test_shipped.py::test_refitting_from_the_research_photos",
+    # Load and crash runs.
+    "tests/api/test_schema_fuzz.py",  # 43
+    "tests/test_soak.py",
+    "tests/api/test_crash.py",
+    "tests/store/test_decision_races.py",  # 5
+    "tests/index/test_concurrency.py::test_searches_during_adds_removals_and_swaps[ivfpq]",  # 6
+    # Live reindexes and the like: a few seconds each, together what kept the fast tier over
+    # two minutes.
+    "tests/api/test_reindex.py::test_a_live_reindex_swaps_the_model_and_keeps_every_decision",
+    "tests/api/test_calibration_swap.py",
+    "tests/api/test_retro_reopen.py::test_every_earlier_sighting_under_the_threshold",
+    "tests/embed/test_projection.py::test_a_reindex_moves_the_service_to_the_projected_model",
+    "tests/embed/test_yunet.py::test_matches_opencv_on_real_photos",
+    "tests/fitted/test_shipped.py::test_a_store_of_the_plain_model_keeps_serving_it",
+    "tests/service/test_reindex_checks.py::test_progress_never_passes_its_total",
+)
+# What reads the research photos. REPO_ROOT and the Photo type do not.
+PHOTO_HELPERS = (data.test_data_dir, data.require_test_data, data.lfw_photos, data.fgnet_photos,
+                 data.fgnet_photo)
+SPAWNS = {"run", "Popen", "call", "check_call", "check_output"}  # of the subprocess module
+CLUSTERS = {"ray"}  # packages whose use starts worker processes (a local Ray)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by them
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        if item.nodeid.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
+        if _on_postgres(item):
+            item.add_marker(pytest.mark.postgres)
+        if item.path.is_relative_to(TESTS / "web"):
+            item.add_marker(pytest.mark.browser)
+        if _starts_a_process(item):
+            item.add_marker(pytest.mark.subprocess)
+        if _reads_photos(item):
+            item.add_marker(pytest.mark.needs_data)
+
+
+def _on_postgres(item: pytest.Function) -> bool:
+    """The PostgreSQL half of `db_url` (and of `on_both_databases`), or the server itself."""
+    callspec = getattr(item, "callspec", None)
+    return ((callspec is not None and callspec.params.get("db_url") == "postgresql")
+            or "postgres_admin_url" in item.fixturenames)
+
+
+def _fixture_functions(item: pytest.Function) -> Iterator[object]:
+    for definitions in item._fixtureinfo.name2fixturedefs.values():
+        yield definitions[-1].func  # the one that applies to this test
+
+
+def _reads_photos(item: pytest.Function) -> bool:
+    """The test's module reads the photos, itself or through a helper module, or one of its
+    fixtures comes from such a module (tests/eval/conftest.py's `small_manifests`)."""
+    return any(_module_reads_photos(name) for name in
+               {item.module.__name__, *(_origin(f) for f in _fixture_functions(item))})
+
+
+def _origin(value: object) -> str:
+    origin = getattr(value, "__module__", None)
+    return origin if isinstance(origin, str) else ""
+
+
+_VISITING: set[str] = set()  # modules being looked at: helper modules may import one another
+
+
+@cache
+def _module_reads_photos(name: str) -> bool:
+    module = sys.modules.get(name)
+    if module is None or not name.startswith("tests.") or name in _VISITING:
+        return False
+    _VISITING.add(name)
+    try:
+        return any(any(value is helper for helper in PHOTO_HELPERS)
+                   or (_origin(value) not in ("", name) and _module_reads_photos(_origin(value)))
+                   for value in vars(module).values())
+    finally:
+        _VISITING.discard(name)
+
+
+def _starts_a_process(item: pytest.Function) -> bool:
+    """The test, or a helper or fixture it uses, starts a child process: `subprocess.run` of
+    `-m matcher`, tests/live.py's `matcher serve`, a killed saver... (found in the source)."""
+    if (item.cls or item.function).__name__ in _spawners(item.module.__name__):
+        return True
+    return any(getattr(f, "__name__", "") in _spawners(_origin(f))
+               for f in _fixture_functions(item))
+
+
+@cache
+def _spawners(name: str) -> frozenset[str]:
+    """The module's top-level functions and classes that start a process, directly or through
+    one another or through such a function of another test module. tests/store/postgres.py
+    starts the PostgreSQL server: that is the `postgres` marker's."""
+    module = sys.modules.get(name)
+    if (module is None or not name.startswith("tests.") or name == "tests.store.postgres"
+            or name in _VISITING):
+        return frozenset()
+    try:
+        tree = ast.parse(inspect.getsource(module))
+    except (OSError, TypeError):
+        return frozenset()
+    _VISITING.add(name)
+    try:
+        uses = {node.name: _names_used(node) for node in tree.body
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+        found = {n for n, used in uses.items() if any(_spawns(module, u) for u in used)}
+    finally:
+        _VISITING.discard(name)
+    while grown := {n for n, used in uses.items() if n not in found and used & found}:
+        found |= grown
+    return frozenset(found)
+
+
+def _spawns(module: ModuleType, used: str) -> bool:
+    """`used` ("name" or "name.attribute") starts a process in `module`'s namespace."""
+    if used.startswith("import "):
+        return used.removeprefix("import ").partition(".")[0] in CLUSTERS
+    head, _, attribute = used.partition(".")
+    value = getattr(module, head, None)
+    if isinstance(value, ModuleType) and value.__name__.partition(".")[0] in CLUSTERS:
+        return True
+    if value is subprocess:
+        return attribute in SPAWNS
+    if isinstance(value, ModuleType):
+        return attribute in _spawners(value.__name__)
+    if attribute or _origin(value) in ("", module.__name__):
+        return False
+    if _origin(value) == "subprocess":
+        return getattr(value, "__name__", "") in SPAWNS
+    return getattr(value, "__name__", "") in _spawners(_origin(value))
+
+
+def _names_used(node: ast.AST) -> set[str]:
+    """Names read in a definition's code ("name", "name.attribute") and what it imports
+    ("import package.module"), annotations left out."""
+    used: set[str] = set()
+    stack: list[ast.AST] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, ast.Attribute) and isinstance(current.value, ast.Name):
+            used.add(f"{current.value.id}.{current.attr}")
+        elif isinstance(current, ast.Name):
+            used.add(current.id)
+        elif isinstance(current, ast.Import):
+            used.update(f"import {alias.name}" for alias in current.names)
+        elif isinstance(current, ast.ImportFrom) and current.module and not current.level:
+            used.add(f"import {current.module}")
+        for field, value in ast.iter_fields(current):
+            if field in ("annotation", "returns"):
+                continue
+            children = value if isinstance(value, list) else [value]
+            stack.extend(child for child in children if isinstance(child, ast.AST))
+    return used
