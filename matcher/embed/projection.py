@@ -29,7 +29,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from matcher.embed.detector import Detector
 from matcher.embed.embedder import AlignedFaces, Embedder, l2_normalise
 from matcher.embed.errors import EmbedError
 from matcher.embed.types import Detection, Image
+from matcher.files import write_atomic
 from matcher.fitted import PROJECTION as SHIPPED
 
 FORMAT = "matcher-projection-1"
@@ -161,11 +162,14 @@ def write_arrays(path: Path, arrays: dict[str, NDArray[Any]]) -> None:
     """An .npz file (what np.load reads) whose bytes depend only on the arrays: np.savez
     stamps each member with the time of writing, so the same fit would get another sha256
     each time and a shipped file could not be checked against its refit."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        for name, value in arrays.items():
-            member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with archive.open(member, "w", force_zip64=True) as out:
-                np.lib.format.write_array(out, np.asanyarray(value), allow_pickle=False)
+    def write(handle: BinaryIO) -> None:
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+            for name, value in arrays.items():
+                member = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with archive.open(member, "w", force_zip64=True) as out:
+                    np.lib.format.write_array(out, np.asanyarray(value), allow_pickle=False)
+
+    write_atomic(path, write)  # a crash leaves the old file or the new one, whole
 
 
 def identity_hash(identity: str) -> str:
