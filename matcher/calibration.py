@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,3 +205,10 @@ def load_serving(directory: Path, shipped: Path, model_id: str) -> dict[str, Cal
     that a fresh install of the default model is calibrated from its first start."""
     return {**load_for_model(shipped, model_id), **load_for_model(directory, model_id)}
 
+
+ANY = "any"  # the category of a calibration measured on every kind of case
+
+
+def for_category(calibrations: Mapping[str, Calibration], category: str) -> Calibration | None:
+    """The category's own calibration, else the one made for any category, else None."""
+    return calibrations.get(category) or calibrations.get(ANY)

@@ -12,16 +12,14 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from matcher.calibration import Calibration
+from matcher.calibration import ANY, Calibration, for_category
 from matcher.service.context import Matcher
 from matcher.store import Case, active_case_faces_by_category
-
-ANY = "any"
 
 
 def calibration_of(matcher: Matcher, category: str) -> Calibration | None:
     """The category's own calibration, else one made for any category, else None."""
-    return matcher.calibrations.get(category) or matcher.calibrations.get(ANY)
+    return for_category(matcher.calibrations, category)
 
 
 def searched_faces(matcher: Matcher, session: Session) -> dict[str, int]:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy.orm import Session
 
-from matcher.calibration import Calibration
+from matcher.calibration import Calibration, for_category
 from matcher.store import Category, NewCandidate
 from matcher.store.review import (
     OPEN,
@@ -37,14 +37,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ANY = "any"  # as matcher.service.confidence.ANY (which imports the context: not from here)
 FILL_BATCH = 1000
 
 
 def calibration_for(calibrations: Mapping[str, Calibration], category: str,
                     model_id: str) -> Calibration | None:
     """The category's calibration, else the one for any category, if it is of `model_id`."""
-    found = calibrations.get(category) or calibrations.get(ANY)
+    found = for_category(calibrations, category)
     return found if found is not None and found.model_id == model_id else None
 
 
