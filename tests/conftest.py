@@ -105,6 +105,7 @@ SLOW = (
     # Live reindexes and the like: a few seconds each, together what kept the fast tier over
     # two minutes.
     "tests/api/test_reindex.py::test_a_live_reindex_swaps_the_model_and_keeps_every_decision",
+    "tests/api/test_reindex.py::test_a_pair_found_by_two_models_is_one_queue_entry",
     "tests/api/test_calibration_swap.py",
     "tests/api/test_retro_reopen.py::test_every_earlier_sighting_under_the_threshold",
     "tests/embed/test_projection.py::test_a_reindex_moves_the_service_to_the_projected_model",

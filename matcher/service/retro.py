@@ -52,8 +52,8 @@ def retro_match(
     stop at the top `match_top_k` of each case face, as ingest stores a sighting's top cases.
     Each is stored like ingest stores one: the sighting's closest face, the distance, the
     threshold, the calibrated false match rate (`rated`), and as rank the place among the
-    candidates that sighting face already has. Pairs with a candidate row for this model
-    already (one row per face, case and model) and pairs judged `match` or `not_match`
+    candidates that sighting face already has. Pairs with a candidate row already (of any
+    model: one queue entry per face and case) and pairs judged `match` or `not_match`
     (`matchable`) are left out before the cut, not after: a sighting that came in while the
     case was closed must not be crowded out by the older sightings it already has candidates
     from (`_new_pairs`).
@@ -106,7 +106,7 @@ def _new_pairs(matcher: Matcher, session: Session, case_id: int, face_ids: Seque
                vectors: ArrayLike, threshold: float) -> list[NewCandidate]:
     """For each case face, every sighting within `threshold` and, beyond it, the closest ones
     up to `match_top_k` in all, counting only sightings whose closest face is not paired with
-    the case yet (no candidate row of this model, no settling decision); at most one candidate
+    the case yet (no candidate row of any model, no settling decision); at most one candidate
     per sighting face (its closest case face). The search widens until every case face has
     passed the threshold with that many, or has been compared with every sighting."""
     k = depth = matcher.settings.match_top_k
@@ -127,8 +127,7 @@ def _new_pairs(matcher: Matcher, session: Session, case_id: int, face_ids: Seque
                         distance=distance, rank=1, model_id=matcher.model_id,
                         threshold=matcher.match_threshold)  # rank, threshold: the caller's
         unseen = [c for face, c in found.items() if face not in checked]
-        taken = candidate_pairs(session, case_id, matcher.model_id,
-                                (c.sighting_face_id for c in unseen))
+        taken = candidate_pairs(session, case_id, (c.sighting_face_id for c in unseen))
         kept = {c.sighting_face_id for c in matchable(
             session, [c for c in unseen if c.sighting_face_id not in taken])}
         paired |= {c.sighting_face_id for c in unseen} - kept

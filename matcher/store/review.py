@@ -493,16 +493,16 @@ def decide(
 
 
 def candidate_pairs(
-    session: Session, case_id: int, model_id: str, sighting_face_ids: Iterable[int]
+    session: Session, case_id: int, sighting_face_ids: Iterable[int]
 ) -> set[int]:
-    """The sighting faces among these that already have a candidate row for the case and
-    model (the unique constraint allows one)."""
+    """The sighting faces among these that already have a candidate row for the case, of any
+    model: a pair is proposed once. (A new model's retro search proposed again the pairs an
+    older model's rows still held open, and the queue showed them twice; revision 0010.)"""
     ids = set(sighting_face_ids)
     if not ids:
         return set()
     return set(session.scalars(select(Candidate.sighting_face_id).where(
-        Candidate.case_id == case_id, Candidate.model_id == model_id,
-        Candidate.sighting_face_id.in_(ids))))
+        Candidate.case_id == case_id, Candidate.sighting_face_id.in_(ids))))
 
 
 def candidate_distances(

@@ -10,7 +10,16 @@ from fastapi.testclient import TestClient
 
 from matcher.store import Role
 from tests.api.conftest import auth, matcher_of
-from tests.api.review_helpers import build_world, decide, entry_of, fgnet, get, queue
+from tests.api.review_helpers import (
+    add_photo,
+    build_world,
+    decide,
+    entry_of,
+    fgnet,
+    get,
+    pairs,
+    queue,
+)
 
 FLIP = "dlib-resnet-v1-flip"
 
@@ -141,3 +150,35 @@ def test_a_live_reindex_takes_the_shipped_distance_by_name_never_a_path(
     dry = client.post("/v1/admin/reindex", json={"projection_file": "none", "dry_run": True},
                       headers=admin)
     assert dry.status_code == 202, dry.text
+
+
+def test_a_pair_found_by_two_models_is_one_queue_entry(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    """After a reindex, a reopened case was searched again by the new model, which proposed
+    again the pairs the old model's rows held open: each appeared twice in the queue (issue
+    19, item 15)."""
+    world = build_world(client, keys)
+    manager, investigator, admin = (keys[Role.CASE_MANAGER], keys[Role.INVESTIGATOR],
+                                    auth(keys[Role.ADMIN]))
+    held = entry_of(queue(client, investigator), world["s"][1], world["a"])
+    decide(client, investigator, held["id"], "needs_info", "ask the caller")
+    before = pairs(queue(client, investigator))
+    assert (world["s"][2], world["a"]) in before  # a pending pair the new model will find
+    assert client.post("/v1/admin/reindex", json={"embed_flip": True},
+                       headers=admin).status_code == 202
+    while (state := client.get("/v1/admin/reindex", headers=admin).json())["running"]:
+        time.sleep(0.1)
+    assert state["error"] is None and state["report"]["to_model"] == FLIP, state
+    for status in ("closed", "active"):  # reopening searches every sighting again
+        changed = client.patch(f"/v1/cases/{world['a']}", json={"status": status},
+                               headers=auth(manager))
+        assert changed.status_code == 200, changed.text
+    add_photo(client, manager, world["a"], "001A14.JPG")  # and so does a new photo
+    after = queue(client, investigator)
+    assert len(pairs(after)) == len(set(pairs(after))), pairs(after)
+    assert set(pairs(after)) == set(before)
+    still = get(client, investigator, f"/v1/review/candidates/{held['id']}")
+    assert still["status"] == "needs_info"
+    held_back = pairs(queue(client, investigator, status="needs_info"))
+    assert held_back == [(world["s"][1], world["a"])]

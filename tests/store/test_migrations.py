@@ -23,7 +23,7 @@ TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors", "store_holders",
 }
-HEAD = "0009"
+HEAD = "0010"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -327,3 +327,40 @@ def test_0008_rates_and_ratios_order_the_queue_and_go_back(empty_engine: Engine)
     with empty_engine.connect() as connection:
         assert connection.execute(text("SELECT id, distance FROM candidates ORDER BY id")
                                   ).all() == sorted([(5, 0.3), (6, 0.9), (8, 0.2), (new_id, 0.4)])
+
+
+def test_0010_merges_a_pair_proposed_by_two_models_into_one_row(empty_engine: Engine) -> None:
+    """A pair held open by an older model's row was proposed again by a new model: the queue
+    showed it twice. 0010 keeps the newest row, with the pair's latest review state and its
+    decisions; other pairs are left alone."""
+    migrate(empty_engine, "0009")
+    insert = text(
+        "INSERT INTO candidates (id, sighting_face_id, case_id, case_face_id, distance, rank, "
+        "model_id, threshold, status, created_at, distance_ratio, reviewed_at, reviewed_by) "
+        f"VALUES (:id, :face, :case, :face, 0.4, 1, :model, 0.6, :status, {_AT}, 0.7, :at, :by)")
+    with empty_engine.begin() as connection:
+        _sighting_with_face_7(connection)
+        other_face, case = 8, _add_row(connection, "cases")
+        connection.execute(text(
+            "INSERT INTO faces (id, sighting_id, box, landmarks, score, size_px, sharpness, "
+            "unfit_reasons, fit) VALUES (8, 1, '[0,0,1,1]', '[]', 0.9, 50, 20, '[]', :fit)"),
+            {"fit": True})
+        for id_, face, model, status, at, by in (
+                (10, 7, "m1", "needs_info", "2026-02-01 00:00:00+00:00", "inv"),
+                (11, 7, "m2", "pending", None, None),
+                (12, other_face, "m1", "pending", None, None)):
+            connection.execute(insert, {"id": id_, "face": face, "case": case, "model": model,
+                                        "status": status, "at": at, "by": by})
+        connection.execute(text(
+            "INSERT INTO decisions (candidate_id, sighting_face_id, case_id, verdict, note, "
+            f"reviewer, created_at) VALUES (10, 7, :case, 'needs_info', '', 'inv', {_AT})"),
+            {"case": case})
+    migrate(empty_engine, "0010")
+    with empty_engine.connect() as connection:
+        assert connection.execute(text(
+            "SELECT id, model_id, status, reviewed_by FROM candidates ORDER BY id")).all() == [
+            (11, "m2", "needs_info", "inv"), (12, "m1", "pending", None)]
+        assert connection.execute(text("SELECT candidate_id FROM decisions")).all() == [(11,)]
+    command.downgrade(alembic_config(empty_engine), "0009")
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM candidates")).scalar_one() == 2
