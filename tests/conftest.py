@@ -25,8 +25,13 @@ from tests.store.postgres import throwaway_server
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Two cores in CI: oversubscribed threads slow torch down many times, so pin them.
-    torch.set_num_threads(int(os.environ.get("MATCHER_THREADS", "2")))
+    # Two cores in CI: oversubscribed threads slow torch down many times, so pin them, and
+    # share them out among pytest-xdist's workers (each loads its own networks; the commands
+    # and servers the tests start inherit the environment).
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    threads = max(1, int(os.environ.get("MATCHER_THREADS", "2")) // workers)
+    os.environ["MATCHER_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
     # The service, store, API and CLI tests (and the servers and commands they start, which
     # inherit the environment) were written for dlib's model: its 128-d vectors, its distances
     # and its speed. The production default is the dlib+sface ensemble; tests of accuracy and
@@ -113,6 +118,16 @@ SLOW = (
     "tests/fitted/test_shipped.py::test_a_store_of_the_plain_model_keeps_serving_it",
     "tests/service/test_reindex_checks.py::test_progress_never_passes_its_total",
 )
+# Tests that measure the machine while they run (deadlines of a second, the peak memory of a
+# server, latency figures): the full run gives them the machine alone, after the others ran on
+# two processes (scripts/test.sh).
+SERIAL = (
+    "tests/adversarial/",
+    "tests/api/test_connections.py",
+    "tests/api/test_client_disconnect.py",
+    "tests/api/test_decode_budget.py",
+    "tests/test_soak.py",
+)
 # What reads the research photos. REPO_ROOT and the Photo type do not.
 PHOTO_HELPERS = (data.test_data_dir, data.require_test_data, data.lfw_photos, data.fgnet_photos,
                  data.fgnet_photo)
@@ -127,6 +142,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if item.nodeid.startswith(SLOW):
             item.add_marker(pytest.mark.slow)
+        if item.nodeid.startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
         if _on_postgres(item):
             item.add_marker(pytest.mark.postgres)
         if item.path.is_relative_to(TESTS / "web"):
