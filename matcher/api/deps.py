@@ -10,7 +10,8 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from matcher.service import Matcher, authenticate
-from matcher.store import Actor, ApiKey, Role
+from matcher.store import ApiKey
+from matcher.vocabulary import Actor, Role
 
 T = TypeVar("T")
 

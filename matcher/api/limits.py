@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from matcher.api.deps import TipApp
 from matcher.config import Settings
 from matcher.embed.image import declared_pixels
-from matcher.store import Actor
+from matcher.vocabulary import Actor
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from matcher import logs
 from matcher.api.deps import Forbidden, MatcherDep, WorkerDep, _bearer, _header, current_key
 from matcher.service import CasePhotoResult, SightingResult, matching_coverage
 from matcher.service.store_fit import erased_fitted_cases
-from matcher.store import Role
+from matcher.vocabulary import Role
 
 access_log = logging.getLogger("matcher.access")
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Path, Query
 from pydantic import AfterValidator
 
-from matcher.store.review import MAX_ID
+from matcher.vocabulary import MAX_ID
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 # A page cursor: the last id of the previous page (0: from the start).

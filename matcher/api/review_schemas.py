@@ -10,8 +10,7 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 from matcher.api.schemas import InputModel
-from matcher.store import CandidateStatus, CaseStatus, Category, Verdict
-from matcher.store.review import NOTE_MAX
+from matcher.vocabulary import NOTE_MAX, CandidateStatus, CaseStatus, Category, Verdict
 
 
 class ReviewSighting(BaseModel):

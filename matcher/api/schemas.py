@@ -9,7 +9,7 @@ from typing import Annotated, Self
 from fastapi import UploadFile
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from matcher.store import PUBLIC_CASE_FIELDS, CandidateStatus, CaseStatus, Category, Role, Sex
+from matcher.vocabulary import PUBLIC_CASE_FIELDS, CandidateStatus, CaseStatus, Category, Role, Sex
 
 
 def _public_fields(names: list[str]) -> list[str]:

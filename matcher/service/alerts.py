@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from matcher.service.context import Matcher
-from matcher.store import Case, CaseNotFound, CaseStatus, get_case, list_cases, read_photo
+from matcher.store import Case, CaseNotFound, get_case, list_cases, read_photo
+from matcher.vocabulary import CaseStatus
 
 PAGE = 500
 

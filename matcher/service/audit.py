@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from matcher.service.context import Matcher
-from matcher.store import Actor, AuditEntry, AuditEvent, list_events, record, session_scope
+from matcher.store import AuditEntry, AuditEvent, list_events, record, session_scope
+from matcher.vocabulary import Actor
 
 EXPORT_BATCH = 1000
 

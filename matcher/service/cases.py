@@ -24,14 +24,10 @@ from matcher.service.errors import DuplicatePhoto
 from matcher.service.retention import drop_faces, remove_unreferenced_files
 from matcher.service.retro import retro_match
 from matcher.store import (
-    SYSTEM,
-    Actor,
     AuditEntry,
     Case,
     CaseNotFound,
     CasePhoto,
-    CaseStatus,
-    Category,
     NewCase,
     add_case_photo,
     case_face_rows,
@@ -47,6 +43,7 @@ from matcher.store import (
 )
 from matcher.store import create_case as store_case
 from matcher.store.vectors import CaseFaceCounts, case_face_counts
+from matcher.vocabulary import SYSTEM, Actor, CaseStatus, Category
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.service.errors import InvalidAdminKey
-from matcher.store import ApiKey, Role, create_key, revoke_key, session_scope, verify_key
+from matcher.store import ApiKey, create_key, revoke_key, session_scope, verify_key
 from matcher.store.keys import hash_key
+from matcher.vocabulary import Role
 
 log = logging.getLogger(__name__)
 

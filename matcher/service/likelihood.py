@@ -23,7 +23,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from matcher.calibration import Calibration, for_category
-from matcher.store import Category, NewCandidate
+from matcher.store import NewCandidate
 from matcher.store.review import (
     OPEN,
     Unrated,
@@ -31,6 +31,7 @@ from matcher.store.review import (
     set_false_match_rates,
     unrated_candidates,
 )
+from matcher.vocabulary import Category
 
 if TYPE_CHECKING:
     from matcher.service.context import Matcher

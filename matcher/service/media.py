@@ -12,8 +12,6 @@ from PIL import Image
 
 from matcher.service.context import Matcher
 from matcher.store import (
-    SYSTEM,
-    Actor,
     AuditEntry,
     CasePhoto,
     Face,
@@ -23,6 +21,7 @@ from matcher.store import (
     record,
     session_scope,
 )
+from matcher.vocabulary import SYSTEM, Actor
 
 CROP_MARGIN = 0.4  # of the box's size, on each side: hair, ears and chin help a reviewer
 CROP_MAX_SIDE = 320

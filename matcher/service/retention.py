@@ -17,15 +17,7 @@ import numpy as np
 from matcher.index import FaceIndex
 from matcher.service.context import Matcher, holds_model
 from matcher.service.store_fit import note_erased_case
-from matcher.store import (
-    SYSTEM,
-    Actor,
-    AuditEntry,
-    orphan_files,
-    record,
-    remove_orphans,
-    truncate_wal,
-)
+from matcher.store import AuditEntry, orphan_files, record, remove_orphans, truncate_wal
 from matcher.store.photos import remove_if_unreferenced
 from matcher.store.retention import (
     DeletedSightings,
@@ -34,6 +26,7 @@ from matcher.store.retention import (
     erase_case,
     unmatched_sightings,
 )
+from matcher.vocabulary import SYSTEM, Actor
 
 log = logging.getLogger(__name__)
 

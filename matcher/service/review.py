@@ -19,17 +19,12 @@ from sqlalchemy.orm import Session
 from matcher.service.context import Matcher
 from matcher.service.retro import sighting_neighbours
 from matcher.store import (
-    Actor,
     AuditEntry,
-    CandidateStatus,
     Case,
     CaseNotFound,
-    CaseStatus,
-    Category,
     Decision,
     Face,
     Sighting,
-    Verdict,
     get_sighting,
     record,
     session_scope,
@@ -46,6 +41,7 @@ from matcher.store.review import (
     review_rows,
     sightings_by_id,
 )
+from matcher.vocabulary import Actor, CandidateStatus, CaseStatus, Category, Verdict
 
 log = logging.getLogger(__name__)
 

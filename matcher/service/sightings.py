@@ -22,8 +22,6 @@ from matcher.service.context import Matcher, holds_model
 from matcher.service.likelihood import rated
 from matcher.service.retro import index_sighting
 from matcher.store import (
-    SYSTEM,
-    Actor,
     AuditEntry,
     Candidate,
     NewCandidate,
@@ -39,6 +37,7 @@ from matcher.store import (
     record,
     session_scope,
 )
+from matcher.vocabulary import SYSTEM, Actor
 
 log = logging.getLogger(__name__)
 

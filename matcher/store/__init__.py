@@ -11,7 +11,7 @@ key, plaintext = create_key(session, Role.INVESTIGATOR, "desk 4")   # plaintext 
 ```
 """
 
-from matcher.store.audit import SYSTEM, Actor, AuditEntry, list_events, record
+from matcher.store.audit import AuditEntry, list_events, record
 from matcher.store.db import (
     current_revision,
     database_url,
@@ -40,22 +40,15 @@ from matcher.store.keys import (
     verify_key,
 )
 from matcher.store.models import (
-    PUBLIC_CASE_FIELDS,
     ApiKey,
     AuditEvent,
     Candidate,
-    CandidateStatus,
     Case,
     CasePhoto,
-    CaseStatus,
-    Category,
     Decision,
     Face,
     FaceVector,
-    Role,
-    Sex,
     Sighting,
-    Verdict,
     descriptor_from_bytes,
     descriptor_to_bytes,
 )
@@ -98,6 +91,20 @@ from matcher.store.repo import (
     set_candidate_status,
     set_case_status,
     set_public_fields,
+)
+
+# The shared words, defined in matcher/vocabulary.py: re-exported so that the importers that
+# found them here (the CLI, scripts, tests) keep working. New code imports matcher.vocabulary.
+from matcher.vocabulary import (  # noqa: E402
+    PUBLIC_CASE_FIELDS,
+    SYSTEM,
+    Actor,
+    CandidateStatus,
+    CaseStatus,
+    Category,
+    Role,
+    Sex,
+    Verdict,
 )
 
 __all__ = [

@@ -12,20 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matcher.store.models import AuditEvent
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is asking: the API key (id, name, role) and the address the request came from."""
-
-    key_id: int | None
-    name: str
-    role: str
-    client: str | None = None
-
-
-# Work the service does on its own behalf (start-up, batch jobs, tests without a key).
-SYSTEM = Actor(key_id=None, name="matcher", role="system")
+from matcher.vocabulary import Actor
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from matcher.store.models import (
     Face,
     FaceVector,
     Sighting,
-    Verdict,
     descriptor_from_bytes,
 )
 from matcher.store.vectors import FaceToEmbed
+from matcher.vocabulary import Verdict
 
 CHUNK = 500  # ids per IN list: well under every backend's limit on bound parameters
 

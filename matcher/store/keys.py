@@ -16,7 +16,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from matcher.store.errors import NotFound, StoreError
-from matcher.store.models import ApiKey, Role, utcnow
+from matcher.store.models import ApiKey, utcnow
+from matcher.vocabulary import Role
 
 log = logging.getLogger(__name__)
 

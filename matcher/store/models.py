@@ -36,6 +36,10 @@ from sqlalchemy.types import TypeDecorator
 
 from matcher.store.errors import InvalidRecord
 
+# The words these columns hold are defined in matcher/vocabulary.py, which every layer may
+# import; scripts that import them from here still find them.
+from matcher.vocabulary import CandidateStatus, CaseStatus, Category, Role, Sex, Verdict
+
 # Named constraints, so later migrations (batch mode on SQLite) can find and alter them.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -84,60 +88,6 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class Category(StrEnum):
-    CHILD = "child"
-    ELDERLY = "elderly"
-
-
-class Sex(StrEnum):
-    FEMALE = "female"
-    MALE = "male"
-    UNKNOWN = "unknown"
-
-
-class CaseStatus(StrEnum):
-    ACTIVE = "active"
-    FOUND = "found"
-    CLOSED = "closed"
-
-
-class CandidateStatus(StrEnum):
-    PENDING = "pending"
-    CONFIRMED = "confirmed"  # an investigator decided "match"
-    REJECTED = "rejected"  # "not_match": never proposed again for this face and case
-    NEEDS_INFO = "needs_info"
-
-
-class Verdict(StrEnum):
-    """An investigator's decision on a candidate."""
-
-    MATCH = "match"
-    NOT_MATCH = "not_match"
-    NEEDS_INFO = "needs_info"
-
-    @property
-    def candidate_status(self) -> CandidateStatus:
-        return {
-            Verdict.MATCH: CandidateStatus.CONFIRMED,
-            Verdict.NOT_MATCH: CandidateStatus.REJECTED,
-            Verdict.NEEDS_INFO: CandidateStatus.NEEDS_INFO,
-        }[self]
-
-
-class Role(StrEnum):
-    TIP_APP = "tip_app"
-    INVESTIGATOR = "investigator"
-    CASE_MANAGER = "case_manager"
-    ADMIN = "admin"
-
-
-# Fields of a case that its manager may publish; everything else stays internal.
-PUBLIC_CASE_FIELDS = frozenset({
-    "category", "name", "sex", "date_of_birth", "age_when_missing", "missing_since",
-    "last_seen_place", "last_seen_lat", "last_seen_lon", "description", "status", "photos",
-})
 
 
 def _enum(kind: type[StrEnum]) -> Enum:

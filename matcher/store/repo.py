@@ -27,25 +27,27 @@ from matcher.store.errors import (
     SightingNotFound,
 )
 from matcher.store.models import (
-    PUBLIC_CASE_FIELDS,
     Candidate,
-    CandidateStatus,
     Case,
     CasePhoto,
-    CaseStatus,
-    Category,
     Decision,
     Face,
     FaceVector,
-    Sex,
     Sighting,
-    Verdict,
     descriptor_to_bytes,
     descriptors_from_bytes,
     utcnow,
 )
 from matcher.store.photos import StoredPhoto
 from matcher.store.vectors import matchable_case
+from matcher.vocabulary import (
+    PUBLIC_CASE_FIELDS,
+    CandidateStatus,
+    CaseStatus,
+    Category,
+    Sex,
+    Verdict,
+)
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from matcher.store.errors import CaseNotFound
-from matcher.store.models import Candidate, CandidateStatus, Case, CasePhoto, Face, Sighting
+from matcher.store.models import Candidate, Case, CasePhoto, Face, Sighting
+from matcher.vocabulary import CandidateStatus
 
 # A candidate under its threshold in one of these states waits for an investigator.
 OPEN = (CandidateStatus.PENDING, CandidateStatus.NEEDS_INFO)

@@ -25,15 +25,12 @@ from matcher.store.errors import CandidateNotFound, InvalidRecord
 from matcher.store.models import (
     Base,
     Candidate,
-    CandidateStatus,
     Case,
     CasePhoto,
-    Category,
     Decision,
     Face,
     FaceVector,
     Sighting,
-    Verdict,
     utcnow,
 )
 from matcher.store.repo import (
@@ -43,11 +40,9 @@ from matcher.store.repo import (
     face_set_pairs,
     face_set_summary,
 )
-
-MAX_ID = 2**63 - 1  # the largest id the store's 64-bit integer keys hold
+from matcher.vocabulary import MAX_ID, NOTE_MAX, CandidateStatus, Category, Verdict
 
 EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
-NOTE_MAX = 2000
 OPEN = (CandidateStatus.PENDING, CandidateStatus.NEEDS_INFO)  # still waiting for a verdict
 
 TimeField = Literal["seen", "taken", "uploaded"]

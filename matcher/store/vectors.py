@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session, aliased
 from matcher.store.models import (
     Case,
     CasePhoto,
-    CaseStatus,
     Face,
     FaceVector,
     Sighting,
     descriptor_from_bytes,
     descriptor_to_bytes,
 )
+from matcher.vocabulary import CaseStatus
 
 
 @dataclass(frozen=True)

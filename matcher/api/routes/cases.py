@@ -35,7 +35,8 @@ from matcher.service import (
     update_case,
 )
 from matcher.service.context import Matcher
-from matcher.store import Case, CaseStatus, Category, NewCase
+from matcher.store import Case, NewCase
+from matcher.vocabulary import CaseStatus, Category
 
 router = APIRouter(tags=["cases"])
 

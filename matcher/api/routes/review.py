@@ -34,8 +34,8 @@ from matcher.service.review import (
     review_queue,
     sighting_links,
 )
-from matcher.store import CandidateStatus, Category
 from matcher.store.review import GeoCircle, ReviewQuery, TimeField
+from matcher.vocabulary import CandidateStatus, Category
 
 router = APIRouter(tags=["review"])
 

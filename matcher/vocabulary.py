@@ -1,0 +1,90 @@
+"""The words every layer shares: who may ask (roles, `Actor`), what a case or a candidate can
+be (categories, sexes, statuses, verdicts), and the limits the api checks before the store
+would refuse a value (id range, note length, the fields a case may publish).
+
+Why a module of its own: the api validates requests against these words and the store keeps
+them in its columns, but the api must not import the store. Kept here, beside neither, both
+import them from one place and cannot drift apart. It imports nothing from matcher and no
+SQLAlchemy (the column types built from these enums live in matcher/store/models.py), so any
+layer may import it without pulling in another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+# The largest id the store's 64-bit integer keys hold: a larger one is refused where it enters
+# (422), instead of overflowing the database driver (a 500).
+MAX_ID = 2**63 - 1
+
+# The longest note an investigator may attach to a decision.
+NOTE_MAX = 2000
+
+
+class Category(StrEnum):
+    CHILD = "child"
+    ELDERLY = "elderly"
+
+
+class Sex(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+    UNKNOWN = "unknown"
+
+
+class CaseStatus(StrEnum):
+    ACTIVE = "active"
+    FOUND = "found"
+    CLOSED = "closed"
+
+
+class CandidateStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"  # an investigator decided "match"
+    REJECTED = "rejected"  # "not_match": never proposed again for this face and case
+    NEEDS_INFO = "needs_info"
+
+
+class Verdict(StrEnum):
+    """An investigator's decision on a candidate."""
+
+    MATCH = "match"
+    NOT_MATCH = "not_match"
+    NEEDS_INFO = "needs_info"
+
+    @property
+    def candidate_status(self) -> CandidateStatus:
+        return {
+            Verdict.MATCH: CandidateStatus.CONFIRMED,
+            Verdict.NOT_MATCH: CandidateStatus.REJECTED,
+            Verdict.NEEDS_INFO: CandidateStatus.NEEDS_INFO,
+        }[self]
+
+
+class Role(StrEnum):
+    TIP_APP = "tip_app"
+    INVESTIGATOR = "investigator"
+    CASE_MANAGER = "case_manager"
+    ADMIN = "admin"
+
+
+# Fields of a case that its manager may publish; everything else stays internal.
+PUBLIC_CASE_FIELDS = frozenset({
+    "category", "name", "sex", "date_of_birth", "age_when_missing", "missing_since",
+    "last_seen_place", "last_seen_lat", "last_seen_lon", "description", "status", "photos",
+})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking: the API key (id, name, role) and the address the request came from."""
+
+    key_id: int | None
+    name: str
+    role: str
+    client: str | None = None
+
+
+# Work the service does on its own behalf (start-up, batch jobs, tests without a key).
+SYSTEM = Actor(key_id=None, name="matcher", role="system")
