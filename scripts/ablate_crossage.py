@@ -43,6 +43,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
+from matcher.bench.machine import describe_machine
 from matcher.config import Settings
 from matcher.embed import load_pipeline, sface
 from matcher.embed.embedder import EnsembleEmbedder, average_views, combine, l2_normalise
@@ -60,7 +61,6 @@ from matcher.eval.manifest import LabelledPhoto, read_manifest, research_data_di
 from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
 from matcher.eval.whitening import Whitening, fit_lda, fit_whitening
 from matcher.index import best, mean_top2
-from matcher.machine import describe_machine
 
 Chips = NDArray[np.uint8]
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)

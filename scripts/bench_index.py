@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench_index.py [--n 1000000] [--json] [--threads 2]
 
-Synthetic faces come from a Gaussian fitted to real dlib descriptors (matcher.index.synthetic).
+Synthetic faces come from a Gaussian fitted to real dlib descriptors (matcher.bench.synthetic).
 The descriptors of ../shared/data (lfw-dev + fgnet-dev) are computed once with the face
 pipeline and cached in bench-out/descriptors.npz (or pass --descriptors FILE.npz holding
 `vectors` and `identities`). Index knobs come from MATCHER_INDEX_* settings.
@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from matcher.bench import index as bench
+from matcher.bench import synthetic
 from matcher.config import Settings, get_settings
-from matcher.index import bench, synthetic
 from matcher.index.kinds import IndexParams
 
 REPO = Path(__file__).resolve().parent.parent

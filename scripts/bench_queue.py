@@ -41,8 +41,8 @@ from alembic import command
 from sqlalchemy import Connection, Engine, event, insert, select, text
 from sqlalchemy.orm import Session
 
+from matcher.bench.machine import describe_machine
 from matcher.config import Settings
-from matcher.machine import describe_machine
 from matcher.store import make_engine, migrate
 from matcher.store.db import alembic_config, fresh_database
 from matcher.store.models import (

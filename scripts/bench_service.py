@@ -5,7 +5,7 @@
     .venv/bin/python scripts/bench_service.py --stages [--repeats 15]
 
 1. A throwaway data dir whose store holds --faces synthetic active case faces (cases of 1-5
-   photos of one face each; descriptors from matcher.index.synthetic, fitted to real
+   photos of one face each; descriptors from matcher.bench.synthetic, fitted to real
    descriptors of ../shared/data from the serving model) bulk-inserted with SQLAlchemy core,
    so the server starts with the index kind of that size; then --people real cases
    registered through the API with an LFW-dev photo each.
@@ -65,10 +65,10 @@ from PIL import Image as PILImage
 from PIL import features
 from sqlalchemy import insert
 
+from matcher.bench import synthetic
+from matcher.bench.machine import describe_machine
 from matcher.config import Settings
 from matcher.eval.manifest import research_data_dir
-from matcher.index import synthetic
-from matcher.machine import describe_machine
 from matcher.store import make_engine, migrate
 from matcher.store.models import Case, CasePhoto, CaseStatus, Category, Face, FaceVector, Sex
 from matcher.store.photos import photo_path

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
+from matcher.bench.machine import describe_machine
 from matcher.config import Settings
 from matcher.embed import load_pipeline
 from matcher.embed.weights import DLIB_MMOD, DLIB_RESNET, DLIB_SHAPE5
@@ -47,7 +48,6 @@ from matcher.eval.crossage import (
 from matcher.eval.manifest import read_manifest, research_data_dir
 from matcher.eval.metrics import FPIR
 from matcher.eval.protocol import GAP_BANDS, Protocol, build_protocol
-from matcher.machine import describe_machine
 
 REFERENCE_THRESHOLD = 0.465  # issue 8: "dlib reference ... TPIR 0.302 (threshold 0.465)"
 _dlib: dict[str, Any] = {}  # per worker process: dlib's three models, loaded once

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from matcher.bench.synthetic import Collection, FaceModel, collection
 from matcher.index import FaceIndex, IndexParams
-from matcher.index.synthetic import Collection, FaceModel, collection
 
 DIM = 128
 MODEL_ID = "test-model"

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+from matcher.bench.synthetic import Collection, FaceModel, planted, strangers
 from matcher.config import Settings
 from matcher.index import (
     DimensionMismatch,
@@ -20,7 +21,6 @@ from matcher.index import (
     kinds,
     mean_top2,
 )
-from matcher.index.synthetic import Collection, FaceModel, planted, strangers
 from tests.index.conftest import DIM, MODEL_ID, exact_owner_ranking, make_index, params
 
 KINDS = ["flat", "hnsw", "ivfpq"]

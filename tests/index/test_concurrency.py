@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from matcher.index.synthetic import Collection, FaceModel, planted
+from matcher.bench.synthetic import Collection, FaceModel, planted
 from tests.index.conftest import make_index, params
 
 KINDS = ["flat", "hnsw", "ivfpq"]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from matcher.bench.synthetic import Collection, FaceModel, planted
 from matcher.index import (
     FaceIndex,
     IndexCorrupt,
@@ -24,7 +25,6 @@ from matcher.index import (
     save,
 )
 from matcher.index.persist import discard
-from matcher.index.synthetic import Collection, FaceModel, planted
 from tests.index.conftest import DIM, MODEL_ID, make_index, params
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 
-from matcher.machine import describe_machine, usable_cores
+from matcher.bench.machine import describe_machine, usable_cores
 
 
 def test_the_machine_line_names_the_architecture_cores_load_and_python() -> None:

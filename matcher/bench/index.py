@@ -23,7 +23,7 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from matcher.index import synthetic
+from matcher.bench import synthetic
 from matcher.index.collection import FaceIndex
 from matcher.index.filters import OwnerFilter
 from matcher.index.kinds import IndexParams, choose_kind
