@@ -9,8 +9,7 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from matcher.service import Matcher, authenticate
-from matcher.store import ApiKey
+from matcher.service import KeyRecord, Matcher, authenticate
 from matcher.vocabulary import Actor, Role
 
 T = TypeVar("T")
@@ -67,7 +66,7 @@ async def current_key(
     matcher: MatcherDep, worker: WorkerDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     header: Annotated[str | None, Depends(_header)],
-) -> ApiKey:
+) -> KeyRecord:
     plaintext = bearer.credentials if bearer is not None else header
     if not plaintext:
         raise Unauthenticated("an API key is required (Authorization: Bearer or X-API-Key)")
@@ -80,7 +79,7 @@ async def current_key(
 def require(*roles: Role) -> Callable[..., Any]:
     """A dependency that lets through keys of these roles only, as the Actor to audit."""
 
-    async def check(request: Request, key: Annotated[ApiKey, Depends(current_key)]) -> Actor:
+    async def check(request: Request, key: Annotated[KeyRecord, Depends(current_key)]) -> Actor:
         if key.role not in roles:
             raise Forbidden(f"a {key.role.value} key may not do this")
         client = request.client.host if request.client is not None else None

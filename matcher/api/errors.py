@@ -1,6 +1,7 @@
 """Library exceptions -> HTTP status codes with a JSON body {"error": code, "detail": text}.
 
-The only place where the service's, the store's and the pipeline's exceptions meet HTTP.
+The only place where the service's (with the store's it lets through) and the pipeline's
+exceptions meet HTTP.
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ from matcher.api.deps import Forbidden, Unauthenticated
 from matcher.api.limits import DecodeBusy, RateLimited
 from matcher.embed.errors import ImageError, ImageTooLarge
 from matcher.index import FaceIndexError
-from matcher.service import DuplicatePhoto
+from matcher.service import (
+    DuplicatePhoto,
+    InvalidRecord,
+    LastAdminKey,
+    NotFound,
+    UnsupportedPhoto,
+)
 from matcher.service.reindex import ReindexError
-from matcher.store import InvalidRecord, LastAdminKey, NotFound, UnsupportedPhoto
 
 
 class UploadTooLarge(Exception):

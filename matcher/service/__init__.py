@@ -8,7 +8,10 @@ candidates = sighting_candidates(matcher, result.sighting_id)
 update_case(matcher, case.id, status="found")       # out of the index before it returns
 ```
 Functions are synchronous and thread-safe; they may run torch and FAISS, so async callers run
-them in a worker thread.
+them in a worker thread. They return the service's own frozen dataclasses (`records.py`, and
+the results beside each function), never ORM rows; the store's errors they let through, and
+the input records and queries callers build, are re-exported here, so a caller (the api)
+needs no store module.
 """
 
 from matcher.service.alerts import Alert, AlertFeed, alert_feed, public_photo
@@ -28,14 +31,33 @@ from matcher.service.cases import (
 from matcher.service.confidence import expected_false, searched_face_counts
 from matcher.service.context import Matcher, matching_coverage, open_matcher
 from matcher.service.errors import (
+    ApiKeyNotFound,
+    CandidateNotFound,
+    CaseNotFound,
     DuplicatePhoto,
     InvalidAdminKey,
+    InvalidRecord,
+    LastAdminKey,
     ModelNotEmbedded,
+    NotFound,
     ServiceError,
+    SightingNotFound,
+    StoreError,
+    UnsupportedPhoto,
 )
 from matcher.service.faces import FaceFeedback
 from matcher.service.keys import authenticate, bootstrap_admin, new_key, revoke
 from matcher.service.media import case_photo_image, face_crop, sighting_photo
+from matcher.service.records import (
+    AuditRecord,
+    CandidateRecord,
+    CaseDetail,
+    CasePhotoRecord,
+    CaseRecord,
+    FaceRecord,
+    KeyRecord,
+    SightingRecord,
+)
 from matcher.service.retention import PurgeReport, erase, purge_sightings
 from matcher.service.sightings import (
     SightingResult,
@@ -45,7 +67,33 @@ from matcher.service.sightings import (
     sighting_candidates,
 )
 
+# What callers build and the store takes: a new case or sighting, a review queue's filters.
+from matcher.store import NewCase, NewSighting
+from matcher.store.review import GeoCircle, ReviewQuery, TimeField
+
 __all__ = [
+    "ApiKeyNotFound",
+    "AuditRecord",
+    "CandidateNotFound",
+    "CandidateRecord",
+    "CaseDetail",
+    "CaseNotFound",
+    "CasePhotoRecord",
+    "CaseRecord",
+    "FaceRecord",
+    "GeoCircle",
+    "InvalidRecord",
+    "KeyRecord",
+    "LastAdminKey",
+    "NewCase",
+    "NewSighting",
+    "NotFound",
+    "ReviewQuery",
+    "SightingNotFound",
+    "SightingRecord",
+    "StoreError",
+    "TimeField",
+    "UnsupportedPhoto",
     "Alert",
     "AlertFeed",
     "CaseMatching",

@@ -10,8 +10,11 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
+from sqlalchemy.orm import Session
+
 from matcher.service.context import Matcher
-from matcher.store import AuditEntry, AuditEvent, list_events, record, session_scope
+from matcher.service.records import AuditRecord
+from matcher.store import AuditEntry, list_events, record, session_scope
 from matcher.vocabulary import Actor
 
 EXPORT_BATCH = 1000
@@ -31,17 +34,17 @@ class AuditFilter:
 
 
 def read_audit(matcher: Matcher, actor: Actor, filters: AuditFilter, after_id: int = 0,
-               limit: int = 100) -> list[AuditEvent]:
+               limit: int = 100) -> list[AuditRecord]:
     """Events in the order they happened, after `after_id`; the read is audited with it."""
     with session_scope(matcher.sessions) as session:
-        events = list_events(session, **asdict(filters), after_id=after_id, limit=limit)
+        events = _events(session, filters, after_id, limit)
         record(session, actor, AuditEntry("read", "audit", "events", {
             **filters.detail(), "after_id": after_id, "count": len(events)}))
     return events
 
 
 def export_audit(matcher: Matcher, actor: Actor, filters: AuditFilter, after_id: int = 0,
-                 limit: int | None = None) -> Iterator[list[AuditEvent]]:
+                 limit: int | None = None) -> Iterator[list[AuditRecord]]:
     """Records the export now, then returns an iterator of batches of the matching events
     (each batch read in its own short session, so a long export holds no transaction)."""
     with session_scope(matcher.sessions) as session:
@@ -51,12 +54,12 @@ def export_audit(matcher: Matcher, actor: Actor, filters: AuditFilter, after_id:
 
 
 def _batches(matcher: Matcher, filters: AuditFilter, after_id: int,
-             limit: int | None) -> Iterator[list[AuditEvent]]:
+             limit: int | None) -> Iterator[list[AuditRecord]]:
     left = limit
     while left is None or left > 0:
         size = EXPORT_BATCH if left is None else min(EXPORT_BATCH, left)
         with matcher.sessions() as session:
-            events = list_events(session, **asdict(filters), after_id=after_id, limit=size)
+            events = _events(session, filters, after_id, size)
         if not events:
             return
         yield events
@@ -65,3 +68,9 @@ def _batches(matcher: Matcher, filters: AuditFilter, after_id: int,
             left -= len(events)
         if len(events) < size:
             return
+
+
+def _events(session: Session, filters: AuditFilter, after_id: int,
+            limit: int) -> list[AuditRecord]:
+    return [AuditRecord.of(event) for event in list_events(
+        session, **asdict(filters), after_id=after_id, limit=limit)]

@@ -21,6 +21,7 @@ from matcher.embed.types import Image
 from matcher.service import faces as face_ops
 from matcher.service.context import Matcher, holds_model
 from matcher.service.errors import DuplicatePhoto
+from matcher.service.records import CaseDetail, CaseRecord
 from matcher.service.retention import drop_faces, remove_unreferenced_files
 from matcher.service.retro import retro_match
 from matcher.store import (
@@ -62,13 +63,13 @@ class CasePhotoResult:
     faces: list[face_ops.FaceFeedback]
 
 
-def create_case(matcher: Matcher, new: NewCase, actor: Actor = SYSTEM) -> Case:
+def create_case(matcher: Matcher, new: NewCase, actor: Actor = SYSTEM) -> CaseDetail:
     """A new active case with no photos yet (raises InvalidRecord for impossible values)."""
     with session_scope(matcher.sessions) as session:
         case_id = store_case(session, new).id
         record(session, actor, AuditEntry("create", "case", case_id))
     with matcher.sessions() as session:
-        return get_case(session, case_id)  # with its (empty) photos loaded for the caller
+        return CaseDetail.of(get_case(session, case_id))
 
 
 @holds_model
@@ -141,7 +142,7 @@ def _match_earlier_sightings(matcher: Matcher, case_id: int) -> None:
 def register_case(
     matcher: Matcher, new: NewCase, photos: Sequence[CasePhotoUpload] = (),
     actor: Actor = SYSTEM,
-) -> tuple[Case, list[CasePhotoResult]]:
+) -> tuple[CaseDetail, list[CasePhotoResult]]:
     """A case and its photos (each photo is its own transaction; the case comes first)."""
     case = create_case(matcher, new, actor)
     return case, [add_photo(matcher, case.id, photo, actor) for photo in photos]
@@ -168,7 +169,7 @@ def update_case(
     matcher: Matcher, case_id: int, status: CaseStatus | str | None = None,
     public_fields: Sequence[str] | None = None, actor: Actor = SYSTEM,
     changes: Mapping[str, Any] | None = None,
-) -> Case:
+) -> CaseDetail:
     """Changes descriptive fields (`changes`, see EDITABLE_CASE_FIELDS), status and/or public
     fields in one transaction: a refused part changes nothing. Found/closed cases leave the
     index before this returns; a case made active again comes back through a rebuild from the
@@ -192,7 +193,7 @@ def update_case(
                 "was": before.status.value if status is not None else None,
                 "public_fields": None if public_fields is None else list(public_fields)}))
         with matcher.sessions() as session:
-            case = get_case(session, case_id)
+            case = CaseDetail.of(get_case(session, case_id))
         now_active = case.status is CaseStatus.ACTIVE
         if was_active and not now_active:
             removed = matcher.index.remove_owner(case_id)
@@ -206,10 +207,10 @@ def update_case(
     return case
 
 
-def read_case(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> Case:
-    """The case with its photos and their faces loaded; the read is audited."""
+def read_case(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> CaseDetail:
+    """The case with its photos and their faces; the read is audited."""
     with session_scope(matcher.sessions) as session:
-        case = get_case(session, case_id)
+        case = CaseDetail.of(get_case(session, case_id))
         record(session, actor, AuditEntry("read", "case", case_id))
         return case
 
@@ -218,7 +219,7 @@ def browse_cases(
     matcher: Matcher, actor: Actor = SYSTEM, status: CaseStatus | None = None,
     category: Category | None = None, limit: int = 100, after_id: int = 0,
     matchable: bool | None = None,
-) -> list[Case]:
+) -> list[CaseRecord]:
     """A page of cases by id (keyset: pass the last id as `after_id`); each one read is audited.
     `matchable` keeps the cases a sighting can (True) or cannot (False) find today."""
     with session_scope(matcher.sessions) as session:
@@ -227,7 +228,7 @@ def browse_cases(
                            else (matcher.model_id, matchable))
         record(session, actor, *(AuditEntry("read", "case", case.id, {"via": "list"})
                                  for case in cases))
-        return cases
+        return [CaseRecord.of(case) for case in cases]
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ class CaseMatching:
     reason: str | None  # why not, and what to do; None when matchable
 
 
-def case_matching(matcher: Matcher, cases: Sequence[Case]) -> dict[int, CaseMatching]:
+def case_matching(matcher: Matcher, cases: Sequence[CaseRecord]) -> dict[int, CaseMatching]:
     """The matching state of each case (one query for them all), by case id."""
     model_id = matcher.model_id
     with matcher.sessions() as session:

@@ -1,6 +1,39 @@
-"""What the service raises on its own. The API layer maps these to HTTP status codes."""
+"""What the service raises: its own errors, and the store's that pass through it.
+
+The API layer maps these to HTTP status codes. The store's errors are re-exported here, not
+moved: the store raises them and the service lets them through (a case that does not exist, a
+value the schema cannot hold, the last admin key), so they are part of what a service call can
+raise, and a caller that handles them needs to import only the service.
+"""
 
 from __future__ import annotations
+
+from matcher.store.errors import (
+    CandidateNotFound,
+    CaseNotFound,
+    InvalidRecord,
+    NotFound,
+    SightingNotFound,
+    StoreError,
+    UnsupportedPhoto,
+)
+from matcher.store.keys import ApiKeyNotFound, LastAdminKey
+
+__all__ = [
+    "ApiKeyNotFound",
+    "CandidateNotFound",
+    "CaseNotFound",
+    "DuplicatePhoto",
+    "InvalidAdminKey",
+    "InvalidRecord",
+    "LastAdminKey",
+    "ModelNotEmbedded",
+    "NotFound",
+    "ServiceError",
+    "SightingNotFound",
+    "StoreError",
+    "UnsupportedPhoto",
+]
 
 
 class ServiceError(Exception):

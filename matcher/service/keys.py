@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.service.errors import InvalidAdminKey
+from matcher.service.records import KeyRecord
 from matcher.store import ApiKey, create_key, revoke_key, session_scope, verify_key
 from matcher.store.keys import hash_key
 from matcher.vocabulary import Role
@@ -20,20 +21,24 @@ log = logging.getLogger(__name__)
 _KEY_FORMAT = re.compile(r"^mk_([0-9a-f]{12})_[A-Za-z0-9_-]{32,}$")
 
 
-def new_key(sessions: sessionmaker[Session], role: Role | str, name: str) -> tuple[ApiKey, str]:
-    """The new key's row and its plaintext (shown once, never stored)."""
+def new_key(sessions: sessionmaker[Session], role: Role | str, name: str
+            ) -> tuple[KeyRecord, str]:
+    """The new key and its plaintext (shown once, never stored)."""
     with session_scope(sessions) as session:
-        return create_key(session, role, name)
+        row, plaintext = create_key(session, role, name)
+        return KeyRecord.of(row), plaintext
 
 
-def revoke(sessions: sessionmaker[Session], key_id: int) -> ApiKey:
+def revoke(sessions: sessionmaker[Session], key_id: int) -> KeyRecord:
     with session_scope(sessions) as session:
-        return revoke_key(session, key_id)
+        return KeyRecord.of(revoke_key(session, key_id))
 
 
-def authenticate(sessions: sessionmaker[Session], plaintext: str) -> ApiKey | None:
+def authenticate(sessions: sessionmaker[Session], plaintext: str) -> KeyRecord | None:
+    """The live key of this plaintext; None for a wrong, malformed or revoked one."""
     with sessions() as session:
-        return verify_key(session, plaintext)
+        row = verify_key(session, plaintext)
+        return None if row is None else KeyRecord.of(row)
 
 
 def bootstrap_admin(sessions: sessionmaker[Session], given: str | None = None) -> str | None:

@@ -20,13 +20,12 @@ from matcher.service import faces as face_ops
 from matcher.service.confidence import case_thresholds
 from matcher.service.context import Matcher, holds_model
 from matcher.service.likelihood import rated
+from matcher.service.records import CandidateRecord, SightingRecord
 from matcher.service.retro import index_sighting
 from matcher.store import (
     AuditEntry,
-    Candidate,
     NewCandidate,
     NewSighting,
-    Sighting,
     add_candidates,
     create_sighting,
     get_sighting,
@@ -116,33 +115,33 @@ def _candidates(matcher: Matcher, face_ids: list[int], hits: OwnerHits | None
 
 def sighting_candidates(
     matcher: Matcher, sighting_id: int, actor: Actor = SYSTEM, limit: int = 1000
-) -> list[Candidate]:
+) -> list[CandidateRecord]:
     """The sighting's candidates by face, then rank (SightingNotFound for an unknown id);
     each candidate read is audited."""
     with session_scope(matcher.sessions) as session:
         get_sighting(session, sighting_id)
-        rows = list_candidates(session, sighting_id=sighting_id, limit=limit)
-        for row in rows:  # loaded while the session is open: the API reads them after
-            _ = row.case, row.case_face
+        rows = [CandidateRecord.of(row)
+                for row in list_candidates(session, sighting_id=sighting_id, limit=limit)]
         record(session, actor, *(AuditEntry("read", "candidate", row.id, {
             "sighting_id": sighting_id, "case_id": row.case_id}) for row in rows))
         return sorted(rows, key=lambda c: (c.sighting_face_id, c.rank))
 
 
-def read_sighting(matcher: Matcher, sighting_id: int, actor: Actor = SYSTEM) -> Sighting:
-    """The sighting with its faces loaded (SightingNotFound for an unknown id); audited."""
+def read_sighting(matcher: Matcher, sighting_id: int, actor: Actor = SYSTEM
+                  ) -> SightingRecord:
+    """The sighting with its faces (SightingNotFound for an unknown id); audited."""
     with session_scope(matcher.sessions) as session:
-        sighting = get_sighting(session, sighting_id)
+        sighting = SightingRecord.of(get_sighting(session, sighting_id))
         record(session, actor, AuditEntry("read", "sighting", sighting_id))
         return sighting
 
 
 def browse_sightings(
     matcher: Matcher, actor: Actor = SYSTEM, limit: int = 100, before_id: int | None = None
-) -> list[Sighting]:
+) -> list[SightingRecord]:
     """The newest sightings first, a page at a time (pass the last id as `before_id`)."""
     with session_scope(matcher.sessions) as session:
         rows = list_sightings(session, limit=limit, before_id=before_id)
         record(session, actor, *(AuditEntry("read", "sighting", row.id, {"via": "list"})
                                  for row in rows))
-        return rows
+        return [SightingRecord.of(row) for row in rows]

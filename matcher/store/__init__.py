@@ -95,7 +95,7 @@ from matcher.store.repo import (
 
 # The shared words, defined in matcher/vocabulary.py: re-exported so that the importers that
 # found them here (the CLI, scripts, tests) keep working. New code imports matcher.vocabulary.
-from matcher.vocabulary import (  # noqa: E402
+from matcher.vocabulary import (
     PUBLIC_CASE_FIELDS,
     SYSTEM,
     Actor,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from matcher.service import (
     CasePhotoUpload,
@@ -24,17 +25,18 @@ from matcher.service import (
     SightingResult,
     erase,
     ingest_sighting,
-    read_case,
     read_sighting,
     register_case,
 )
 from matcher.service.maintenance import maintain
 from matcher.service.media import face_crop, sighting_photo
 from matcher.store import (
+    CasePhoto,
     InvalidRecord,
     NewCase,
     NewSighting,
     PhotoWriter,
+    Sighting,
     orphan_files,
     store_photo,
 )
@@ -44,10 +46,18 @@ from tests.store.builders import pixels
 
 def _case_with_photo(matcher: Matcher, photo: bytes) -> tuple[int, Path]:
     """(case id, its photo file)."""
-    case, _ = register_case(matcher, NewCase(category="child", name="A", age_when_missing=8,
-                                             missing_since=dt.date(2019, 1, 1)),
-                            [CasePhotoUpload(photo)])
-    return case.id, matcher.settings.data_dir / read_case(matcher, case.id).photos[0].path
+    case, [added] = register_case(
+        matcher, NewCase(category="child", name="A", age_when_missing=8,
+                         missing_since=dt.date(2019, 1, 1)), [CasePhotoUpload(photo)])
+    return case.id, _file(matcher, CasePhoto, added.photo_id)
+
+
+def _file(matcher: Matcher, kind: type[CasePhoto] | type[Sighting], row_id: int) -> Path:
+    """The stored file of a case photo or a sighting (the service hands out no file path)."""
+    with matcher.sessions() as session:
+        path = session.scalar(select(kind.path).where(kind.id == row_id))
+    assert path is not None
+    return matcher.settings.data_dir / path
 
 
 class PausedUpload:
@@ -157,7 +167,7 @@ def test_an_upload_refused_after_storing_keeps_the_file_a_concurrent_one_reuses(
     assert result is not None
 
     sighting = read_sighting(matcher, result.sighting_id)
-    file = matcher.settings.data_dir / sighting.path
+    file = _file(matcher, Sighting, sighting.id)
     assert sighting_photo(matcher, sighting.id) == file.read_bytes()
 
 

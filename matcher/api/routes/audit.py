@@ -15,8 +15,8 @@ from fastapi.responses import StreamingResponse
 from matcher.api.deps import Admin, MatcherDep, WorkerDep
 from matcher.api.params import AfterId, Since, Until
 from matcher.api.review_schemas import AuditEventPublic, AuditPage
+from matcher.service import AuditRecord
 from matcher.service.audit import AuditFilter, export_audit, read_audit
-from matcher.store import AuditEvent
 
 router = APIRouter(tags=["audit"])
 
@@ -37,14 +37,14 @@ def _cell(value: object) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def _csv_row(event: AuditEvent) -> list[str]:
+def _csv_row(event: AuditRecord) -> list[str]:
     return [_cell(v) for v in (
         event.id, event.at.isoformat(), event.actor, event.role, event.api_key_id, event.client,
         event.action, event.object_type, event.object_id,
         json.dumps(event.detail, sort_keys=True, default=str))]
 
 
-def _csv(batches: Iterator[list[AuditEvent]]) -> Iterator[str]:
+def _csv(batches: Iterator[list[AuditRecord]]) -> Iterator[str]:
     """CSV text, a batch of events at a time (sync: Starlette iterates it in a thread)."""
     out = io.StringIO()
     writer = csv.writer(out)

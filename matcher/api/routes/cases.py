@@ -24,6 +24,9 @@ from matcher.api.upload import multipart_body, read_form, read_upload
 from matcher.api.urls import JPEG, jpeg
 from matcher.service import (
     CasePhotoUpload,
+    CaseRecord,
+    Matcher,
+    NewCase,
     add_photo,
     browse_cases,
     case_matching,
@@ -34,8 +37,6 @@ from matcher.service import (
     remove_photo,
     update_case,
 )
-from matcher.service.context import Matcher
-from matcher.store import Case, NewCase
 from matcher.vocabulary import CaseStatus, Category
 
 router = APIRouter(tags=["cases"])
@@ -45,7 +46,7 @@ Model = TypeVar("Model", bound=CaseSummary)
 
 
 async def _with_matching(
-    model: type[Model], cases: Sequence[Case], matcher: Matcher, worker: Worker
+    model: type[Model], cases: Sequence[CaseRecord], matcher: Matcher, worker: Worker
 ) -> list[Model]:
     """The response bodies of `cases`, each with whether a sighting can find it today."""
     matching = await worker(case_matching, matcher, cases)

@@ -22,6 +22,7 @@ from matcher.api.review_schemas import (
     SightingLinks,
 )
 from matcher.api.urls import case_photo_url, crop_url, sighting_photo_url
+from matcher.service import GeoCircle, ReviewQuery, TimeField
 from matcher.service.review import (
     MAX_PAGE,
     DecisionRecord,
@@ -34,7 +35,6 @@ from matcher.service.review import (
     review_queue,
     sighting_links,
 )
-from matcher.store.review import GeoCircle, ReviewQuery, TimeField
 from matcher.vocabulary import CandidateStatus, Category
 
 router = APIRouter(tags=["review"])

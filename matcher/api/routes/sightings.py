@@ -20,7 +20,9 @@ from matcher.api.schemas import (
 from matcher.api.upload import multipart_body, read_form, read_upload, taken_at_utc
 from matcher.api.urls import JPEG, case_photo_url, crop_url, jpeg
 from matcher.service import (
+    CandidateRecord,
     Matcher,
+    NewSighting,
     browse_sightings,
     expected_false,
     face_crop,
@@ -30,7 +32,6 @@ from matcher.service import (
     sighting_candidates,
     sighting_photo,
 )
-from matcher.store import Candidate, NewSighting
 
 router = APIRouter(tags=["sightings"])
 
@@ -55,17 +56,18 @@ async def post_sighting(
         FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])
 
 
-def _candidate(matcher: Matcher, row: Candidate, faces: dict[str, int]) -> CandidatePublic:
-    photo_id = row.case_face.case_photo_id
+def _candidate(matcher: Matcher, row: CandidateRecord, faces: dict[str, int]
+               ) -> CandidatePublic:
+    photo_id = row.case_photo_id
     return CandidatePublic(
         id=row.id, sighting_face_id=row.sighting_face_id, case_id=row.case_id,
-        case_name=row.case.name, case_status=row.case.status, case_face_id=row.case_face_id,
+        case_name=row.case_name, case_status=row.case_status, case_face_id=row.case_face_id,
         case_photo_id=photo_id, sighting_face_crop_url=crop_url(row.sighting_face_id),
         case_face_crop_url=crop_url(row.case_face_id),
         case_photo_url=None if photo_id is None else case_photo_url(row.case_id, photo_id),
         distance=row.distance, rank=row.rank, model_id=row.model_id, threshold=row.threshold,
         under_threshold=row.distance <= row.threshold, status=row.status,
-        expected_false_per_search=expected_false(matcher, row.case.category.value, row.distance,
+        expected_false_per_search=expected_false(matcher, row.case_category.value, row.distance,
                                                  faces, model_id=row.model_id),
     )
 
