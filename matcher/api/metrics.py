@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import uuid
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -75,10 +76,15 @@ class Metrics:
         for source in ("sighting", "case_photo"):
             for fit in ("true", "false"):
                 self.faces.labels(source=source, fit=fit)
-        index_faces = Gauge(
-            "matcher_index_case_faces", "Faces of active cases in the search index.",
-            registry=reg)
-        index_faces.set_function(lambda: _index_size(app))
+        # Read from the indexes at each scrape: what matching searches, to compare with the
+        # store's faces for each (a face the store lost, or one it has and the index missed).
+        for name, help_text, attribute in (
+                ("matcher_index_case_faces", "Faces of active cases in the search index.",
+                 "index"),
+                ("matcher_index_sighting_faces", "Fit sighting faces in the sighting index "
+                 "(retro-matching, sighting links).", "sighting_index")):
+            gauge = Gauge(name, help_text, registry=reg)
+            gauge.set_function(partial(_index_size, app, attribute))
         # Read from the store at each scrape (off the event loop, in get_metrics_text).
         self.faces_without_vectors = Gauge(
             "matcher_faces_without_vectors", "Stored faces with no vector of the serving "
@@ -145,9 +151,11 @@ class Metrics:
         return self._routes
 
 
-def _index_size(app: FastAPI) -> float:
+def _index_size(app: FastAPI, attribute: str) -> float:
+    """Faces in the matcher's index `attribute` ("index", "sighting_index"); NaN before the
+    lifespan has opened it."""
     matcher = getattr(app.state, "matcher", None)
-    return float(len(matcher.index)) if matcher is not None else float("nan")
+    return float(len(getattr(matcher, attribute))) if matcher is not None else float("nan")
 
 
 def get_metrics(request: Request) -> Metrics:

@@ -76,6 +76,9 @@ def test_uploads_count_and_requests_are_timed_by_route_template(
         == case_fit
     indexed = len(matcher_of(client).index)
     assert indexed >= 1 and value(samples, "matcher_index_case_faces") == indexed
+    sightings_indexed = len(matcher_of(client).sighting_index)
+    assert sightings_indexed == fit
+    assert value(samples, "matcher_index_sighting_faces") == sightings_indexed
 
     def count(method: str, route: str, status: str) -> float:
         return value(samples, f"{LATENCY}_count", method=method, route=route, status=status)
