@@ -167,3 +167,21 @@ def _recall(found: NDArray[np.int64], exact: NDArray[np.int64]) -> float:
     hits = (found[:, :, None] == exact[:, None, :]) & (exact[:, None, :] >= 0)
     wanted = np.maximum((exact >= 0).sum(axis=1), 1)
     return round(float(np.mean(hits.any(axis=1).sum(axis=1) / wanted)), 4)
+
+
+def table(report: dict[str, Any]) -> str:
+    """One size's report as the lines docs/index.md quotes: a row per kind, then the sweeps."""
+    lines = [f"n={report['n']} owners={report['owners']} chosen={report['chosen']} "
+             f"({report['machine']})",
+             "kind   build_s  mem_MB   p50_ms  p99_ms  b64_p50  b64_p99  recall@10  planted1"]
+    for kind, f in report["kinds"].items():
+        lines.append(f"{kind:6} {f['build_s']:7.1f} {f['memory_mb']:7.0f} {f['p50_ms']:8.2f} "
+                     f"{f['p99_ms']:7.2f} {f['batch64_p50_ms']:8.1f} {f['batch64_p99_ms']:8.1f} "
+                     f"{f['recall_at_10']:10.4f} {f['planted_first']:9.3f}")
+    for kind, rows in report.get("sweeps", {}).items():
+        for row in rows:
+            knob = next(iter(row))
+            lines.append(f"  sweep {kind} {knob}={row[knob]}: p50 {row['p50_ms']:.2f} ms, "
+                         f"p99 {row['p99_ms']:.2f} ms, recall@10 {row['recall_at_10']:.4f}, "
+                         f"planted first {row['planted_first']:.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""A live `matcher serve` for the service benchmark, and the API calls that set it up: keys,
+and real cases registered as a case desk would.
+
+The server is a separate process started from the checkout's .venv, with MATCHER_ADMIN_KEY set
+and every other MATCHER_* setting from this environment, so what is measured is what an
+operator runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from matcher.bench.phone import Person
+
+VENV_MATCHER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "matcher"
+
+
+@dataclass
+class Server:
+    """`matcher serve` in a child process; `stop` ends it as an operator would (SIGTERM, then
+    SIGKILL after 30 s), so a clean stop's work is part of the run."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(data_dir: Path, admin_key: str, timeout_s: float = 600.0) -> Server:
+    """The server on a free port of loopback, once /healthz answers (the networks load and the
+    index is built first); stopped again if it exits or does not answer in time."""
+    port = free_port()
+    log = data_dir / "serve.log"
+    # One tip-app key sends every upload: lift its rate limit (a deployment has many apps).
+    env = {"MATCHER_TIP_RATE_PER_MINUTE": "1000000", "MATCHER_TIP_BURST": "1000000",
+           **os.environ, "MATCHER_ADMIN_KEY": admin_key}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(VENV_MATCHER), "serve", "--data-dir", str(data_dir),
+             "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, env=env)
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited ({process.returncode}):\n"
+                                   f"{log.read_text()}")
+            try:
+                if httpx.get(server.url + "/healthz", timeout=2).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the server did not answer /healthz within {timeout_s} s")
+    except BaseException:
+        server.stop()
+        raise
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def create_key(client: httpx.Client, admin: str, role: str) -> str:
+    answer = client.post("/v1/keys", headers=auth(admin), json={"role": role, "name": role})
+    answer.raise_for_status()
+    return str(answer.json()["key"])
+
+
+def register_case(client: httpx.Client, manager: str, person: Person) -> int | None:
+    """A real case with one photo; None when the photo has not exactly one fit face."""
+    body = {"category": "child", "name": person.identity, "age_when_missing": 8,
+            "missing_since": "2020-05-01", "public_fields": ["name", "photos"]}
+    answer = client.post("/v1/cases", headers=auth(manager), json=body)
+    answer.raise_for_status()
+    case_id = int(answer.json()["id"])
+    photo = {"photo": (person.case_photo.name, person.case_photo.read_bytes(), "image/jpeg")}
+    answer = client.post(f"/v1/cases/{case_id}/photos", headers=auth(manager), files=photo)
+    answer.raise_for_status()
+    faces = answer.json()["faces"]
+    if len(faces) != 1 or not faces[0]["fit"]:
+        client.patch(f"/v1/cases/{case_id}", headers=auth(manager), json={"status": "closed"})
+        return None
+    return case_id
