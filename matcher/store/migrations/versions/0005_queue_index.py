@@ -4,7 +4,8 @@ candidates (status, distance, id) lists a status closest first. A case's page of
 needs (case_id, status, distance, id): without it SQLite (which has no ANALYZE statistics
 here) walks the first index for that page too, filtering the whole queue for one case's rows.
 That index also serves whatever (case_id) and (status, case_id) served, so both go.
-scripts/bench_queue.py measures the two revisions.
+scripts/bench_queue.py measured the two revisions (docs/store.md; since 0008 it compares
+the queue without and with its indexes).
 
 Revision ID: 0005
 Revises: 0004
