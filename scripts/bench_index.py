@@ -23,7 +23,7 @@ from matcher.bench.descriptors import BENCH_OUT, cached_face_model
 from matcher.bench.progress import show_progress
 from matcher.config import get_settings
 from matcher.eval.manifest import research_data_dir
-from matcher.index.kinds import IndexParams
+from matcher.wiring import index_params
 
 SIZES = (10_000, 100_000, 1_000_000)
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     show_progress()
     settings = get_settings()
     model, _ = cached_face_model(args.descriptors, args.data, settings)
-    params = IndexParams.from_settings(settings)
+    params = index_params(settings)
     if args.threads:
         params = replace(params, threads=args.threads)
     for n in args.n or SIZES:

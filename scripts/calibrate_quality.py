@@ -22,10 +22,11 @@ from PIL import Image as PILImage
 from PIL import ImageFilter
 
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.embed.image import load_image
 from matcher.embed.types import Face, Image
 from matcher.eval.manifest import research_data_dir
+from matcher.wiring import load_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 BLUR_RADII = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)

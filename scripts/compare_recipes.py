@@ -21,10 +21,10 @@ from pathlib import Path
 import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
 from matcher.bench.machine import describe_machine
 from matcher.config import Settings
-from matcher.embed import load_pipeline
 from matcher.eval.manifest import research_data_dir
 from matcher.eval.plots import write_plots
 from matcher.eval.recipes import DEFAULT, candidates, compare, embed_dev, pooled, pooled_report
+from matcher.wiring import load_pipeline
 
 
 def main() -> None:

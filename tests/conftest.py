@@ -18,8 +18,9 @@ import matcher  # noqa: F401  sets OMP_WAIT_POLICY before torch loads libgomp
 import torch
 
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.store.db import fresh_database
+from matcher.wiring import load_pipeline
 from tests import data
 from tests.store.postgres import throwaway_server
 

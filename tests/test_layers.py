@@ -57,9 +57,6 @@ class Contract:
     rooms: tuple[str, ...]
     forbidden: tuple[str, ...]
     names: tuple[str, ...] = ()
-    # Files known to break the contract while their fix is under way: they make the test
-    # fail with KnownViolations (expected by its xfail mark); any other file fails it outright.
-    known: tuple[str, ...] = ()
 
     def breaks(self, found: Import) -> bool:
         return (any(found.name == f or found.name.startswith(f + ".") for f in self.forbidden)
@@ -79,16 +76,6 @@ class Contract:
         return paths
 
 
-class KnownViolations(AssertionError):
-    """Only the files a contract lists as known break it: the fix is still under way."""
-
-
-# Issue 20, item 3: embed, index and store are to take plain parameters, and only the top (the
-# cli, the api's app, the service's start-up) to read Settings. Being removed now; once the last
-# is gone the xfail below passes, fails as strict, and its mark should go.
-STILL_READING_SETTINGS = ("matcher/embed/pipeline.py", "matcher/index/collection.py",
-                          "matcher/index/kinds.py", "matcher/store/db.py")
-
 LOWER = ("embed", "index", "store")
 
 CONTRACTS = [
@@ -96,12 +83,9 @@ CONTRACTS = [
         "the api imports no store module: the service hands it its own records",
         ("api",), ("matcher.store",)), id="api-imports-no-store"),
     pytest.param(Contract(
-        "embed, index and store take plain parameters, never Settings", LOWER,
-        ("matcher.config",), names=("Settings",), known=STILL_READING_SETTINGS),
-        id="lower-rooms-read-no-settings", marks=pytest.mark.xfail(
-            strict=True, raises=KnownViolations,
-            reason=f"{', '.join(STILL_READING_SETTINGS)} still import matcher.config.Settings "
-                   "(issue 20, item 3); remove this mark once none does")),
+        "embed, index and store take plain parameters, never Settings: the top makes them "
+        "(matcher/wiring.py)", LOWER, ("matcher.config", "matcher.wiring"), names=("Settings",)),
+        id="lower-rooms-read-no-settings"),
     pytest.param(Contract(
         "the vocabulary imports nothing from matcher, nor SQLAlchemy, so any room may import it",
         ("vocabulary.py",), ("matcher", "sqlalchemy")), id="vocabulary-stands-alone"),
@@ -113,12 +97,8 @@ CONTRACTS = [
 
 @pytest.mark.parametrize("contract", CONTRACTS)
 def test_the_rooms_keep_their_contracts(contract: Contract) -> None:
-    broken = contract.violations()
-    unknown = [str(found) for found in broken if found.module not in contract.known]
-    assert not unknown, f"{contract.rule}; broken by:\n" + "\n".join(unknown)
-    if broken:
-        raise KnownViolations(f"{contract.rule}; still broken by:\n"
-                              + "\n".join(str(found) for found in broken))
+    broken = [str(found) for found in contract.violations()]
+    assert not broken, f"{contract.rule}; broken by:\n" + "\n".join(broken)
 
 
 @pytest.mark.parametrize(("module", "source", "name"), [

@@ -20,11 +20,12 @@ from sqlalchemy import Connection, Engine, func, insert, select, text
 
 from matcher.bench import synthetic
 from matcher.config import Settings
-from matcher.store import make_engine, migrate
+from matcher.store import migrate
 from matcher.store.db import fresh_database
 from matcher.store.models import Candidate, Case, CasePhoto, Face, FaceVector, Sighting
 from matcher.store.photos import photo_path
 from matcher.vocabulary import CandidateStatus, CaseStatus, Category, Sex
+from matcher.wiring import make_engine
 
 STEP = 10_000  # rows per INSERT
 LANDMARKS = [[100.0, 120.0], [110.0, 120.0], [140.0, 120.0], [150.0, 120.0], [125.0, 150.0]]

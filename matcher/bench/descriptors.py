@@ -29,8 +29,8 @@ BATCH = 16
 def compute_descriptors(data_root: Path, out: Path, settings: Settings) -> None:
     """One descriptor per photo (its largest face) of lfw-dev and fgnet-dev, with identities
     and the model id, written to `out` (.npz: vectors, identities, model_id)."""
-    from matcher.embed import load_pipeline
     from matcher.embed.image import load_image
+    from matcher.wiring import load_pipeline
 
     pipeline = load_pipeline(settings)
     vectors, identities = [], []

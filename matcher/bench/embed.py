@@ -20,6 +20,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,13 @@ from PIL import Image as PILImage
 
 from matcher.bench.descriptors import BENCH_OUT
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.embed.embedder import DlibEmbedder
 from matcher.embed.image import load_image
 from matcher.embed.mmod import MMODDetector
 from matcher.embed.resnet import embed_chips
 from matcher.embed.weights import DLIB_MMOD, DLIB_RESNET
+from matcher.wiring import load_pipeline
 
 FULL_SIZE = (4032, 3024)
 FACE_WIDTHS = (12, 16, 20, 24, 28, 32, 40, 48, 64, 80, 100)
@@ -182,8 +184,7 @@ def smallest_faces(
             faces.append((image, right - left))
     faces = faces[:10]
     small_pipeline = FacePipeline(
-        settings.model_copy(update={"small_faces": True}), pipeline.detector, pipeline.embedder
-    )
+        replace(pipeline.config, small_faces=True), pipeline.detector, pipeline.embedder)
     report: dict[str, Any] = {}
     for canvas_side in (1280, 4032):
         for mode, pipe in (("default", pipeline), ("small_faces", small_pipeline)):

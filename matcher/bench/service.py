@@ -155,7 +155,7 @@ def face_model(data: Path, descriptors: Path | None) -> tuple[synthetic.FaceMode
     """
     settings = Settings(data_dir=BENCH_OUT)  # its weight cache
     if descriptors is None:
-        from matcher.embed import load_pipeline
+        from matcher.wiring import load_pipeline
 
         descriptors = descriptors_file(load_pipeline(settings).model_id)
     model, model_id = cached_face_model(descriptors, data, settings)

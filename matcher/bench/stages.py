@@ -21,9 +21,9 @@ def stages(
     photos: list[PhoneJpeg], repeats: int, work: Path
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Median ms per stage, single stream, each call on an upload nobody decoded before."""
-    from matcher.embed import load_pipeline
     from matcher.embed.image import load_image
     from matcher.store.photos import encode_jpeg, store_photo
+    from matcher.wiring import load_pipeline
 
     settings = Settings(data_dir=BENCH_OUT)  # its weight cache
     pipeline = load_pipeline(settings)

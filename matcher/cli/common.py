@@ -31,9 +31,9 @@ def pipeline_or_exit(settings: Settings, measured: Protocol | None = None) -> Fa
     """The configured pipeline, or exit 2 saying why it cannot be used: a projection file that
     is unreadable or fitted for another model, or fitted on people of the `measured` protocol
     (their figures would not measure anything)."""
-    from matcher.embed import load_pipeline
     from matcher.embed.projection import ProjectionError
     from matcher.eval.fitting import FittedPeopleScored, check_not_fitted_on
+    from matcher.wiring import load_pipeline
 
     try:
         pipeline = load_pipeline(settings)

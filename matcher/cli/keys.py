@@ -20,7 +20,8 @@ def keys_create(
 ) -> None:
     """Create an API key; the key alone is printed on the last line (shown only once)."""
     from matcher.service import new_key
-    from matcher.store import Role, make_engine, migrate, session_factory
+    from matcher.store import Role, migrate, session_factory
+    from matcher.wiring import make_engine
 
     try:
         chosen = Role(role)

@@ -39,7 +39,8 @@ def serve(
 
 def _bootstrap(settings: Settings) -> None:
     from matcher.service import InvalidAdminKey, bootstrap_admin
-    from matcher.store import make_engine, migrate, session_factory
+    from matcher.store import migrate, session_factory
+    from matcher.wiring import make_engine
 
     engine = make_engine(settings)
     try:

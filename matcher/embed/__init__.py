@@ -1,6 +1,7 @@
 """Pixels -> faces (torch): load, detect, landmarks, chip, descriptor.
 
-The one entry point other parts use is `load_pipeline(settings)`. It is imported lazily so that
+The one entry point other parts use is `build_pipeline(config)` (the top makes the config from
+the settings: `matcher.wiring.load_pipeline`). It is imported lazily so that
 light modules of this package (the image loader, the dlib reader) do not pull in torch.
 """
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from matcher.embed.pipeline import FacePipeline, load_pipeline
+    from matcher.embed.pipeline import FacePipeline, PipelineConfig, build_pipeline
 
-__all__ = ["FacePipeline", "load_pipeline"]
+__all__ = ["FacePipeline", "PipelineConfig", "build_pipeline"]
 
 
 def __getattr__(name: str) -> Any:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
-from matcher.config import Settings
 from matcher.embed.detector import Detector, get_detector
 from matcher.embed.embedder import AlignedFaces, Embedder, get_embedder, torch_device
 from matcher.embed.image import resize_for_detection
@@ -26,6 +27,31 @@ SMALL_FACES_UPSAMPLE = 2.0
 
 
 @dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline is built from and works with: the model (the first five fields, named
+    as the settings that choose it) and how photos go through it. The top turns the settings
+    into one (`matcher.wiring.pipeline_config`); nothing here reads them."""
+
+    detector: str
+    embedder: str
+    embed_flip: bool | None  # None: the embedder's own default
+    ensemble_sface_weight: float
+    projection_file: Literal["shipped", "none"] | Path
+    cache_dir: Path
+    device: str
+    threads: int
+    detect_threshold: float
+    embed_batch_size: int
+    detect_batch_size: int
+    detect_max_side: int
+    small_faces: bool
+    min_face_px: int
+    min_sharpness: float
+    max_image_bytes: int
+    max_image_pixels: int
+
+
+@dataclass(frozen=True)
 class _Aligned:
     """Per-image intermediate: detections, reported points, the chips quality measures."""
 
@@ -37,8 +63,8 @@ class _Aligned:
 class FacePipeline:
     """Detector + embedder, loaded once, used for every photo."""
 
-    def __init__(self, settings: Settings, detector: Detector, embedder: Embedder) -> None:
-        self.settings = settings
+    def __init__(self, config: PipelineConfig, detector: Detector, embedder: Embedder) -> None:
+        self.config = config
         self.detector = detector
         self.embedder = embedder
 
@@ -46,11 +72,19 @@ class FacePipeline:
     def model_id(self) -> str:
         return self.embedder.model_id
 
+    def plain(self) -> FacePipeline:
+        """This pipeline without its projection (what a projection is fitted on, and what a
+        store made before the shipped fit keeps serving); itself when it has none."""
+        if not isinstance(self.embedder, ProjectedEmbedder):
+            return self
+        return FacePipeline(replace(self.config, projection_file="none"), self.detector,
+                            self.embedder.base)
+
     def detection_side(self, image: Image) -> int:
         longest = max(image.shape[:2])
-        if self.settings.small_faces:
+        if self.config.small_faces:
             return min(SMALL_FACES_MAX_SIDE, max(longest, int(longest * SMALL_FACES_UPSAMPLE)))
-        return min(longest, self.settings.detect_max_side)
+        return min(longest, self.config.detect_max_side)
 
     def detect(self, images: Sequence[Image]) -> list[list[Detection]]:
         """Detections in each image's own (full-resolution) coordinates."""
@@ -60,7 +94,7 @@ class FacePipeline:
             working.append(resized)
             scales.append(scale)
         found: list[list[Detection]] = []
-        batch = self.settings.detect_batch_size
+        batch = self.config.detect_batch_size
         for start in range(0, len(working), batch):
             found.extend(self.detector.detect(working[start : start + batch]))
         return [
@@ -96,8 +130,8 @@ class FacePipeline:
                     detection.score,
                     detection.box,
                     float(sharpness[i]),
-                    min_face_px=self.settings.min_face_px,
-                    min_sharpness=self.settings.min_sharpness,
+                    min_face_px=self.config.min_face_px,
+                    min_sharpness=self.config.min_sharpness,
                 )
                 faces.append(
                     Face(
@@ -114,17 +148,16 @@ class FacePipeline:
         return results
 
 
-def load_pipeline(settings: Settings) -> FacePipeline:
-    """Loads the configured detector and embedder once; reuse the result for every request."""
-    torch.set_num_threads(settings.threads)
-    device = str(torch_device(settings.device))
-    cache_dir = settings.cache_dir
-    detector = get_detector(settings.detector, cache_dir, device, settings.detect_threshold)
-    embedder = get_embedder(settings.embedder, cache_dir, device, settings.embed_batch_size,
-                            settings.embed_flip, settings.ensemble_sface_weight)
-    projection = chosen_projection(settings.projection_file, embedder.model_id)
+def build_pipeline(config: PipelineConfig) -> FacePipeline:
+    """Loads the detector and embedder once; reuse the result for every request."""
+    torch.set_num_threads(config.threads)
+    device = str(torch_device(config.device))
+    detector = get_detector(config.detector, config.cache_dir, device, config.detect_threshold)
+    embedder = get_embedder(config.embedder, config.cache_dir, device, config.embed_batch_size,
+                            config.embed_flip, config.ensemble_sface_weight)
+    projection = chosen_projection(config.projection_file, embedder.model_id)
     if projection is not None:
         embedder = ProjectedEmbedder(embedder, projection)
     log.info("face pipeline ready: detector=%s model=%s device=%s",
-             settings.detector, embedder.model_id, device)
-    return FacePipeline(settings, detector, embedder)
+             config.detector, embedder.model_id, device)
+    return FacePipeline(config, detector, embedder)

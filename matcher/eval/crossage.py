@@ -19,6 +19,7 @@ from matcher.eval.manifest import LabelledPhoto
 from matcher.eval.metrics import FPIR, cmc, fpir_threshold, mated_ranks, rates
 from matcher.eval.protocol import GAP_BANDS, MAIN, Protocol, gap_band
 from matcher.index import FaceIndex, Fusion, best
+from matcher.wiring import index_params
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +64,17 @@ def largest_faces(
     pipeline: FacePipeline, photos: Sequence[LabelledPhoto], progress: Progress | None = None
 ) -> list[Face | None]:
     """Each photo's largest face; None where no face (or no image) is found."""
-    settings = pipeline.settings
+    config = pipeline.config
     found: list[Face | None] = []
-    batch = settings.detect_batch_size
+    batch = config.detect_batch_size
     for start in range(0, len(photos), batch):
         chunk = photos[start : start + batch]
         images, slots = [], []
         for photo in chunk:
             try:
                 data = photo.path.read_bytes()
-                images.append(load_image(data, max_bytes=settings.max_image_bytes,
-                                         max_pixels=settings.max_image_pixels))
+                images.append(load_image(data, max_bytes=config.max_image_bytes,
+                                         max_pixels=config.max_image_pixels))
                 slots.append(len(found))
             except (OSError, ImageError) as exc:
                 log.warning("cannot read %s: %s", photo.path, exc)
@@ -172,7 +173,7 @@ def evaluate_vectors(
 
     owner_of = {identity: n for n, identity in enumerate(
         sorted({p.identity for p in protocol.gallery}))}
-    index = FaceIndex.from_settings(settings, model_id=model_id, dim=dim, fusion=fusion)
+    index = FaceIndex(model_id, dim, index_params(settings), fusion)
     kept = [i for i, v in enumerate(gallery_vecs) if v is not None]
     if not kept:
         raise ValueError("no face was found in any gallery photo")

@@ -80,7 +80,7 @@ def crossfit_calibration(pipeline: FacePipeline, protocol: Protocol, category: s
         raise CrossFitError(f"the photos given are of {len(people)} people, the projection was "
                             f"fitted on {len(projection.people)} others or more: give the "
                             "manifests it was fitted on")
-    base = FacePipeline(pipeline.settings, pipeline.detector, embedder.base)
+    base = pipeline.plain()
     gallery = category_gallery(protocol, category, distractors_of_category)
     searches = [s.photo for s in protocol.sightings] + protocol.probes
     photos = list({str(p.path): p for p in (*fitted_photos, *gallery, *searches)}.values())

@@ -3,7 +3,7 @@
 Only this package imports faiss; it never imports matcher.embed, store or api.
 
 ```python
-index = FaceIndex.from_settings(settings, model_id="dlib-resnet-v1")
+index = FaceIndex("dlib-resnet-v1", 128, IndexParams())  # or wiring.index_params(settings)
 index.add(face_ids, case_ids, vectors)            # int64, int64, (n, 128) float32
 hits = index.search(queries, k=10)                # hits.owners / .distances / .face_ids (q, k)
 hits = index.search(queries, k=10, owners=girls)  # only those owners (FAISS IDSelector)

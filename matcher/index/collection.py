@@ -17,7 +17,6 @@ import faiss
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from matcher.config import Settings
 from matcher.index import kinds
 from matcher.index.errors import (
     DimensionMismatch,
@@ -139,12 +138,6 @@ class FaceIndex:
             empty, empty, np.empty((0, dim), np.float32), dim,
             self.params if self.params.kind != "ivfpq" else _flat(self.params),
         )
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, model_id: str, dim: int = 128, fusion: Fusion = best
-    ) -> FaceIndex:
-        return cls(model_id, dim, IndexParams.from_settings(settings), fusion)
 
     @classmethod
     def from_rows(

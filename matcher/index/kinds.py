@@ -23,7 +23,6 @@ import faiss
 import numpy as np
 from numpy.typing import NDArray
 
-from matcher.config import Settings
 from matcher.index.errors import TooFewFaces
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,8 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True)
 class IndexParams:
-    """The index part of Settings, as one value (tests and benchmarks vary it directly)."""
+    """How an index is built and searched, as one value (the top makes it from the settings:
+    `matcher.wiring.index_params`; tests and benchmarks vary it directly)."""
 
     kind: str = "auto"
     hnsw_min_faces: int = 100_000
@@ -64,24 +64,6 @@ class IndexParams:
     owner_fetch_factor: int = 4
     filter_exact_max: int = 20_000
     threads: int = 2
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> IndexParams:
-        return cls(
-            kind=settings.index_kind,
-            hnsw_min_faces=settings.index_hnsw_min_faces,
-            ivfpq_min_faces=settings.index_ivfpq_min_faces,
-            hnsw_m=settings.index_hnsw_m,
-            hnsw_ef_construction=settings.index_hnsw_ef_construction,
-            hnsw_ef_search=settings.index_hnsw_ef_search,
-            ivf_nlist=settings.index_ivf_nlist,
-            ivf_nprobe=settings.index_ivf_nprobe,
-            pq_m=settings.index_pq_m,
-            rerank_factor=settings.index_rerank_factor,
-            owner_fetch_factor=settings.index_owner_fetch_factor,
-            filter_exact_max=settings.index_filter_exact_max,
-            threads=settings.index_threads,
-        )
 
 
 def choose_kind(n_faces: int, params: IndexParams) -> Kind:

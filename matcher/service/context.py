@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.calibration import Calibration, load_serving
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.embed.projection import ProjectedEmbedder
 from matcher.files import private_folder
 from matcher.fitted import CALIBRATIONS
-from matcher.index import FaceIndex, IndexFileError, IndexParams, persist
+from matcher.index import FaceIndex, IndexFileError, persist
 from matcher.index.owners import OwnerMap
 from matcher.index.rwlock import ReadWriteLock
 from matcher.service.errors import ModelNotEmbedded
@@ -44,13 +44,13 @@ from matcher.store import (
     active_case_face_rows,
     active_case_face_summary,
     current_revision,
-    make_engine,
     migrate,
     session_factory,
 )
 from matcher.store.repo import FaceSetDigest, active_case_face_pairs
 from matcher.store.review import sighting_face_pairs, sighting_face_rows, sighting_face_summary
 from matcher.store.vectors import Coverage, count_vectors, coverage, vector_models
+from matcher.wiring import index_params, load_pipeline, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,9 @@ class Serving:
 
 def empty_serving(settings: Settings, pipeline: FacePipeline) -> Serving:
     dim = pipeline.embedder.dim
-    return Serving(pipeline,
-                   FaceIndex.from_settings(settings, model_id=pipeline.model_id, dim=dim),
-                   FaceIndex.from_settings(settings, model_id=pipeline.model_id, dim=dim))
+    params = index_params(settings)
+    return Serving(pipeline, FaceIndex(pipeline.model_id, dim, params),
+                   FaceIndex(pipeline.model_id, dim, params))
 
 
 @dataclass
@@ -296,7 +296,7 @@ def _read_saved(settings: Settings, saved: SavedIndex, sessions: sessionmaker[Se
             log.info("saved %s is stale (holds %s, the store has %s): rebuilding", saved.name,
                      source.get(saved.source_key), wanted)
             return None
-        index = persist.load(directory, model_id, dim, IndexParams.from_settings(settings))
+        index = persist.load(directory, model_id, dim, index_params(settings))
     except IndexFileError as error:
         log.info("no usable saved %s (%s): rebuilding from the store", saved.name, error)
         return None
@@ -316,10 +316,10 @@ def matching_coverage(matcher: Matcher) -> Coverage:
 
 
 def _store_on_plain_model(settings: Settings, sessions: sessionmaker[Session],
-                          pipeline: FacePipeline) -> FacePipeline | None:
-    """The plain model's pipeline when the default (the shipped learned distance) would start
-    on a store whose vectors are all of the plain model it projects: a store made before the
-    fit shipped keeps serving what it was embedded with, recorded in serving.json, until
+                          pipeline: FacePipeline) -> Settings | None:
+    """The plain model's settings, recorded in serving.json, when the default (the shipped
+    learned distance) would start on a store whose vectors are all of the plain model it
+    projects: a store made before the fit shipped keeps serving what it was embedded with until
     `matcher reindex --projection shipped` moves it (docs/reindex-and-retention.md). None
     otherwise."""
     embedder = pipeline.embedder
@@ -335,7 +335,7 @@ def _store_on_plain_model(settings: Settings, sessions: sessionmaker[Session],
     log.warning("the store's vectors are of %s, not of the default %s: serving %s; `matcher "
                 "reindex --projection shipped` moves the store to the default",
                 embedder.base.model_id, embedder.model_id, embedder.base.model_id)
-    return FacePipeline(plain, pipeline.detector, embedder.base)
+    return plain
 
 
 def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
@@ -351,12 +351,12 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
     # A migration may copy tables and renumber what comes next (0007): indexes saved before it
     # are not trusted.
     migrated = current_revision(engine) != revision
-    if pipeline is None or model_settings(pipeline.settings) != model_settings(settings):
+    if pipeline is None or model_settings(pipeline.config) != model_settings(settings):
         pipeline = load_pipeline(settings)
     sessions = session_factory(engine)
     plain = _store_on_plain_model(settings, sessions, pipeline)
     if plain is not None:
-        settings, pipeline = plain.settings, plain
+        settings, pipeline = plain, pipeline.plain()
     with sessions() as session:
         missing = coverage(session, pipeline.model_id)
         unembedded, unmatchable = missing.faces_without_vectors, missing.unmatchable_cases

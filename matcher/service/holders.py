@@ -25,7 +25,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.config import Settings
-from matcher.store import make_engine, session_factory, session_scope
+from matcher.store import session_factory, session_scope
 from matcher.store.db import table_names
 from matcher.store.holders import (
     Holder,
@@ -35,6 +35,7 @@ from matcher.store.holders import (
     remove_holders,
     renew_holder,
 )
+from matcher.wiring import make_engine
 
 log = logging.getLogger(__name__)
 

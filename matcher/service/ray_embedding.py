@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.service.reindex import Job, Vector, embed_photos
+from matcher.wiring import load_pipeline
 
 _PIPELINES: dict[str, FacePipeline] = {}  # per Ray worker process, by settings
 

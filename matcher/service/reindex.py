@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 
 from matcher.calibration import load_serving
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.embed.image import load_image
 from matcher.embed.projection import ProjectedEmbedder, Projection, ProjectionError
 from matcher.embed.types import Detection
@@ -57,6 +57,7 @@ from matcher.store.vectors import (
     faces_without_vectors,
     vectors_to_derive,
 )
+from matcher.wiring import load_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,9 @@ def embed_photos(pipeline: FacePipeline, jpegs: Sequence[bytes],
     the face found with the most overlap (IoU >= MIN_IOU), or None; several stored faces may
     take the same one (sightings that sent the same pixels share one photo file).
     Pure: no store access (Ray workers run it)."""
-    settings = pipeline.settings
-    images = [load_image(data, max_bytes=settings.max_image_bytes,
-                         max_pixels=settings.max_image_pixels) for data in jpegs]
+    config = pipeline.config
+    images = [load_image(data, max_bytes=config.max_image_bytes,
+                         max_pixels=config.max_image_pixels) for data in jpegs]
     out: list[list[Vector | None]] = [[] for _ in images]
     stored = [i for i, wanted in enumerate(faces)
               if all(face.detector == pipeline.detector.name for face in wanted)]

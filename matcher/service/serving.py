@@ -17,10 +17,13 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matcher.config import Settings
 from matcher.files import write_atomic
+
+if TYPE_CHECKING:
+    from matcher.embed.pipeline import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +33,9 @@ MODEL_SETTINGS = ("detector", "embedder", "embed_flip", "ensemble_sface_weight",
 SERVING_FILE = "serving.json"
 
 
-def model_settings(settings: Settings) -> dict[str, Any]:
-    """The model's settings as JSON values (a path as its absolute text: serving.json is read
-    by later starts, from any folder)."""
+def model_settings(settings: Settings | PipelineConfig) -> dict[str, Any]:
+    """The model's settings (or those a pipeline was built with) as JSON values (a path as its
+    absolute text: serving.json is read by later starts, from any folder)."""
     values = {name: getattr(settings, name) for name in MODEL_SETTINGS}
     return {k: str(v.resolve()) if isinstance(v, Path) else v for k, v in values.items()}
 

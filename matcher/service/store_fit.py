@@ -231,21 +231,12 @@ def comparison_refusal(serving: Score, fitted: Score) -> str | None:
     return None
 
 
-def base_pipeline(pipeline: FacePipeline) -> FacePipeline:
-    """The serving pipeline without its projection: what a projection is fitted on. (Its
-    settings still name the projection; only detection and image limits read them here.)"""
-    embedder = pipeline.embedder
-    if isinstance(embedder, ProjectedEmbedder):
-        return FacePipeline(pipeline.settings, pipeline.detector, embedder.base)
-    return pipeline
-
-
 def fit_from_store(matcher: Matcher, recipe: AnyRecipe,
                    min_people: int = MIN_PEOPLE, folds: int = FOLDS,
                    progress: ProgressFn | None = None) -> StoreFit:
     """The store fit and how it compares with the serving model; raises StoreFitRefused when
     the store has too few people. The result's `refusal` says why it must not be written."""
-    base = base_pipeline(matcher.pipeline)
+    base = matcher.pipeline.plain()
     with matcher.sessions() as session:
         labelled = labelled_faces(session)
     _enough_people(labelled, min_people)  # before any photo is embedded
@@ -388,7 +379,7 @@ def _embed(data_dir: Path, base: FacePipeline, batch: list[list[FaceToEmbed]]
 
 def _serving_vectors(matcher: Matcher, base_vectors: dict[int, Vector]) -> dict[int, Vector]:
     """The serving model's vectors of the same faces, as the service holds them."""
-    if base_pipeline(matcher.pipeline) is matcher.pipeline:
+    if matcher.pipeline.plain() is matcher.pipeline:
         return base_vectors
     with matcher.sessions() as session:
         return read_vectors(session, matcher.model_id, list(base_vectors))

@@ -2,8 +2,9 @@
 are rebuilt from it. Never imports matcher.api or matcher.embed.
 
 ```python
-engine = make_engine(settings); migrate(engine); Session = session_factory(engine)
-with Session() as session, photo_transaction(session, settings.data_dir) as photos:
+engine = open_engine(store_url(database_url, data_dir)); migrate(engine)
+Session = session_factory(engine)
+with Session() as session, photo_transaction(session, data_dir) as photos:
     photo = photos.store(jpeg_bytes)                  # re-encoded, no EXIF/GPS, by sha256
     sighting = create_sighting(session, NewSighting(app="tips"), photo, faces)
 index = FaceIndex.from_rows(model_id, 128, active_case_face_rows(session, model_id))
@@ -14,11 +15,11 @@ key, plaintext = create_key(session, Role.INVESTIGATOR, "desk 4")   # plaintext 
 from matcher.store.audit import AuditEntry, list_events, record
 from matcher.store.db import (
     current_revision,
-    database_url,
-    make_engine,
     migrate,
+    open_engine,
     session_factory,
     session_scope,
+    store_url,
     truncate_wal,
 )
 from matcher.store.errors import (
@@ -155,7 +156,7 @@ __all__ = [
     "create_key",
     "create_sighting",
     "current_revision",
-    "database_url",
+    "store_url",
     "delete_case",
     "delete_case_photo",
     "descriptor_from_bytes",
@@ -170,7 +171,7 @@ __all__ = [
     "list_events",
     "list_keys",
     "list_sightings",
-    "make_engine",
+    "open_engine",
     "matchable",
     "migrate",
     "orphan_files",

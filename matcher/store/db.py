@@ -33,7 +33,6 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from matcher.config import Settings
 from matcher.store.errors import MigrationError
 
 log = logging.getLogger(__name__)
@@ -42,11 +41,11 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_FILE = "matcher.db"
 
 
-def database_url(settings: Settings) -> URL:
-    """The configured URL, or SQLite under the data dir."""
-    if settings.database_url:
-        return with_shipped_driver(settings.database_url)
-    return URL.create("sqlite+pysqlite", database=str(settings.data_dir / SQLITE_FILE))
+def store_url(database_url: str | None, data_dir: Path) -> URL:
+    """`database_url` (PostgreSQL), or SQLite under the data dir when it is empty."""
+    if database_url:
+        return with_shipped_driver(database_url)
+    return URL.create("sqlite+pysqlite", database=str(data_dir / SQLITE_FILE))
 
 
 def with_shipped_driver(url: str | URL) -> URL:
@@ -78,13 +77,13 @@ def fresh_database(server_url: str | URL, prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
-def make_engine(settings: Settings) -> Engine:
-    """An engine for the configured database (the data dir is created for SQLite)."""
-    url = database_url(settings)
+def open_engine(url: URL | str, sqlite_busy_timeout_ms: int = 10_000) -> Engine:
+    """An engine for the store at `url` (`store_url`); a SQLite file's folder is created."""
+    url = make_url(url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        return sqlite_engine(url, settings.sqlite_busy_timeout_ms)
+        return sqlite_engine(url, sqlite_busy_timeout_ms)
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 

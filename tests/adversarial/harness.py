@@ -46,10 +46,10 @@ from matcher.store import (
     Face,
     Role,
     active_case_face_summary,
-    make_engine,
     session_factory,
 )
 from matcher.store.review import sighting_face_summary
+from matcher.wiring import make_engine
 from tests.adversarial.ledger import STATUS_OF, Ledger
 from tests.api.builders import case_body, photo_file
 from tests.data import Photo, lfw_photos

@@ -19,8 +19,9 @@ from matcher.embed.embedder import (
     l2_normalise,
 )
 from matcher.embed.image import load_image
-from matcher.embed.pipeline import FacePipeline, load_pipeline
+from matcher.embed.pipeline import FacePipeline
 from matcher.embed.types import Detection
+from matcher.wiring import load_pipeline
 from tests.data import lfw_photos, require_test_data, sample
 
 
@@ -87,7 +88,7 @@ def test_ensemble_vectors_combine_both_distances(ensemble_pipeline: FacePipeline
     np.testing.assert_allclose(np.linalg.norm(dlib_part, axis=1), np.sqrt(0.5), atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(sface_part, axis=1), np.sqrt(0.5), atol=1e-5)
     # The dlib half is dlib's own descriptor, normalised; the landmarks are dlib's.
-    alone = DlibEmbedder.load(ensemble_pipeline.settings.cache_dir, "cpu", 8)
+    alone = DlibEmbedder.load(ensemble_pipeline.config.cache_dir, "cpu", 8)
     detections = ensemble_pipeline.detect(images[:1])[0]
     best = max(range(len(detections)), key=lambda i: detections[i].score)
     points = alone.landmarks(images[0], detections, ensemble_pipeline.detector)

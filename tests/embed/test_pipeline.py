@@ -12,10 +12,11 @@ import torch
 from PIL import Image as PILImage
 
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.embed.image import load_image, resize_for_detection
 from matcher.embed.types import Image
 from matcher.embed.weights import DLIB_RESNET, DLIB_SHAPE5
+from matcher.wiring import load_pipeline
 from tests.data import Photo, fgnet_photos, lfw_photos, sample
 
 
@@ -112,9 +113,9 @@ def test_large_photo_is_detected_small_and_embedded_at_full_resolution(
         PILImage.fromarray(small).resize((small.shape[1] * factor, small.shape[0] * factor),
                                          PILImage.Resampling.BICUBIC)
     )
-    assert max(big.shape) > pipeline.settings.detect_max_side
-    resized, scale = resize_for_detection(big, pipeline.settings.detect_max_side)
-    assert max(resized.shape) == pipeline.settings.detect_max_side
+    assert max(big.shape) > pipeline.config.detect_max_side
+    resized, scale = resize_for_detection(big, pipeline.config.detect_max_side)
+    assert max(resized.shape) == pipeline.config.detect_max_side
     by_hand = max(pipeline.detector.detect([resized])[0], key=lambda d: d.score)
     small_face = max(pipeline.process([small])[0], key=lambda f: f.score)
     big_face = max(pipeline.process([big])[0], key=lambda f: f.score)

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.embed.image import load_image
 from matcher.embed.projection import (
     METHODS,
@@ -38,6 +38,7 @@ from matcher.service import CasePhotoUpload, open_matcher, register_case
 from matcher.service.reindex import ReindexJob
 from matcher.service.serving import SERVING_FILE
 from matcher.store import FaceVector, NewCase
+from matcher.wiring import load_pipeline
 from tests.data import REPO_ROOT, fgnet_photos, lfw_photos, require_test_data
 
 FGNET_PEOPLE = 6  # children photographed across years

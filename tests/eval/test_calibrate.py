@@ -13,11 +13,11 @@ import numpy as np
 
 from matcher.calibration import calibration_path, fit, load
 from matcher.config import Settings
-from matcher.embed import load_pipeline
 from matcher.eval.calibrate import non_mated_distances
 from matcher.eval.crossage import embed_largest_faces
 from matcher.eval.manifest import LabelledPhoto, read_manifest
 from matcher.eval.protocol import CHILDREN, build_protocols
+from matcher.wiring import load_pipeline
 from tests.data import REPO_ROOT, require_test_data
 from tests.eval.conftest import SmallManifests, children_manifest
 

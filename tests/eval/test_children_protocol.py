@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image as PILImage
 
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.embed.projection import PldaRecipe
 from matcher.embed.types import Face, Image
 from matcher.eval.crossage import evaluate, evaluate_protocols, protocol_photos
@@ -29,6 +29,7 @@ from matcher.eval.protocol import (
     Protocol,
     build_protocols,
 )
+from matcher.wiring import load_pipeline
 from tests.data import REPO_ROOT, require_test_data
 from tests.eval.conftest import OTHER_PEOPLE, SmallManifests
 
@@ -37,7 +38,7 @@ class CountingPipeline(FacePipeline):
     """The same networks, counting the images they are given."""
 
     def __init__(self, base: FacePipeline) -> None:
-        super().__init__(base.settings, base.detector, base.embedder)
+        super().__init__(base.config, base.detector, base.embedder)
         self.images = 0
 
     def process(self, images: Sequence[Image]) -> list[list[Face]]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.eval.crossage import evaluate, largest_faces, protocol_photos
 from matcher.eval.manifest import read_manifest
 from matcher.eval.protocol import build_protocol
+from matcher.wiring import load_pipeline
 from tests.data import require_test_data
 
 

@@ -16,7 +16,6 @@ import pytest
 
 from matcher.calibration import load_serving
 from matcher.config import Settings
-from matcher.embed import load_pipeline
 from matcher.embed.projection import (
     ProjectedEmbedder,
     StackedRecipe,
@@ -28,6 +27,7 @@ from matcher.service import CasePhotoUpload, open_matcher, register_case
 from matcher.service.reindex import ReindexJob
 from matcher.service.serving import SERVING_FILE
 from matcher.store import Role
+from matcher.wiring import load_pipeline
 from tests.api.builders import case_body, photo_file
 from tests.data import REPO_ROOT, fgnet_photos, require_test_data
 from tests.live import LiveServer

@@ -21,6 +21,7 @@ from matcher.index import (
     kinds,
     mean_top2,
 )
+from matcher.wiring import index_params
 from tests.index.conftest import DIM, MODEL_ID, exact_owner_ranking, make_index, params
 
 KINDS = ["flat", "hnsw", "ivfpq"]
@@ -209,7 +210,7 @@ def test_kind_is_chosen_by_size_and_recorded(faces: Collection) -> None:
 def test_settings_reach_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MATCHER_INDEX_HNSW_MIN_FACES", "1234")
     monkeypatch.setenv("MATCHER_INDEX_KIND", "hnsw")
-    index = FaceIndex.from_settings(Settings(), MODEL_ID, DIM)
+    index = FaceIndex(MODEL_ID, DIM, index_params(Settings()))
     assert index.params.hnsw_min_faces == 1234 and index.kind is Kind.HNSW
 
 
@@ -263,7 +264,7 @@ def test_index_params_defaults_match_settings(monkeypatch: pytest.MonkeyPatch) -
     for name in list(os.environ):
         if name.startswith("MATCHER_INDEX_"):
             monkeypatch.delenv(name)
-    assert IndexParams() == IndexParams.from_settings(Settings())
+    assert IndexParams() == index_params(Settings())
 
 
 @pytest.mark.parametrize("kind", KINDS)

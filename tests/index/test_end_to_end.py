@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from matcher.config import Settings
-from matcher.embed import load_pipeline
 from matcher.embed.image import load_image
 from matcher.index import FaceIndex, load, save
+from matcher.wiring import index_params, load_pipeline
 from tests.data import Photo, lfw_photos, require_test_data
 
 PEOPLE = 30
@@ -45,7 +45,7 @@ def test_second_photo_finds_the_person_of_the_first(settings: Settings, tmp_path
     model_id, vectors = _embed(settings, enrolled + probes)
     enrolled_vectors, probe_vectors = vectors[: len(enrolled)], vectors[len(enrolled) :]
 
-    index = FaceIndex.from_settings(settings, model_id)
+    index = FaceIndex(model_id, 128, index_params(settings))
     owners = np.arange(len(enrolled))  # person i owns enrolled photo i; probes are 0..PEOPLE-1
     index.add(np.arange(len(enrolled)) + 100, owners, enrolled_vectors)
     hits = index.search(probe_vectors, k=5)

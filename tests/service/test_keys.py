@@ -11,7 +11,8 @@ import pytest
 
 from matcher.config import Settings
 from matcher.service import InvalidAdminKey, authenticate, bootstrap_admin, new_key, revoke
-from matcher.store import Role, make_engine, migrate, session_factory
+from matcher.store import Role, migrate, session_factory
+from matcher.wiring import make_engine
 from tests.api.test_serve import free_port
 from tests.data import REPO_ROOT
 

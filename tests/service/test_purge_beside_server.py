@@ -15,7 +15,8 @@ import numpy as np
 from sqlalchemy import select
 
 from matcher.config import Settings
-from matcher.store import Face, Role, make_engine, session_factory
+from matcher.store import Face, Role, session_factory
+from matcher.wiring import make_engine
 from tests.api.builders import case_body, photo_file
 from tests.data import REPO_ROOT, fgnet_photos, lfw_photos, require_test_data
 from tests.live import LiveServer

@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 
 from matcher.api import create_app
 from matcher.config import Settings
-from matcher.embed import FacePipeline, load_pipeline
+from matcher.embed import FacePipeline
 from matcher.service import (
     CaseMatching,
     CasePhotoUpload,
@@ -39,12 +39,12 @@ from matcher.store import (
     FaceVector,
     NewCase,
     NewSighting,
-    make_engine,
     read_photo,
     session_factory,
     session_scope,
 )
 from matcher.store.vectors import FaceToEmbed, faces_without_vectors
+from matcher.wiring import load_pipeline, make_engine
 from tests.data import REPO_ROOT, fgnet_photos, lfw_photos, require_test_data
 
 FLIP = "dlib-resnet-v1-flip"

@@ -34,12 +34,12 @@ from matcher.store import (
     CaseStatus,
     NewCase,
     NewSighting,
-    make_engine,
     session_factory,
     session_scope,
     set_case_status,
 )
 from matcher.store.db import alembic_config
+from matcher.wiring import make_engine
 from tests.data import lfw_photos, require_test_data
 
 CONTEXT = "matcher.service.context"

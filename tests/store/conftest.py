@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.config import Settings
-from matcher.store import make_engine, migrate, session_factory
+from matcher.store import migrate, session_factory
+from matcher.wiring import make_engine
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, inspect, text
 
 from matcher.config import Settings
-from matcher.store import current_revision, database_url, make_engine, migrate
+from matcher.store import current_revision, migrate
 from matcher.store.db import alembic_config
 from matcher.store.models import Base
+from matcher.wiring import database_url, make_engine
 
 # Tables whose rows have their own id and can be deleted: SQLite must never reuse their ids.
 ID_TABLES = ("cases", "case_photos", "sightings", "faces", "candidates", "decisions",

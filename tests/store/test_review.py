@@ -30,7 +30,6 @@ from matcher.store import (
     create_case,
     create_key,
     create_sighting,
-    make_engine,
     matchable,
     migrate,
     set_candidate_status,
@@ -53,6 +52,7 @@ from matcher.store.review import (
     review_rows,
     sighting_face_rows,
 )
+from matcher.wiring import make_engine
 from tests.store.builders import MODEL, new_case, new_face, pixels, vector
 
 UTC = dt.UTC
