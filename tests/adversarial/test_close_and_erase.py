@@ -1,5 +1,5 @@
-"""A case closed and another erased while tip apps upload sightings of both, and while a
-photo is being added to the one erased.
+"""A case closed and another erased while tip apps upload sightings of both, while a photo is
+being added to each and an investigator decides on the erased one's candidate.
 
 The closed case leaves matching at once and comes back whole when reopened (every sighting
 sent meanwhile under its threshold becomes its candidate); the erased one is gone everywhere:
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -36,26 +37,38 @@ def test_close_and_erase_during_uploads(target: Target) -> None:
                    threading.Thread(target=sight, args=(ERASED, people[ERASED][1:]))]
         for thread in uploads:
             thread.start()
+        # A sighting of the person about to be erased: its candidate for the case is decided
+        # on while the case is erased.
         deadline = time.monotonic() + 60
-        while not sent:
+        while not (theirs := [answer for _, person, answer in sent if person == ERASED]):
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        added: list[httpx.Response] = []
-        adding = threading.Thread(target=lambda: added.append(
-            _add_photo(target, erased, people[ERASED][1])))
-        adding.start()
-        found = desk.patch(f"/v1/cases/{closed}", json={"status": "found"})
-        assert found.status_code == 200, found.text
-        closed_at = time.monotonic()
-        gone = desk.delete(f"/v1/cases/{erased}")
-        assert gone.status_code == 204, gone.text
-        target.ledger.erase(erased)
+        with target.client(target.investigator) as reader:
+            candidate = next(row["id"] for row in target.candidates(
+                reader, theirs[0].json()["id"]) if row["case_id"] == erased)
+        with ThreadPoolExecutor(3) as pool:
+            beside = {
+                "photo to the erased case": pool.submit(
+                    _add_photo, target, erased, people[ERASED][1]),
+                "photo to the closed case": pool.submit(
+                    _add_photo, target, closed, people[CLOSED][1]),
+                "decision on the erased case": pool.submit(_decide, target, candidate)}
+            found = desk.patch(f"/v1/cases/{closed}", json={"status": "found"})
+            assert found.status_code == 200, found.text
+            closed_at = time.monotonic()
+            gone = desk.delete(f"/v1/cases/{erased}")
+            assert gone.status_code == 204, gone.text
+            target.ledger.erase(erased)
+            answered = {what: done.result().status_code for what, done in beside.items()}
         sight(CLOSED, people[CLOSED][-1:])
-        run.sent(3)
-        for thread in (*uploads, adding):
+        run.sent(2)
+        for thread in uploads:
             thread.join()
         assert [answer.status_code for _, _, answer in sent] == [201] * len(sent)
-        assert added[0].status_code in (201, 404), added[0].text  # before or after the erasure
+        # Each before the close or erasure, or after it: never a failure.
+        assert answered["photo to the closed case"] == 201, answered
+        assert answered["photo to the erased case"] in (201, 404), answered
+        assert answered["decision on the erased case"] in (201, 404), answered
 
         # Sightings of the closed case's person sent once it was closed: none is its
         # candidate.
@@ -63,8 +76,9 @@ def test_close_and_erase_during_uploads(target: Target) -> None:
                  if person == CLOSED and at > closed_at]
         with target.client(target.investigator) as reader:
             assert not any(_candidate_of(target, reader, s, closed) for s in later)
-        run.holds(f"{len(sent)} uploads beside a close and an erasure, a photo added during "
-                  f"it answered {added[0].status_code}; none sent after the close matched it")
+        run.holds(f"{len(sent)} uploads beside a close and an erasure; during them "
+                  + ", ".join(f"{what} {status}" for what, status in answered.items())
+                  + "; none sent after the close matched it")
     # Checked apart: reopening rebuilds the case index from the store, which would hide an
     # erased case's faces the index kept.
     with target.attack("reopen after uploads") as run, target.client(target.manager) as desk, \
@@ -80,6 +94,11 @@ def test_close_and_erase_during_uploads(target: Target) -> None:
 def _add_photo(target: Target, case: int, photo: Photo) -> httpx.Response:
     with target.client(target.manager) as desk:
         return target.add_photo(desk, case, photo)
+
+
+def _decide(target: Target, candidate: int) -> httpx.Response:
+    with target.client(target.investigator) as desk:
+        return target.decide(desk, candidate, "match")
 
 
 def _candidate_of(target: Target, reader: httpx.Client, sighting: int, case: int) -> bool:

@@ -89,5 +89,6 @@ def test_concurrent_decisions_on_the_same_candidates(target: Target) -> None:
                 assert listed == {c for c, d in latest.items()
                                   if d.case_id == case and STATUS_OF[d.verdict] == "confirmed"}
         confirmed = sum(STATUS_OF[d.verdict] == "confirmed" for d in latest.values())
-        run.holds(f"{len(candidates)} candidates x {ROUNDS} rounds of match vs not_match: "
-                  f"every status is its latest decision ({confirmed} confirmed)")
+        run.holds(f"{len(candidates)} candidates x {ROUNDS} rounds of match vs not_match, a "
+                  f"write held from outside: every status is its latest decision ({confirmed} "
+                  "confirmed)")

@@ -134,7 +134,7 @@ def test_kill_during_uploads(target: Target) -> None:
         assert orphans <= traffic.cut_off
         run.holds(f"{len(acked)} sightings and {len(added)} case photos acknowledged, "
                   f"{len(unanswered)} committed unanswered, {traffic.cut_off} cut off: all "
-                  f"whole after the restart, {orphans} orphan files")
+                  f"whole after the restart, orphan files: {orphans}")
 
 
 def _whole(desk: httpx.Client, sighting: int, with_candidates: bool) -> None:
@@ -189,7 +189,7 @@ def test_kill_during_a_reindex_then_a_reindex_beside_uploads(target: Target) -> 
     people = cast(max(BESIDE_REINDEX) + 1)
     with target.attack("live reindex beside uploads") as run:
         job = Reindex(target)
-        resumed = job.until(_embedding)  # its count is taken: the uploads come on top of it
+        job.until(_embedding)  # its count is taken: the uploads come on top of it
         traffic = Traffic()
         uploads = threading.Thread(target=_sight_once, args=(
             target, traffic, [photo for person in BESIDE_REINDEX for photo in people[person]]))
@@ -206,9 +206,9 @@ def test_kill_during_a_reindex_then_a_reindex_beside_uploads(target: Target) -> 
         assert model_id(target) == report["to_model"] != before
         # Every face uploaded during the job has a vector of the model it swapped to.
         assert target.server.metric("matcher_faces_without_vectors") == 0
-        run.holds(f"resumed with {report['faces_to_embed']} of {killed['total']} faces left "
-                  f"(first progress {resumed['done']}); {beside} uploads answered while it ran; "
-                  "swapped, no face without a vector of the new model")
+        run.holds(f"resumed with {report['faces_to_embed']} of {killed['total']} faces left; "
+                  f"{beside} uploads answered while it ran; swapped, no face without a vector "
+                  "of the new model")
 
 
 def _sight_once(target: Target, traffic: Traffic, photos: list[Photo]) -> None:
