@@ -72,7 +72,8 @@ class Role(StrEnum):
 # Fields of a case that its manager may publish; everything else stays internal.
 PUBLIC_CASE_FIELDS = frozenset({
     "category", "name", "sex", "date_of_birth", "age_when_missing", "missing_since",
-    "last_seen_place", "last_seen_lat", "last_seen_lon", "description", "status", "photos",
+    "last_seen_place", "last_seen_lat", "last_seen_lon", "last_seen_at", "description",
+    "status", "photos",
 })
 
 

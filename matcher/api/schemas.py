@@ -35,6 +35,20 @@ def _plausible(value: dt.date) -> dt.date:
 LifeDate = Annotated[dt.date, AfterValidator(_plausible)]
 
 
+def _past_moment(value: dt.datetime) -> dt.datetime:
+    # A time without a zone is UTC; the store keeps aware times only. A day of slack for a
+    # device whose clock runs ahead, as for dates.
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    latest = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    if not dt.datetime(EARLIEST_DATE.year, 1, 1, tzinfo=dt.UTC) <= aware <= latest:
+        raise ValueError(f"must be between {EARLIEST_DATE} and now")
+    return aware.astimezone(dt.UTC)
+
+
+# A moment in a person's life (when they were last seen): UTC if no zone, not in the future.
+LifeMoment = Annotated[dt.datetime, AfterValidator(_past_moment)]
+
+
 class InputModel(BaseModel):
     """A request body: unknown fields are refused, and so is text with a NUL character
     (PostgreSQL cannot store one, and no name or description needs it)."""
@@ -116,6 +130,7 @@ class CaseCreate(InputModel):
     last_seen_place: str | None = Field(default=None, max_length=2000)
     last_seen_lat: float | None = Field(default=None, ge=-90, le=90)
     last_seen_lon: float | None = Field(default=None, ge=-180, le=180)
+    last_seen_at: LifeMoment | None = None
     description: str = Field(default="", max_length=20_000)
     public_fields: list[str] = []
 
@@ -140,6 +155,7 @@ class CaseUpdate(InputModel):
     last_seen_place: str | None = Field(default=None, max_length=2000)
     last_seen_lat: float | None = Field(default=None, ge=-90, le=90)
     last_seen_lon: float | None = Field(default=None, ge=-180, le=180)
+    last_seen_at: LifeMoment | None = None
     description: str | None = Field(default=None, max_length=20_000)
 
     @field_validator("public_fields")
@@ -213,6 +229,7 @@ class CaseSummary(BaseModel):
     last_seen_place: str | None
     last_seen_lat: float | None
     last_seen_lon: float | None
+    last_seen_at: dt.datetime | None
     description: str
     status: CaseStatus
     public_fields: list[str]

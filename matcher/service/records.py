@@ -62,6 +62,7 @@ class CaseRecord:
     last_seen_place: str | None
     last_seen_lat: float | None
     last_seen_lon: float | None
+    last_seen_at: dt.datetime | None
     description: str
     status: CaseStatus
     public_fields: list[str]

@@ -153,6 +153,9 @@ class Case(Base):
     last_seen_place: Mapped[str | None] = mapped_column(Text)
     last_seen_lat: Mapped[float | None] = mapped_column(Float)
     last_seen_lon: Mapped[float | None] = mapped_column(Float)
+    # When the person was last seen (revision 0011): an alert widens from it and a sighting is
+    # hours after it; missing_since is only the day.
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column()
     description: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus), default=CaseStatus.ACTIVE)
     public_fields: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -66,6 +66,7 @@ class NewCase:
     last_seen_place: str | None = None
     last_seen_lat: float | None = None
     last_seen_lon: float | None = None
+    last_seen_at: dt.datetime | None = None
     description: str = ""
     public_fields: Sequence[str] = ()
 
@@ -139,7 +140,7 @@ def create_case(session: Session, new: NewCase) -> Case:
         date_of_birth=new.date_of_birth, age_when_missing=new.age_when_missing,
         missing_since=new.missing_since, last_seen_place=new.last_seen_place,
         last_seen_lat=new.last_seen_lat, last_seen_lon=new.last_seen_lon,
-        description=new.description, status=CaseStatus.ACTIVE,
+        last_seen_at=new.last_seen_at, description=new.description, status=CaseStatus.ACTIVE,
         public_fields=_public_fields(new.public_fields),
     )
     session.add(case)
@@ -198,7 +199,7 @@ def set_public_fields(session: Session, case_id: int, fields: Iterable[str]) -> 
 # functions: they move the case in and out of matching and of the public feed).
 EDITABLE_CASE_FIELDS = frozenset({
     "category", "name", "sex", "date_of_birth", "age_when_missing", "missing_since",
-    "last_seen_place", "last_seen_lat", "last_seen_lon", "description",
+    "last_seen_place", "last_seen_lat", "last_seen_lon", "last_seen_at", "description",
 })
 
 

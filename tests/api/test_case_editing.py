@@ -41,12 +41,14 @@ def test_descriptive_fields_change_together_or_not_at_all(
     url = f"/v1/cases/{case['id']}"
     edited = client.patch(url, json={
         "name": "Mia K.", "description": "blue coat", "last_seen_place": "Harbour",
-        "last_seen_lat": 53.55, "last_seen_lon": 9.99, "category": "child"}, headers=manager)
+        "last_seen_lat": 53.55, "last_seen_lon": 9.99, "last_seen_at": "2024-05-01T18:30:00+02:00",
+        "category": "child"}, headers=manager)
     assert edited.status_code == 200, edited.text
     body = edited.json()
     assert (body["name"], body["description"], body["last_seen_place"]) == (
         "Mia K.", "blue coat", "Harbour")
     assert (body["last_seen_lat"], body["last_seen_lon"]) == (53.55, 9.99)
+    assert body["last_seen_at"] == "2024-05-01T16:30:00Z"  # kept in UTC
     assert edited.headers["Cache-Control"] == "no-store"  # no proxy or browser keeps a case
     assert body["missing_since"] == case["missing_since"]  # not sent: unchanged
 
@@ -56,6 +58,7 @@ def test_descriptive_fields_change_together_or_not_at_all(
         ({"name": None}, "cleared"),
         ({"public_fields": ["reporter_contact"], "status": "found"}, "unknown public fields"),
         ({"shoe_size": 31}, "extra"),
+        ({"last_seen_at": "2999-01-01T00:00:00Z"}, "now"),  # not seen in the future
     ]
     for change, reason in refused:
         response = client.patch(url, json=change, headers=manager)

@@ -24,7 +24,7 @@ TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors", "store_holders",
 }
-HEAD = "0010"
+HEAD = "0011"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -365,3 +365,23 @@ def test_0010_merges_a_pair_proposed_by_two_models_into_one_row(empty_engine: En
     command.downgrade(alembic_config(empty_engine), "0009")
     with empty_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM candidates")).scalar_one() == 2
+
+
+def test_0011_gives_cases_a_last_seen_moment_and_takes_it_back(empty_engine: Engine) -> None:
+    """Cases stored before it keep every field, with no moment; going down keeps the cases
+    (and their ids) without it."""
+    migrate(empty_engine, "0010")
+    with empty_engine.begin() as connection:
+        case = _add_row(connection, "cases")
+    migrate(empty_engine, "0011")
+    with empty_engine.begin() as connection:
+        assert connection.execute(text("SELECT name, last_seen_at FROM cases")).all() == [
+            ("A", None)]
+        connection.execute(text(f"UPDATE cases SET last_seen_at = {_AT} WHERE id = :id"),
+                           {"id": case})
+    command.downgrade(alembic_config(empty_engine), "0010")
+    columns = {c["name"] for c in inspect(empty_engine).get_columns("cases")}
+    assert "last_seen_at" not in columns and "missing_since" in columns
+    with empty_engine.begin() as connection:
+        assert connection.execute(text("SELECT id FROM cases")).scalars().all() == [case]
+        assert _add_row(connection, "cases") > case  # still never reused (0007)
