@@ -1,171 +1,39 @@
 """Fits the YuNet -> dlib-mmod box map used by matcher.embed.yunet.dlib_box_from_yunet.
 
-dlib's 5-point landmark model was trained on boxes from dlib's mmod CNN detector, so a YuNet
-detection must be turned into the box mmod would have given. This script runs both detectors on
-LFW-dev and FG-NET-dev photos, pairs their faces by IoU, and fits a square box whose side and
-centre offset are proportional to a YuNet size measure (robust medians). It prints, for a few
-size measures, the coefficients and the residuals (IoU of the mapped box with mmod's, centre and
-side errors); the chosen line is hard-coded in yunet.py.
-
-dlib is a test/dev dependency only, so this fitting lives here rather than in the package.
-
     .venv/bin/python scripts/fit_yunet_box_map.py --limit 300 --limit-fgnet 150
+
+Runs YuNet and dlib's mmod on dev photos, pairs their faces, and prints, for a few size
+measures, the fitted map and its residuals; the chosen line is hard-coded in yunet.py. The
+fitting is matcher/eval/box_map.py. Needs the dev extras (dlib-bin) and the research photos
+(MATCHER_TEST_DATA or ../shared/data).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image as PILImage
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from matcher.embed.types import Detection  # noqa: E402
-from matcher.embed.weights import DLIB_MMOD  # noqa: E402
-from matcher.embed.yunet import YuNetDetector  # noqa: E402
-
-
-def photo_paths(root: Path, name: str, limit: int) -> list[Path]:
-    """Every k-th photo of a dev set's manifest (spread over identities and ages)."""
-    with (root / name / "manifest.csv").open(newline="") as handle:
-        rows = [root / name / row["path"] for row in csv.DictReader(handle)]
-    step = max(1, len(rows) // max(1, limit))
-    return rows[::step][:limit]
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) boxes a with (N, 4) boxes b, continuous (left, top, right, bottom)."""
-    iw = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / (area_a + area_b - inter)
-
-
-def collect_pairs(paths: list[Path], detector: YuNetDetector) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 14) YuNet rows [box(4), keypoints(10)] and (N, 4) mmod boxes, matched by IoU >= 0.3.
-
-    mmod rectangles are inclusive; they are returned as continuous boxes (right + 1, bottom + 1).
-    """
-    import dlib
-
-    mmod = dlib.cnn_face_detection_model_v1(str(DLIB_MMOD.path()))
-    yunet_rows, mmod_rows = [], []
-    started = time.time()
-    for n, path in enumerate(paths, 1):
-        image = np.asarray(PILImage.open(path).convert("RGB"))
-        ours = detector.detect([image])[0]
-        theirs = [d.rect for d in mmod(image, 0)]
-        if ours and theirs:
-            ours_boxes = np.array([d.box for d in ours], dtype=np.float64)
-            for rect in theirs:
-                box = np.array([[rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1]])
-                overlaps = iou(np.repeat(box, len(ours), 0).astype(np.float64), ours_boxes)
-                best = int(np.argmax(overlaps))
-                if overlaps[best] >= 0.3:
-                    det: Detection = ours[best]
-                    assert det.keypoints is not None
-                    yunet_rows.append(np.concatenate([det.box, det.keypoints.ravel()]))
-                    mmod_rows.append(box[0])
-        if n % 50 == 0:
-            print(
-                f"  {n}/{len(paths)} photos, {len(mmod_rows)} pairs, {time.time() - started:.0f} s"
-            )
-    return np.array(yunet_rows, dtype=np.float64), np.array(mmod_rows, dtype=np.float64)
-
-
-def size_measures(yunet: np.ndarray) -> dict[str, np.ndarray]:
-    """Candidate YuNet face-size measures a square mmod box could scale with."""
-    width, height = yunet[:, 2] - yunet[:, 0], yunet[:, 3] - yunet[:, 1]
-    points = yunet[:, 4:].reshape(-1, 5, 2)
-    eyes, mouth = points[:, :2].mean(1), points[:, 3:].mean(1)
-    return {
-        "width": width,
-        "height": height,
-        "sqrt(w*h)": np.sqrt(width * height),
-        "eye-mouth dist": np.linalg.norm(mouth - eyes, axis=1),
-    }
-
-
-def anchor(yunet: np.ndarray, centre: str) -> np.ndarray:
-    """(N, 2) reference point: YuNet's box centre, or the midpoint of eye and mouth centres."""
-    if centre == "box":
-        return np.stack([(yunet[:, 0] + yunet[:, 2]) / 2, (yunet[:, 1] + yunet[:, 3]) / 2], 1)
-    points = yunet[:, 4:].reshape(-1, 5, 2)
-    return (points[:, :2].mean(1) + points[:, 3:].mean(1)) / 2
-
-
-def fit(
-    yunet: np.ndarray, mmod: np.ndarray, size: np.ndarray, centre: str
-) -> tuple[float, float, float]:
-    """Median side ratio and median centre offsets (in units of `size`) from the anchor."""
-    centre_xy = anchor(yunet, centre)
-    target = np.stack([(mmod[:, 0] + mmod[:, 2]) / 2, (mmod[:, 1] + mmod[:, 3]) / 2], 1)
-    side = np.sqrt((mmod[:, 2] - mmod[:, 0]) * (mmod[:, 3] - mmod[:, 1]))
-    dx, dy = np.median((target - centre_xy) / size[:, None], axis=0)
-    return float(np.median(side / size)), float(dx), float(dy)
-
-
-def apply(
-    yunet: np.ndarray, size: np.ndarray, coef: tuple[float, float, float], centre: str
-) -> np.ndarray:
-    scale, dx, dy = coef
-    centre_xy = anchor(yunet, centre)
-    cx, cy = centre_xy[:, 0] + dx * size, centre_xy[:, 1] + dy * size
-    half = scale * size / 2
-    return np.stack([cx - half, cy - half, cx + half, cy + half], 1)
-
-
-def report(name: str, yunet: np.ndarray, mmod: np.ndarray, size: np.ndarray, centre: str) -> None:
-    coef = fit(yunet, mmod, size, centre)
-    mapped = apply(yunet, size, coef, centre)
-    overlaps = iou(mapped, mmod)
-    mmod_side = np.sqrt((mmod[:, 2] - mmod[:, 0]) * (mmod[:, 3] - mmod[:, 1]))
-    centre_err = (
-        np.hypot(
-            (mapped[:, 0] + mapped[:, 2] - mmod[:, 0] - mmod[:, 2]) / 2,
-            (mapped[:, 1] + mapped[:, 3] - mmod[:, 1] - mmod[:, 3]) / 2,
-        )
-        / mmod_side
-    )
-    side_err = np.abs((mapped[:, 2] - mapped[:, 0]) / mmod_side - 1)
-    print(
-        f"{name:>15} from {centre:>9} centre: side={coef[0]:.4f} dx={coef[1]:+.4f} "
-        f"dy={coef[2]:+.4f} | IoU median "
-        f"{np.median(overlaps):.3f} mean {overlaps.mean():.3f} p5 {np.percentile(overlaps, 5):.3f}"
-        f" | centre err/side median {np.median(centre_err):.3f} p95 "
-        f"{np.percentile(centre_err, 95):.3f} | side err median {np.median(side_err):.3f} p95 "
-        f"{np.percentile(side_err, 95):.3f}"
-    )
+from matcher.bench.progress import show_progress
+from matcher.eval.box_map import collect, fits
+from matcher.eval.manifest import research_data_dir
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=research_data_dir())
     parser.add_argument("--limit", type=int, default=300, help="LFW-dev photos to use")
     parser.add_argument("--limit-fgnet", type=int, default=150, help="FG-NET-dev photos to use")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-
-    detector = YuNetDetector.load(None)
-    paths = photo_paths(args.data, "lfw-dev", args.limit)
-    paths += photo_paths(args.data, "fgnet-dev", args.limit_fgnet)
-    print(f"running YuNet and dlib mmod (upsample 0) on {len(paths)} photos")
-    yunet, mmod = collect_pairs(paths, detector)
+    show_progress("matcher.eval.box_map")
+    yunet, mmod = collect(args.data, args.limit, args.limit_fgnet)
     aspect = (mmod[:, 2] - mmod[:, 0]) / (mmod[:, 3] - mmod[:, 1])
     print(f"{len(mmod)} matched faces; mmod width/height median {np.median(aspect):.3f}")
-    for centre in ("box", "keypoint"):
-        for name, size in size_measures(yunet).items():
-            report(name, yunet, mmod, size, centre)
+    print("\n".join(fits(yunet, mmod)))
 
 
 if __name__ == "__main__":
