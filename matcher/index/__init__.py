@@ -13,7 +13,7 @@ save(index, folder); index = load(folder, model_id, dim=128)
 ```
 """
 
-from matcher.index.collection import FaceIndex, FaceRows
+from matcher.index.collection import FaceIndex
 from matcher.index.errors import (
     DimensionMismatch,
     DuplicateFaceId,
@@ -30,6 +30,7 @@ from matcher.index.filters import OwnerFilter
 from matcher.index.fusion import FUSIONS, Fusion, OwnerHits, best, mean_top2
 from matcher.index.kinds import IndexParams, Kind, choose_kind
 from matcher.index.persist import load, read_manifest, save
+from matcher.index.state import FaceRows
 
 __all__ = [
     "FUSIONS",

@@ -11,15 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 
-import faiss
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from matcher.index import kinds
 from matcher.index.errors import (
-    DimensionMismatch,
     DuplicateFaceId,
     IndexModelMismatch,
     InvalidVectors,
@@ -29,94 +26,26 @@ from matcher.index.fusion import Fusion, OwnerHits, best, rank_owners
 from matcher.index.kinds import IndexParams, Kind
 from matcher.index.owners import Ids, OwnerMap, as_ids, sorted_unique
 from matcher.index.rwlock import ReadWriteLock
+from matcher.index.search import FaceSearch, StructureSearch, subset_search
+from matcher.index.state import (
+    Change,
+    FaceRows,
+    State,
+    Vectors,
+    build_state,
+    check_vectors,
+    concat_rows,
+    drop,
+    flat_params,
+)
 
 log = logging.getLogger(__name__)
 
-Vectors = NDArray[np.float32]
-FaceRows = tuple[ArrayLike, ArrayLike, ArrayLike]  # (ids, owners, vectors) of a batch of faces
-FaceSearch = Callable[[Vectors, int], tuple[NDArray[np.float32], NDArray[np.int64]]]
 
 # Large adds go in slices so searches interleave with them instead of waiting for the whole add.
 ADD_SLICE = 65_536
 # When a row has fewer than k distinct owners, the face shortlist grows by this factor.
 GROWTH = 4
-
-
-@dataclass
-class State:
-    """Everything one search needs; changed only under the write lock, replaced whole on swap."""
-
-    kind: Kind
-    factory: str
-    index: faiss.Index  # searched; FAISS ids are face ids
-    exact: faiss.Index | None  # raw vectors for re-ranking when the kind's distances are not
-    owners: OwnerMap
-    tombstones: Ids = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    # The selector excluding tombstones, and the selector it wraps (kept alive here).
-    tomb_sel: tuple[faiss.IDSelector, faiss.IDSelector] | None = None
-
-    @property
-    def vectors(self) -> faiss.Index:
-        """The structure that reconstructs exact vectors by face id."""
-        return self.exact if self.exact is not None else self.index
-
-    def set_tombstones(self, tombstones: Ids) -> None:
-        self.tombstones = tombstones
-        if tombstones.size:
-            inner = faiss.IDSelectorBatch(tombstones)
-            self.tomb_sel = (faiss.IDSelectorNot(inner), inner)
-        else:
-            self.tomb_sel = None
-
-
-def check_vectors(vectors: ArrayLike, dim: int) -> Vectors:
-    array = np.asarray(vectors)
-    if array.ndim == 1:
-        array = array.reshape(1, -1)
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
-        raise InvalidVectors(f"vectors must be a 2-d float array, got {array.dtype} {array.shape}")
-    if array.shape[1] != dim:
-        raise DimensionMismatch(f"vectors have dimension {array.shape[1]}, the index {dim}")
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    if not np.isfinite(array).all():
-        raise InvalidVectors("vectors contain NaN or infinity")
-    return array
-
-
-def build_state(
-    ids: Ids, owners: Ids, vectors: Vectors, dim: int, params: IndexParams
-) -> State:
-    """A complete, searchable state for these faces (nothing shared with any other state)."""
-    kinds.set_threads(params.threads)
-    owner_map = OwnerMap.build(ids, owners)
-    kind = kinds.choose_kind(len(ids), params)
-    factory = kinds.factory_string(kind, len(ids), dim, params)
-    index = kinds.new_structure(kind, factory, dim, params)
-    exact = None
-    if kind is Kind.IVFPQ:
-        kinds.train(index, vectors)
-        exact = kinds.new_exact_store(dim)
-        exact.add_with_ids(vectors, ids)
-    if len(ids):
-        index.add_with_ids(vectors, ids)
-    log.info("built %s index (%s) of %d faces, %d owners", kind, factory, len(ids),
-             owner_map.owner_count)
-    return State(kind, factory, index, exact, owner_map)
-
-
-def concat_rows(source: Iterable[FaceRows], dim: int) -> tuple[Ids, Ids, Vectors]:
-    """All (ids, owners, vectors) batches of a source as three arrays."""
-    ids, owners, vectors = [], [], []
-    for batch_ids, batch_owners, batch_vectors in source:
-        ids.append(as_ids(batch_ids))
-        owners.append(as_ids(batch_owners, "owners"))
-        vectors.append(check_vectors(batch_vectors, dim))
-        if not len(ids[-1]) == len(owners[-1]) == len(vectors[-1]):
-            raise InvalidVectors("a batch has different numbers of ids, owners and vectors")
-    if not ids:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty((0, dim), dtype=np.float32)
-    return np.concatenate(ids), np.concatenate(owners), np.concatenate(vectors)
 
 
 class FaceIndex:
@@ -132,11 +61,11 @@ class FaceIndex:
         self._lock = ReadWriteLock()
         # Changes made while a rebuild runs, replayed onto the new state before it is swapped
         # in: a case removed during a rebuild must not come back with the rebuilt index.
-        self._journals: list[list[_Change]] = []
+        self._journals: list[list[Change]] = []
         empty = np.empty(0, dtype=np.int64)
         self._state = build_state(
             empty, empty, np.empty((0, dim), np.float32), dim,
-            self.params if self.params.kind != "ivfpq" else _flat(self.params),
+            self.params if self.params.kind != "ivfpq" else flat_params(self.params),
         )
 
     @classmethod
@@ -212,7 +141,7 @@ class FaceIndex:
             if state.exact is not None:
                 state.exact.add_with_ids(vectors, ids)
             state.owners = updated
-            self._record(_Change("add", ids, owners, vectors))
+            self._record(Change("add", ids, owners, vectors))
 
     def remove(self, face_ids: ArrayLike) -> None:
         """Remove faces by id; FaceNotFound if any is absent (then nothing is removed)."""
@@ -220,9 +149,9 @@ class FaceIndex:
         with self._lock.write():
             state = self._state
             updated = state.owners.without_faces(ids)
-            _drop(state, ids)
+            drop(state, ids)
             state.owners = updated
-            self._record(_Change("remove", ids))
+            self._record(Change("remove", ids))
 
     def remove_owner(self, owner: int) -> int:
         """Remove every face of an owner; returns how many (0 for an unknown owner)."""
@@ -234,9 +163,9 @@ class FaceIndex:
             owner_ids = as_ids(owners, "owners")
             updated, gone = state.owners.without_owners(owner_ids)
             if gone.size:
-                _drop(state, gone)
+                drop(state, gone)
                 state.owners = updated
-            self._record(_Change("remove_owners", owner_ids))
+            self._record(Change("remove_owners", owner_ids))
         log.info("removed %d faces of %d owners", gone.size, np.size(owners))
         return int(gone.size)
 
@@ -264,7 +193,7 @@ class FaceIndex:
     def _rebuild(self, read: Callable[[], tuple[Ids, Ids, Vectors]]) -> None:
         # The journal starts before the source is read: whatever changes after that moment is
         # replayed (idempotently) onto the new state.
-        journal: list[_Change] = []
+        journal: list[Change] = []
         with self._lock.write():
             self._journals.append(journal)
         try:
@@ -280,7 +209,7 @@ class FaceIndex:
                 change.replay(state)
             self._state = state
 
-    def _record(self, change: _Change) -> None:
+    def _record(self, change: Change) -> None:
         """Called under the write lock."""
         for journal in self._journals:
             journal.append(change)
@@ -354,113 +283,13 @@ class FaceIndex:
         """A function (queries, depth) -> nearest faces, and how many faces it can return."""
         if allowed is None:
             sel = None if state.tomb_sel is None else state.tomb_sel[0]
-            return _StructureSearch(state, self.params, sel), len(state.owners)
+            return StructureSearch(state, self.params, sel), len(state.owners)
         prepared = allowed.prepare(state.owners)
         count = int(prepared.face_ids.size)
         if not count:
-            return _StructureSearch(state, self.params, None), 0
+            return StructureSearch(state, self.params, None), 0
         if state.kind is not Kind.FLAT and count <= self.params.filter_exact_max:
-            return _subset_search(state.vectors, prepared.face_ids), count
-        return _StructureSearch(state, self.params, prepared.selector, prepared), count
+            return subset_search(state.vectors, prepared.face_ids), count
+        return StructureSearch(state, self.params, prepared.selector, prepared), count
 
 
-@dataclass(frozen=True)
-class _StructureSearch:
-    """(queries, depth) -> nearest faces through the state's own FAISS structure."""
-
-    state: State
-    params: IndexParams
-    sel: faiss.IDSelector | None
-    keep_alive: object = None  # what owns the memory the selector reads (a bitmap)
-
-    def __call__(
-        self, queries: Vectors, depth: int
-    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        kind = self.state.kind
-        if kind.exact_distances:
-            search = kinds.search_params(kind, self.params, depth, self.sel)
-            squared, ids = self.state.index.search(queries, depth, params=search)
-            return _euclid(squared), ids
-        shortlist = depth * self.params.rerank_factor
-        search = kinds.search_params(kind, self.params, shortlist, self.sel)
-        _, ids = self.state.index.search(queries, shortlist, params=search)
-        return _rerank(self.state.vectors, queries, ids, depth)
-
-
-def _drop(state: State, ids: Ids) -> None:
-    """Remove faces from the FAISS structures (the owner map is the caller's)."""
-    if state.kind.removes_in_place:
-        selector = faiss.IDSelectorBatch(ids)
-        state.index.remove_ids(selector)
-        if state.exact is not None:
-            state.exact.remove_ids(selector)
-    else:
-        state.set_tombstones(np.union1d(state.tombstones, ids))
-
-
-@dataclass(frozen=True)
-class _Change:
-    """An add or a removal, kept to be replayed onto an index being rebuilt."""
-
-    op: str  # "add", "remove" or "remove_owners"
-    ids: Ids  # face ids, or owner ids for "remove_owners"
-    owners: Ids | None = None
-    vectors: Vectors | None = None
-
-    def replay(self, state: State) -> None:
-        """Apply to a new state that may already reflect it (the source was read meanwhile)."""
-        if self.op == "add" and self.owners is not None and self.vectors is not None:
-            new = ~state.owners.contains(self.ids) & ~np.isin(self.ids, state.tombstones)
-            if new.any():
-                state.index.add_with_ids(self.vectors[new], self.ids[new])
-                if state.exact is not None:
-                    state.exact.add_with_ids(self.vectors[new], self.ids[new])
-                state.owners = state.owners.with_added(self.ids[new], self.owners[new])
-        elif self.op == "remove":
-            present = self.ids[state.owners.contains(self.ids)]
-            if present.size:
-                _drop(state, present)
-                state.owners = state.owners.without_faces(present)
-        elif self.op == "remove_owners":
-            state.owners, gone = state.owners.without_owners(self.ids)
-            if gone.size:
-                _drop(state, gone)
-
-
-def _flat(params: IndexParams) -> IndexParams:
-    """Params for an empty collection whose forced kind cannot start empty (IVF-PQ trains)."""
-    return replace(params, kind="flat")
-
-
-def _euclid(squared: NDArray[np.float32]) -> NDArray[np.float32]:
-    # FAISS L2 is squared; a missing result (-1) has a huge or inf distance, kept as inf.
-    return np.sqrt(np.maximum(squared, 0), dtype=np.float32)
-
-
-def _rerank(
-    vectors: faiss.Index, queries: Vectors, ids: NDArray[np.int64], depth: int
-) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Exact distances of a (q, S) shortlist, sorted, cut to `depth` columns."""
-    valid = ids >= 0
-    candidates = np.zeros((*ids.shape, queries.shape[1]), dtype=np.float32)
-    if valid.any():
-        candidates[valid] = vectors.reconstruct_batch(ids[valid])
-    diff = candidates - queries[:, None, :]
-    distances = np.sqrt(np.einsum("qsd,qsd->qs", diff, diff), dtype=np.float32)
-    distances[~valid] = np.inf
-    order = np.argsort(distances, axis=1, kind="stable")[:, :depth]
-    return (np.take_along_axis(distances, order, axis=1),
-            np.where(np.take_along_axis(valid, order, axis=1),
-                     np.take_along_axis(ids, order, axis=1), -1))
-
-
-def _subset_search(vectors: faiss.Index, face_ids: Ids) -> FaceSearch:
-    """Exact search over a few faces (a tight filter), on their reconstructed vectors."""
-    subset = vectors.reconstruct_batch(face_ids)
-
-    def run(queries: Vectors, depth: int) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        squared, positions = faiss.knn(queries, subset, depth, metric=faiss.METRIC_L2)
-        ids = np.where(positions >= 0, face_ids[np.maximum(positions, 0)], -1)
-        return _euclid(squared), ids
-
-    return run

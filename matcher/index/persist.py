@@ -30,7 +30,7 @@ import faiss
 import numpy as np
 
 from matcher.files import write_atomic
-from matcher.index.collection import FaceIndex, State
+from matcher.index.collection import FaceIndex
 from matcher.index.errors import (
     IndexCorrupt,
     IndexModelMismatch,
@@ -39,6 +39,7 @@ from matcher.index.errors import (
 from matcher.index.fusion import Fusion, best
 from matcher.index.kinds import IndexParams, Kind
 from matcher.index.owners import OwnerMap
+from matcher.index.state import State
 
 log = logging.getLogger(__name__)
 
