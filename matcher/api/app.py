@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 
 from matcher.api import caching, errors, limits, metrics
 from matcher.api.deps import Worker
-from matcher.api.routes import admin, alerts, audit, cases, keys, page, review, sightings
+from matcher.api.routes import admin, alerts, audit, cases, desk, keys, page, review, sightings
 from matcher.api.schemas import Health
 from matcher.config import Settings
 from matcher.embed import FacePipeline
@@ -66,7 +66,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
     caching.install(app)
     limits.install(app, settings)  # inside the metrics middleware: its 413s are counted too
     metrics.install(app)
-    for module in (sightings, alerts, cases, keys, review, audit, admin):
+    for module in (sightings, alerts, cases, keys, review, desk, audit, admin):
         app.include_router(module.router, prefix="/v1")
     app.include_router(page.router)  # the review page: no key, no data (matcher/web)
 

@@ -47,8 +47,8 @@ OPEN = (CandidateStatus.PENDING, CandidateStatus.NEEDS_INFO)  # still waiting fo
 
 TimeField = Literal["seen", "taken", "uploaded"]
 # "distance": most likely first (the name is older than the order: `Likelihood`); "recent":
-# newest sighting first.
-Order = Literal["distance", "recent"]
+# newest sighting first; "missing": the case missing longest first (issue 21).
+Order = Literal["distance", "recent", "missing"]
 
 
 # --- sighting faces: the source of the sighting index ----------------------------------------
@@ -142,7 +142,7 @@ class ReviewQuery:
     since: dt.datetime | None = None  # inclusive
     until: dt.datetime | None = None  # exclusive
     time_field: TimeField = "seen"  # "seen": taken_at, or uploaded_at when unknown
-    order: Order = "distance"  # most likely first; "recent": newest sighting first
+    order: Order = "distance"  # most likely first (see Order for the others)
 
 
 @dataclass(frozen=True)
@@ -162,7 +162,8 @@ class Likelihood:
         return (rate is None, rate or 0.0, self.distance_ratio, candidate_id)
 
 
-_KINDS = {"distance": "l", "recent": "t"}  # "d" (a raw distance) was the kind before 0008
+# "d" (a raw distance) was the kind before 0008.
+_KINDS = {"distance": "l", "recent": "t", "missing": "m"}
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ class Cursor:
     A cursor of the raw-distance order (before revision 0008) is refused as any cursor of
     another listing (InvalidRecord): its key means nothing in the order of today."""
 
-    key: Likelihood | dt.datetime
+    key: Likelihood | dt.datetime | dt.date  # a date: the case's missing_since
     candidate_id: int
 
     def encode(self) -> str:
@@ -180,7 +181,8 @@ class Cursor:
             key = f"{'' if rate is None else repr(rate)}|{self.key.distance_ratio!r}"
         else:
             key = self.key.isoformat()
-        kind = "l" if isinstance(self.key, Likelihood) else "t"
+        kind = ("l" if isinstance(self.key, Likelihood)
+                else "t" if isinstance(self.key, dt.datetime) else "m")
         text = f"{kind}|{key}|{self.candidate_id}"
         return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
@@ -191,12 +193,14 @@ class Cursor:
             kind, *keys, candidate_id = raw.split("|")
             if kind != _KINDS[order] or len(keys) != (2 if kind == "l" else 1):
                 raise ValueError(kind)
-            value: Likelihood | dt.datetime
+            value: Likelihood | dt.datetime | dt.date
             if kind == "l":
                 value = Likelihood(float(keys[0]) if keys[0] else None, float(keys[1]))
                 if not all(math.isfinite(v) for v in (value.false_match_rate or 0.0,
                                                       value.distance_ratio)):
                     raise ValueError(raw)
+            elif kind == "m":
+                value = dt.date.fromisoformat(keys[0])
             else:
                 value = dt.datetime.fromisoformat(keys[0])
             candidate = int(candidate_id)
@@ -298,6 +302,13 @@ def review_rows(
         conditions.append(when < query.until)
     if query.order == "distance":
         return _most_likely_first(session, conditions, limit, after)
+    if query.order == "missing":  # the case missing longest first, then by candidate id
+        if after is not None:
+            conditions.append(tuple_(Case.missing_since, Candidate.id) > tuple_(
+                after.key, after.candidate_id))
+        return [ReviewRow(*row) for row in session.execute(
+            _rows_query().where(*conditions).order_by(Case.missing_since, Candidate.id)
+            .limit(limit))]
     seen = _time("seen")
     if after is not None:
         conditions.append(or_(seen < after.key, and_(
@@ -347,6 +358,8 @@ def likelihood_of(candidate: Candidate) -> Likelihood:
 def cursor_after(row: ReviewRow, order: Order) -> Cursor:
     if order == "distance":
         return Cursor(likelihood_of(row.candidate), row.candidate.id)
+    if order == "missing":
+        return Cursor(row.case.missing_since, row.candidate.id)
     return Cursor(row.seen_at, row.candidate.id)
 
 

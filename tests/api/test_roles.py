@@ -87,6 +87,11 @@ ENDPOINTS: list[tuple[str, Call, set[Role], int]] = [
         f"/v1/cases/{x['case']}/matches", headers=h), {INV}, 200),
     ("GET /v1/sightings/{id}/links", lambda c, h, x: c.get(
         f"/v1/sightings/{x['sighting']}/links", headers=h), {INV}, 200),
+    ("GET /v1/review/lineup/{face}", lambda c, h, x: c.get(
+        f"/v1/review/lineup/{x['sighting_face']}", headers=h), {INV}, 200),
+    ("GET /v1/review/cases/{id}", lambda c, h, x: c.get(
+        f"/v1/review/cases/{x['case']}", headers=h), {INV}, 200),
+    ("GET /v1/me", lambda c, h, x: c.get("/v1/me", headers=h), {TIP, INV, MGR, ADM}, 200),
     ("GET /v1/audit", lambda c, h, x: c.get("/v1/audit", headers=h), {ADM}, 200),
     ("GET /v1/audit?format=csv", lambda c, h, x: c.get(
         "/v1/audit", params={"format": "csv"}, headers=h), {ADM}, 200),

@@ -40,6 +40,10 @@ from matcher.vocabulary import CandidateStatus, Category
 router = APIRouter(tags=["review"])
 
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"at most {MAX_PAGE}")]
+QueueSort = Literal["likely", "newest", "missing"]
+# The queue's orders by their names in the store (ReviewQuery.order).
+SORTS: dict[str, Literal["distance", "recent", "missing"]] = {
+    "likely": "distance", "newest": "recent", "missing": "missing"}
 CursorParam = Annotated[str | None, Query(
     description="`next_cursor` of the previous page (keyset paging: stable while decisions "
                 "take entries out of the queue)")]
@@ -108,16 +112,20 @@ async def get_queue(
     time_field: Annotated[TimeField, Query(description=(
         "what since/until compare: `seen` (taken_at, else uploaded_at), `taken` or "
         "`uploaded`"))] = "seen",
+    sort: Annotated[QueueSort, Query(description=(
+        "`likely`: most likely first (the calibrated figure); `newest`: newest sighting first "
+        "(seen: taken, else uploaded); `missing`: the case missing longest first"))] = "likely",
     limit: Limit = 50, cursor: CursorParam = None,
 ) -> ReviewPage:
     """Candidates under the threshold in force when they were found, most likely first (the
     lowest calibrated false match rate of their distance, the same scale for every model; then
     distance / threshold; candidates of a model without a calibration after the others, by
-    distance / threshold), across every sighting. Each entry shown is audited."""
+    distance / threshold), across every sighting; or in the `sort` asked for (a cursor holds
+    to the sort it was made in). Each entry shown is audited."""
     query = ReviewQuery(
         statuses=tuple(CandidateStatus(s) for s in (status or ["pending"])),
         case_id=case_id, category=category, near=GeoCircle.maybe(lat, lon, radius_km),
-        since=_utc(since), until=_utc(until), time_field=time_field,
+        since=_utc(since), until=_utc(until), time_field=time_field, order=SORTS[sort],
     )
     page = await worker(review_queue, matcher, actor, query, limit, cursor)
     return ReviewPage(items=[_entry(e) for e in page.entries], next_cursor=page.next_cursor)
