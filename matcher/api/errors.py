@@ -27,6 +27,7 @@ from matcher.service import (
     NotFound,
     UnsupportedPhoto,
 )
+from matcher.service.decision_notes import NoteRequired
 from matcher.service.reindex import ReindexError
 
 
@@ -45,6 +46,7 @@ _PLAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     UploadTooLarge: (413, "too_large"),
     UnsupportedPhoto: (422, "unsupported"),
     InvalidRecord: (422, "invalid"),
+    NoteRequired: (422, "note_required"),
     DuplicatePhoto: (409, "duplicate_photo"),
     ReindexError: (409, "reindex_refused"),
     LastAdminKey: (409, "last_admin_key"),

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from matcher.service.context import Matcher
+from matcher.service.decision_notes import require_note_for_change
 from matcher.service.retro import sighting_neighbours
 from matcher.store import (
     AuditEntry,
@@ -259,9 +260,11 @@ def case_matches(matcher: Matcher, actor: Actor, case_id: int, limit: int = 50,
 def decide_candidate(matcher: Matcher, actor: Actor, candidate_id: int,
                      verdict: Verdict | str, note: str = "") -> DecisionResult:
     """Stores the decision, sets the candidate's status and reviewer, audits it: one
-    transaction. A `not_match` keeps the pair out of every later re-match (`matchable`)."""
+    transaction. A `not_match` keeps the pair out of every later re-match (`matchable`); a
+    change of the pair's verdict without a note is refused (NoteRequired), storing nothing."""
     with session_scope(matcher.sessions) as session:
         done = decide(session, candidate_id, verdict, note, actor.key_id, actor.name)
+        require_note_for_change(session, done.decision)
         record(session, actor, AuditEntry("decide", "candidate", candidate_id, {
             "verdict": done.decision.verdict.value, "case_id": done.candidate.case_id,
             "sighting_face_id": done.candidate.sighting_face_id, "also": done.also}))
