@@ -65,6 +65,9 @@ class ReviewEntryPublic(BaseModel):
     rank: int
     model_id: str
     threshold: float  # in force when it was found
+    # The share of strangers' faces at least this close, per compared face (calibrated; null
+    # without a calibration of the candidate's model): what `sort=likely` orders by.
+    false_match_rate: float | None
     created_at: dt.datetime
     reviewed_at: dt.datetime | None
     reviewed_by: str | None

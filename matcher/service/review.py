@@ -121,6 +121,7 @@ class ReviewEntry:
     age_gap_years: float | None
     decisions: list[DecisionRecord] = field(default_factory=list)
     seen: list[SightingLink] = field(default_factory=list)
+    false_match_rate: float | None = None  # calibrated, per compared face: the queue's order
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def _entries(matcher: Matcher, session: Session, rows: Sequence[ReviewRow]) -> l
             case_photo_id=photo.id if photo else None, sighting=_place(row.sighting),
             case=_case(case), age_gap_years=gap,
             decisions=[DecisionRecord.of(d) for d in decisions[(row.sighting.id, case.id)]],
-            seen=seen,
+            seen=seen, false_match_rate=c.false_match_rate,
         ))
     return entries
 

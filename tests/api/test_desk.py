@@ -95,6 +95,9 @@ def test_a_lineup_shows_every_case_the_face_was_compared_with(
         float(calibration.false_match_rate(card["distance"])))
     assert card["expected_false_per_search"] == pytest.approx(
         float(calibration.expected_false(card["distance"], 1)))  # one child's case face
+    # The queue's entry carries the same figure, which its default order sorts by.
+    entry = entry_of(queue(client, inv), s[1], a)
+    assert entry["false_match_rate"] == card["false_match_rate"] is not None
 
     # The near miss, when asked for, marked as such, after the likelier case.
     wider = get(client, inv, f"/v1/review/lineup/{face}", near_misses="true")

@@ -78,7 +78,8 @@ def _entry(entry: ReviewEntry) -> ReviewEntryPublic:
     case = entry.case
     return ReviewEntryPublic(
         id=entry.candidate_id, status=entry.status, distance=entry.distance, rank=entry.rank,
-        model_id=entry.model_id, threshold=entry.threshold, created_at=entry.created_at,
+        model_id=entry.model_id, threshold=entry.threshold,
+        false_match_rate=entry.false_match_rate, created_at=entry.created_at,
         reviewed_at=entry.reviewed_at, reviewed_by=entry.reviewed_by,
         sighting_face_id=entry.sighting_face_id, face_crop_url=crop_url(entry.sighting_face_id),
         case_face_id=entry.case_face_id, case_face_crop_url=crop_url(entry.case_face_id),
