@@ -12,6 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DetectorName = Literal["yunet", "mmod"]
 EmbedderName = Literal["dlib", "sface", "dlib+sface"]
+# An alert's area by the hours since it was issued: [[from hour, radius km], ...], the first
+# from hour 0; a radius of null is the whole territory.
+AlertSchedule = list[tuple[float, float | None]]
+CHILD_ALERT_SCHEDULE: AlertSchedule = [(0.0, 100.0), (1.0, 500.0), (3.0, None)]
+ELDERLY_ALERT_SCHEDULE: AlertSchedule = [(0.0, 5.0), (1.0, 15.0), (3.0, 50.0), (12.0, 100.0)]
 
 
 class Settings(BaseSettings):
@@ -137,6 +142,22 @@ class Settings(BaseSettings):
     # behind a local reverse proxy that does not add X-Forwarded-For.
     metrics_open_on_loopback: bool = True
 
+    # Alerts (matcher/service/alerts.py): the area an alert covers widens with the hours since
+    # it was issued, by its case's category; a changed schedule applies to alerts issued after
+    # the change (each keeps the one it was issued with). A child is moved fast and far: 100 km
+    # in the first hour, 500 km until the third, then the whole territory (issue 22).
+    alert_schedule_child: AlertSchedule = Field(
+        default_factory=lambda: list(CHILD_ALERT_SCHEDULE))
+    # Elderly people who go missing (most with dementia) leave on foot and are mostly found
+    # within a few kilometres of where they were last seen (search-and-rescue case studies, e.g.
+    # Koester's Lost Person Behavior): a walking pace, then room for a bus or a car ride, never
+    # the whole territory, where an alert would be noise.
+    alert_schedule_elderly: AlertSchedule = Field(
+        default_factory=lambda: list(ELDERLY_ALERT_SCHEDULE))
+    # A resolved alert (found, or cancelled) stays in the feed this long, marked so, for apps to
+    # take it down and say the person was found; an `updated_since` cursor lives as long.
+    alert_resolved_hours: float = Field(default=24.0, gt=0, le=24 * 365)
+
     # Hostile traffic (matcher/api/limits.py). A request body larger than `max_request_bytes` is
     # refused with 413 before it is read: by its Content-Length, or as soon as a chunked body
     # passes it. None: `max_image_bytes` + 1 MiB, room for the form fields around the largest
@@ -188,6 +209,23 @@ class Settings(BaseSettings):
     # no Access-Control-Allow-Origin for anyone (API keys are for servers and apps, not pages).
     # From the environment as JSON: MATCHER_CORS_ORIGINS='["https://review.example.org"]'.
     cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("alert_schedule_child", "alert_schedule_elderly")
+    @classmethod
+    def _widening_schedule(cls, steps: AlertSchedule) -> AlertSchedule:
+        # The feed tells an app which alerts widened into its point: an area that shrank would
+        # leave alerts shown where they no longer apply, with nothing to say so.
+        if not steps or steps[0][0] != 0:
+            raise ValueError("a schedule starts with the radius from hour 0: [[0, km], ...]")
+        for (hour, radius), (next_hour, next_radius) in zip(steps, steps[1:], strict=False):
+            if next_hour <= hour:
+                raise ValueError(f"the hours of a schedule must grow, got {hour} then {next_hour}")
+            if radius is None or (next_radius is not None and next_radius < radius):
+                raise ValueError("an area only widens: each radius at least the one before, "
+                                 "the whole territory (null) last")
+        if any(radius is not None and not radius > 0 for _, radius in steps):
+            raise ValueError("a radius is a positive number of km, or null for everywhere")
+        return steps
 
     @field_validator("device")
     @classmethod

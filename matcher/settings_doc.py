@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,8 @@ def _default(info: FieldInfo) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, int):
         return f"`{_size(value)}`"
-    if isinstance(value, list):
-        return f"`{value!r}`"
+    if isinstance(value, list):  # given as JSON, so shown as JSON
+        return f"`{json.dumps(value)}`"
     if isinstance(value, Path) and not value.is_absolute():
         return f"`./{value}`"
     return f"`{value}`"

@@ -62,6 +62,24 @@ class Verdict(StrEnum):
         }[self]
 
 
+class AlertStatus(StrEnum):
+    ACTIVE = "active"  # shown where its area covers, widening with time
+    RESOLVED = "resolved"  # the case was found or closed: shown as such for a while, then gone
+
+
+class AlertOutcome(StrEnum):
+    FOUND = "found"
+    CANCELLED = "cancelled"  # closed, withdrawn by its case manager, or erased
+
+
+class AlertChange(StrEnum):
+    """Why an alert is in a tip app's answer to `updated_since`."""
+
+    ISSUED = "issued"
+    WIDENED = "widened"  # its area grew to cover the app's point
+    RESOLVED = "resolved"
+
+
 class Role(StrEnum):
     TIP_APP = "tip_app"
     INVESTIGATOR = "investigator"

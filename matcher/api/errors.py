@@ -21,6 +21,9 @@ from matcher.api.limits import DecodeBusy, RateLimited
 from matcher.embed.errors import ImageError, ImageTooLarge
 from matcher.index import FaceIndexError
 from matcher.service import (
+    AlertExists,
+    AlertRefused,
+    CursorExpired,
     DuplicatePhoto,
     InvalidRecord,
     LastAdminKey,
@@ -50,6 +53,9 @@ _PLAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     DuplicatePhoto: (409, "duplicate_photo"),
     ReindexError: (409, "reindex_refused"),
     LastAdminKey: (409, "last_admin_key"),
+    AlertRefused: (409, "alert_refused"),
+    AlertExists: (409, "alert_exists"),
+    CursorExpired: (410, "cursor_expired"),
     NotFound: (404, "not_found"),
 }
 

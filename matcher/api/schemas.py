@@ -271,12 +271,6 @@ class CandidatePublic(BaseModel):
     expected_false_per_search: float | None
 
 
-class AlertPublic(BaseModel):
-    case_id: int
-    fields: dict[str, object]
-    photo_urls: list[str]
-
-
 class KeyCreate(InputModel):
     role: Role
     name: str = Field(min_length=1, max_length=200)

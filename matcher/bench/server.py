@@ -46,14 +46,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_server(data_dir: Path, admin_key: str, timeout_s: float = 600.0) -> Server:
+def start_server(data_dir: Path, admin_key: str, timeout_s: float = 600.0,
+                 settings: dict[str, str] | None = None) -> Server:
     """The server on a free port of loopback, once /healthz answers (the networks load and the
-    index is built first); stopped again if it exits or does not answer in time."""
+    index is built first); stopped again if it exits or does not answer in time. `settings`:
+    MATCHER_* variables of this run on top of the environment's (a database URL...)."""
     port = free_port()
     log = data_dir / "serve.log"
     # One tip-app key sends every upload: lift its rate limit (a deployment has many apps).
     env = {"MATCHER_TIP_RATE_PER_MINUTE": "1000000", "MATCHER_TIP_BURST": "1000000",
-           **os.environ, "MATCHER_ADMIN_KEY": admin_key}
+           **os.environ, **(settings or {}), "MATCHER_ADMIN_KEY": admin_key}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(VENV_MATCHER), "serve", "--data-dir", str(data_dir),

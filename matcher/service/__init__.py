@@ -14,7 +14,17 @@ the input records and queries callers build, are re-exported here, so a caller (
 needs no store module.
 """
 
-from matcher.service.alerts import Alert, AlertFeed, alert_feed, public_photo
+from matcher.service.alert_feed import AlertFeed, CursorExpired, FeedEntry, FeedQuery, alert_feed
+from matcher.service.alerts import (
+    AlertExists,
+    AlertRecord,
+    AlertRefused,
+    NoAlert,
+    issue_alert,
+    public_photo,
+    read_alert,
+    withdraw_alert,
+)
 from matcher.service.cases import (
     CaseMatching,
     CasePhotoResult,
@@ -94,8 +104,14 @@ __all__ = [
     "StoreError",
     "TimeField",
     "UnsupportedPhoto",
-    "Alert",
+    "AlertExists",
     "AlertFeed",
+    "AlertRecord",
+    "AlertRefused",
+    "CursorExpired",
+    "FeedEntry",
+    "FeedQuery",
+    "NoAlert",
     "CaseMatching",
     "CasePhotoResult",
     "CasePhotoUpload",
@@ -109,6 +125,9 @@ __all__ = [
     "SightingResult",
     "add_photo",
     "alert_feed",
+    "issue_alert",
+    "read_alert",
+    "withdraw_alert",
     "authenticate",
     "bootstrap_admin",
     "browse_cases",

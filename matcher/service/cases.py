@@ -19,6 +19,7 @@ from sqlalchemy import select
 from matcher.embed.types import Face as DetectedFace
 from matcher.embed.types import Image
 from matcher.service import faces as face_ops
+from matcher.service.alerts import outcome_of, resolve_case_alert
 from matcher.service.context import Matcher, holds_model
 from matcher.service.errors import DuplicatePhoto
 from matcher.service.records import CaseDetail, CaseRecord
@@ -187,6 +188,10 @@ def update_case(
                 set_public_fields(session, case_id, public_fields)
             if status is not None:
                 set_case_status(session, case_id, status)
+                if was_active and CaseStatus(status) is not CaseStatus.ACTIVE:
+                    # Found or closed: its alert tells the apps so, in the same commit.
+                    resolve_case_alert(session, case_id, outcome_of(CaseStatus(status)),
+                                       matcher.clock(), actor)
             record(session, actor, AuditEntry("update", "case", case_id, {
                 "fields": sorted(changes or ()),
                 "status": None if status is None else CaseStatus(status).value,

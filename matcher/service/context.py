@@ -10,6 +10,7 @@ once; the CLI and tests call it directly.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import threading
@@ -31,6 +32,7 @@ from matcher.fitted import CALIBRATIONS
 from matcher.index import FaceIndex, IndexFileError, persist
 from matcher.index.owners import OwnerMap
 from matcher.index.rwlock import ReadWriteLock
+from matcher.service.alert_book import AlertBook
 from matcher.service.errors import ModelNotEmbedded
 from matcher.service.likelihood import fill_false_match_rates
 from matcher.service.serving import (
@@ -47,6 +49,7 @@ from matcher.store import (
     migrate,
     session_factory,
 )
+from matcher.store.models import utcnow
 from matcher.store.repo import FaceSetDigest, active_case_face_pairs
 from matcher.store.review import sighting_face_pairs, sighting_face_rows, sighting_face_summary
 from matcher.store.vectors import Coverage, count_vectors, coverage, vector_models
@@ -95,6 +98,11 @@ class Matcher:
     # Counts changes to the case index (faces added or removed, a case back in matching; under
     # case_lock): a sighting searched before a change searches again before it commits.
     case_index_changes: int = 0
+    # What time it is, for alerts (issued, resolved, how far each has widened): tests move it
+    # instead of sleeping.
+    clock: Callable[[], dt.datetime] = field(default_factory=lambda: utcnow)
+    # The live alerts in memory, kept in step with the store (alert_book.py).
+    alert_book: AlertBook = field(default_factory=AlertBook)
 
     @property
     def pipeline(self) -> FacePipeline:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from matcher.index import FaceIndex
+from matcher.service.alerts import erase_case_alerts
 from matcher.service.context import Matcher, holds_model
 from matcher.service.store_fit import note_erased_case
 from matcher.store import AuditEntry, orphan_files, record, remove_orphans, truncate_wal
@@ -138,6 +139,7 @@ def erase(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> None:
     files and index entries. The audit keeps that it happened, not what it held."""
     with matcher.case_lock:
         with matcher.sessions() as session, session.begin():
+            erase_case_alerts(session, case_id, matcher.clock(), actor)  # apps take it down
             deleted = erase_case(session, case_id)
             record(session, actor, AuditEntry("erase", "case", case_id,
                                               {"faces": len(deleted.face_ids)}))

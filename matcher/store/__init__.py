@@ -12,6 +12,7 @@ key, plaintext = create_key(session, Role.INVESTIGATOR, "desk 4")   # plaintext 
 ```
 """
 
+from matcher.store.alerts import Alert, AlertSequence
 from matcher.store.audit import AuditEntry, list_events, record
 from matcher.store.db import (
     current_revision,
@@ -111,6 +112,8 @@ from matcher.vocabulary import (
 __all__ = [
     "SYSTEM",
     "Actor",
+    "Alert",
+    "AlertSequence",
     "AuditEntry",
     "PUBLIC_CASE_FIELDS",
     "ApiKey",

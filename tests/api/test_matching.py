@@ -106,7 +106,7 @@ def test_a_later_photo_of_the_child_ranks_the_case_first_until_it_is_found(
     again = upload(client, tip, child_photo(SIGHTING_AGE))
     assert world["child"] not in {c["case_id"] for c in candidates(
         client, investigator, again["id"])}
-    alerts = client.get("/v1/alerts", headers=auth(tip)).json()
+    alerts = client.get("/v1/alerts", headers=auth(tip)).json()["alerts"]
     assert world["child"] not in {a["case_id"] for a in alerts}
 
     # Active again: back in the index (rebuilt from the store) and ranked first once more.
@@ -151,28 +151,39 @@ def test_a_two_face_sighting_gets_candidates_for_each_face(
 def test_alerts_show_public_fields_and_honour_if_none_match(
     client: TestClient, keys: dict[Role, str], world: dict[str, Any]
 ) -> None:
-    tip = keys[Role.TIP_APP]
+    tip, manager = keys[Role.TIP_APP], keys[Role.CASE_MANAGER]
+    last_seen = {"last_seen_lat": 51.5, "last_seen_lon": -0.12,
+                 "last_seen_at": "2020-05-01T08:00:00Z"}
+    for case in (world["child"], world["others"][0]):
+        client.patch(f"/v1/cases/{case}", json=last_seen, headers=auth(manager))
+        assert client.post(f"/v1/cases/{case}/alert", headers=auth(manager)).status_code == 201
     response = client.get("/v1/alerts", headers=auth(tip))
     assert response.status_code == 200
-    alert = next(a for a in response.json() if a["case_id"] == world["child"])
+    alert = next(a for a in response.json()["alerts"] if a["case_id"] == world["child"])
     assert alert["fields"] == {"name": "Child A", "missing_since": "2020-05-01"}
     assert len(alert["photo_urls"]) == len(CASE_AGES)
     # Relative, whatever Host the request names (a cache could keep a forged one's answer).
     forged = client.get("/v1/alerts", headers={**auth(tip), "Host": "attacker.example"})
-    assert all(url.startswith("/v1/alerts/") for a in forged.json() for url in a["photo_urls"])
+    assert all(url.startswith("/v1/alerts/")
+               for a in forged.json()["alerts"] for url in a["photo_urls"])
     # A case with nothing public is not in the feed at all (not even its id).
-    hidden = client.post("/v1/cases", json=case_body("Hidden", public_fields=[]),
-                         headers=auth(keys[Role.CASE_MANAGER])).json()["id"]
-    assert hidden not in {a["case_id"] for a in client.get(
-        "/v1/alerts", headers=auth(tip)).json()}
+    client.patch(f"/v1/cases/{world['others'][0]}", json={"public_fields": []},
+                 headers=auth(manager))
+    assert world["others"][0] not in {a["case_id"] for a in client.get(
+        "/v1/alerts", headers=auth(tip)).json()["alerts"]}
     response = client.get("/v1/alerts", headers=auth(tip))
     assert response.headers["Cache-Control"] == "no-cache"  # kept, but asked again each time
     photo = client.get(alert["photo_urls"][0], headers=auth(tip))
     assert photo.status_code == 200 and photo.content[:3] == b"\xff\xd8\xff"
+    # A photo of a case without an active alert is not public, whatever its fields say.
+    other_photo = client.get(f"/v1/cases/{world['others'][1]}", headers=auth(manager)).json()[
+        "photos"][0]["id"]
+    assert client.get(f"/v1/alerts/{world['others'][1]}/photos/{other_photo}",
+                      headers=auth(tip)).status_code == 404
     etag = response.headers["ETag"]
     assert client.get("/v1/alerts", headers={**auth(tip), "If-None-Match": etag}).status_code \
         == 304
     client.patch(f"/v1/cases/{world['others'][0]}", json={"public_fields": ["name"]},
-                 headers=auth(keys[Role.CASE_MANAGER]))
+                 headers=auth(manager))
     changed = client.get("/v1/alerts", headers={**auth(tip), "If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag

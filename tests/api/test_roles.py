@@ -13,7 +13,9 @@ from httpx import Response
 from matcher.service import (
     CasePhotoUpload,
     authenticate,
+    create_case,
     ingest_sighting,
+    issue_alert,
     new_key,
     read_sighting,
     register_case,
@@ -42,6 +44,12 @@ ENDPOINTS: list[tuple[str, Call, set[Role], int]] = [
     ("GET /v1/alerts", lambda c, h, x: c.get("/v1/alerts", headers=h), {TIP}, 200),
     ("GET /v1/alerts/photo", lambda c, h, x: c.get(
         f"/v1/alerts/{x['case']}/photos/{x['photo']}", headers=h), {TIP}, 200),
+    ("POST /v1/cases/{id}/alert", lambda c, h, x: c.post(
+        f"/v1/cases/{x['quiet_case']}/alert", headers=h), {MGR}, 201),
+    ("GET /v1/cases/{id}/alert", lambda c, h, x: c.get(
+        f"/v1/cases/{x['case']}/alert", headers=h), {INV, MGR}, 200),
+    ("DELETE /v1/cases/{id}/alert", lambda c, h, x: c.delete(
+        f"/v1/cases/{x['case']}/alert", headers=h), {MGR}, 200),
     ("POST /v1/cases", lambda c, h, x: c.post(
         "/v1/cases", json=case_body("New"), headers=h), {MGR}, 201),
     ("PATCH /v1/cases/{id}", lambda c, h, x: c.patch(
@@ -103,13 +111,19 @@ def ctx(client: TestClient) -> dict[str, Any]:
     require_test_data()
     matcher = matcher_of(client)
     jpeg = lfw_photos()[0].path.read_bytes()
+    seen = {"last_seen_lat": 51.5, "last_seen_lon": -0.12,
+            "last_seen_at": dt.datetime(2021, 1, 1, 8, tzinfo=dt.UTC)}
     case, photos = register_case(
         matcher, NewCase(category="child", name="Case", missing_since=dt.date(2021, 1, 1),
-                         age_when_missing=9, public_fields=["photos"]),
+                         age_when_missing=9, public_fields=["photos"], **seen),
         [CasePhotoUpload(jpeg), CasePhotoUpload(lfw_photos()[-1].path.read_bytes())])
+    issue_alert(matcher, case.id)
+    quiet = create_case(matcher, NewCase(category="child", name="Quiet", age_when_missing=9,
+                                         missing_since=dt.date(2021, 1, 1),
+                                         public_fields=["name"], **seen))
     sighting = ingest_sighting(matcher, jpeg, NewSighting(app="seed"))
     spare, _ = new_key(matcher.sessions, Role.TIP_APP, "spare")
-    return {"jpeg": jpeg, "case": case.id, "photo": photos[0].photo_id,
+    return {"jpeg": jpeg, "case": case.id, "quiet_case": quiet.id, "photo": photos[0].photo_id,
             "spare_photo": photos[1].photo_id, "sighting": sighting.sighting_id,
             "sighting_face": read_sighting(matcher, sighting.sighting_id).faces[0].id,
             "spare_key": spare.id,

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from matcher.config import Settings
 from matcher.store import current_revision, migrate
@@ -17,14 +18,16 @@ from matcher.store.models import Base
 from matcher.wiring import database_url, make_engine
 
 # Tables whose rows have their own id and can be deleted: SQLite must never reuse their ids.
+# Those of revision 0007, then those created with AUTOINCREMENT since.
 ID_TABLES = ("cases", "case_photos", "sightings", "faces", "candidates", "decisions",
              "audit_events", "api_keys")
+LATER_ID_TABLES = ("alerts",)
 
 TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
-    "audit_events", "face_vectors", "store_holders",
+    "audit_events", "face_vectors", "store_holders", "alerts", "alert_sequence",
 }
-HEAD = "0011"
+HEAD = "0012"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -278,7 +281,7 @@ def test_the_models_ask_sqlite_for_the_ids_0007_gives() -> None:
     """Tables created from the models (not the migrations) would reuse ids otherwise."""
     declared = {table.name for table in Base.metadata.sorted_tables
                 if table.dialect_options["sqlite"]["autoincrement"]}
-    assert declared == set(ID_TABLES)
+    assert declared == set(ID_TABLES + LATER_ID_TABLES)
 
 
 def _candidate_columns(engine: Engine) -> dict[str, bool]:
@@ -385,3 +388,36 @@ def test_0011_gives_cases_a_last_seen_moment_and_takes_it_back(empty_engine: Eng
     with empty_engine.begin() as connection:
         assert connection.execute(text("SELECT id FROM cases")).scalars().all() == [case]
         assert _add_row(connection, "cases") > case  # still never reused (0007)
+
+
+ALERT = ("INSERT INTO alerts (case_id, open_case_id, category, lat, lon, schedule, status, "
+         "outcome, issued_at, issued_by, resolved_at, issued_seq, resolved_seq, changed_seq) "
+         f"VALUES (:case, :open, 'child', 51.5, -0.1, '[[0, 100]]', :status, :outcome, {_AT}, "
+         "'desk', :at, 1, :resolved_seq, 1)")
+
+
+def test_0012_keeps_one_active_alert_per_case_and_a_counter_from_zero(
+        empty_engine: Engine) -> None:
+    migrate(empty_engine, "0012")
+    active = {"case": 3, "open": 3, "status": "active", "outcome": None, "at": None,
+              "resolved_seq": None}
+    resolved = {**active, "open": None, "status": "resolved", "outcome": "found", "at": _AT[1:-1],
+                "resolved_seq": 2}
+    with empty_engine.begin() as connection:
+        assert connection.execute(text("SELECT id, value FROM alert_sequence")).all() == [(1, 0)]
+        connection.execute(text(ALERT), active)
+        connection.execute(text(ALERT), resolved)
+        connection.execute(text(ALERT), resolved)  # resolved ones: as many as it had
+    refused = [
+        active,  # a second active alert of case 3
+        {**active, "case": 4, "open": 3},  # open for another case
+        {**resolved, "outcome": None},  # resolved without an outcome
+        {**resolved, "open": 3, "case": 5},  # resolved yet open
+        {**active, "case": 6, "open": 6, "outcome": "found"},  # active with an outcome
+        {**resolved, "outcome": "lost"},
+    ]
+    for values in refused:
+        with pytest.raises(IntegrityError), empty_engine.begin() as connection:
+            connection.execute(text(ALERT), values)
+    command.downgrade(alembic_config(empty_engine), "0011")
+    assert not {"alerts", "alert_sequence"} & set(inspect(empty_engine).get_table_names())
