@@ -22,6 +22,7 @@ from matcher.service import (
     sighting_candidates,
 )
 from matcher.store import NewCase, NewSighting, Role
+from matcher.web import STATIC_FILES
 from tests.api.builders import case_body
 from tests.api.conftest import auth, matcher_of
 from tests.api.databases import on_both_databases  # noqa: F401
@@ -191,8 +192,8 @@ def test_the_last_admin_key_cannot_revoke_itself(
 
 # The review page's files are public on purpose: they hold no data (the same bytes for every
 # caller, whatever the store holds); everything they show comes through the keyed API above.
-PAGE_FILES = ["/review", "/review/static/review.js", "/review/static/review.css",
-              "/review/static/favicon.svg"]
+PAGE_FILES = ["/review", *(f"/review/static/{name}" for name in STATIC_FILES
+                            if name != "review.html")]
 
 
 @pytest.mark.parametrize("path", PAGE_FILES)

@@ -29,7 +29,8 @@ from matcher.service import Matcher
 CHROMIUM = Path(os.environ.get("MATCHER_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT = {"width": 1280, "height": 800}  # a desktop, or a 10-inch tablet held sideways
+PORTRAIT = {"width": 800, "height": 1280}  # the tablet held upright
 
 
 def _require(reason: str) -> None:
@@ -47,11 +48,18 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=60)
 
 
-@pytest.fixture
-def live_server(settings: Settings, pipeline: FacePipeline, tmp_path: Path
-                ) -> Iterator[LiveServer]:
-    """The real app under uvicorn on 127.0.0.1:<free port>, lifespan and all."""
-    app = create_app(settings.model_copy(update={"data_dir": tmp_path / "data"}), pipeline)
+@pytest.fixture(scope="module")
+def server_settings(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The settings of the module's server: a fresh data dir. A module may override this
+    fixture (a calibration in the data dir, a threshold)."""
+    return settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("web") / "data"})
+
+
+@pytest.fixture(scope="module")
+def live_server(server_settings: Settings, pipeline: FacePipeline) -> Iterator[LiveServer]:
+    """The real app under uvicorn on 127.0.0.1:<free port>, lifespan and all: one per module,
+    as starting one costs seconds on two cores."""
+    app = create_app(server_settings, pipeline)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -72,9 +80,10 @@ def live_server(settings: Settings, pipeline: FacePipeline, tmp_path: Path
         sock.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian Chromium (a Playwright Browser)."""
+    """Headless Debian Chromium (a Playwright Browser), one per module; each test opens its
+    own context (a fresh tab's storage)."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
