@@ -25,7 +25,7 @@ REPO_PATH = re.compile(r"(?<![\w./-])(?:matcher|scripts|tests|models)/[\w./-]*[\
 SETTING = re.compile(rf"\b{PREFIX}[A-Z0-9_]*[A-Z0-9]\b(?!_?\*)")
 # Environment variables of the tests and of CI, not settings of the service.
 NOT_SETTINGS = {"MATCHER_TEST_DATA", "MATCHER_REQUIRE_TEST_DATA", "MATCHER_TEST_POSTGRES_URL",
-                "MATCHER_REQUIRE_BROWSER", "MATCHER_SOAK_SECONDS", "MATCHER_REVIEW_SCREENSHOT"}
+                "MATCHER_REQUIRE_BROWSER", "MATCHER_SOAK_SECONDS", "MATCHER_REVIEW_SCREENSHOTS"}
 
 
 def prose(page: Path) -> list[tuple[int, str]]:
