@@ -33,6 +33,7 @@ class ReviewCase(BaseModel):
     last_seen_lat: float | None
     last_seen_lon: float | None
     missing_since: dt.date
+    last_seen_at: dt.datetime | None
 
 
 class DecisionPublic(BaseModel):
@@ -84,6 +85,11 @@ class ReviewEntryPublic(BaseModel):
     decisions: list[DecisionPublic]  # on this case and any face of this sighting, oldest first
     seen_count: int  # other sightings of (likely) the same person
     seen: list[SightingLinkPublic]
+    reported_for_alert: bool  # the sighting answered the case's alert ("I saw this child")
+    # Great-circle km and hours from the case's last-seen point and moment to the sighting
+    # (null where either is unknown).
+    km_from_last_seen: float | None
+    hours_since_last_seen: float | None
 
 
 class ReviewPage(BaseModel):

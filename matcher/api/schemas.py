@@ -9,7 +9,15 @@ from typing import Annotated, Self
 from fastapi import UploadFile
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from matcher.vocabulary import PUBLIC_CASE_FIELDS, CandidateStatus, CaseStatus, Category, Role, Sex
+from matcher.vocabulary import (
+    MAX_ID,
+    PUBLIC_CASE_FIELDS,
+    CandidateStatus,
+    CaseStatus,
+    Category,
+    Role,
+    Sex,
+)
 
 
 def _public_fields(names: list[str]) -> list[str]:
@@ -87,6 +95,8 @@ class SightingForm(BaseModel):
     lon: float | None = Field(default=None, ge=-180, le=180)
     note: str | None = Field(default=None, max_length=2000)
     reporter_contact: str | None = Field(default=None, max_length=500)
+    alert_case_id: int | None = Field(default=None, ge=1, le=MAX_ID, description=(
+        "the case of the alert the user answered (\"I saw this child\"): an alert of the feed"))
 
 
 class SightingReceipt(BaseModel):
@@ -118,6 +128,7 @@ class SightingPublic(BaseModel):
     width: int
     height: int
     faces: list[FaceRecord]
+    alert_case_id: int | None  # the case whose alert the reporter answered
 
 
 class CaseCreate(InputModel):
@@ -269,6 +280,11 @@ class CandidatePublic(BaseModel):
     # How many false candidates a search is expected to bring at least this close, at today's
     # gallery size; null until `matcher calibrate` has run for the model.
     expected_false_per_search: float | None
+    reported_for_alert: bool  # the sighting answered this case's alert: shown whatever its rank
+    # Great-circle km and hours from the case's last-seen point and moment to the sighting
+    # (null where either is unknown): a far sighting is shown all the same.
+    km_from_last_seen: float | None
+    hours_since_last_seen: float | None
 
 
 class KeyCreate(InputModel):

@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from matcher.service.alert_reports import LastSeenGap, last_seen_gap
 from matcher.store import ApiKey, AuditEvent, Candidate, Case, CasePhoto, Face, Sighting
 from matcher.vocabulary import CandidateStatus, CaseStatus, Category, Role, Sex
 
@@ -105,11 +106,13 @@ class SightingRecord:
     width: int
     height: int
     faces: list[FaceRecord]
+    alert_case_id: int | None = None  # the case whose alert the reporter answered
 
     @classmethod
     def of(cls, row: Sighting) -> SightingRecord:
         return cls(row.id, row.uploaded_at, row.taken_at, row.lat, row.lon, row.app, row.note,
-                   row.width, row.height, [FaceRecord.of(face) for face in row.faces])
+                   row.width, row.height, [FaceRecord.of(face) for face in row.faces],
+                   row.alert_case_id)
 
 
 @dataclass(frozen=True)
@@ -131,13 +134,22 @@ class CandidateRecord:
     threshold: float  # in force when it was found
     false_match_rate: float | None
     status: CandidateStatus
+    reported_for_alert: bool = False  # the sighting answered this case's alert
+    # From the case's last-seen point and moment to the sighting (alert_reports.py).
+    km_from_last_seen: float | None = None
+    hours_since_last_seen: float | None = None
 
     @classmethod
-    def of(cls, row: Candidate) -> CandidateRecord:
+    def of(cls, row: Candidate, sighting: Sighting | None = None) -> CandidateRecord:
+        """The candidate; with its sighting, how far and how long after the case's last
+        sighting it was."""
+        gap = LastSeenGap(None, None) if sighting is None else last_seen_gap(
+            sighting.lat, sighting.lon, sighting.taken_at or sighting.uploaded_at,
+            row.case.last_seen_lat, row.case.last_seen_lon, row.case.last_seen_at)
         return cls(row.id, row.sighting_face_id, row.case_id, row.case_face_id,
                    row.case_face.case_photo_id, row.case.name, row.case.status,
                    row.case.category, row.distance, row.rank, row.model_id, row.threshold,
-                   row.false_match_rate, row.status)
+                   row.false_match_rate, row.status, row.reported_for_alert, gap.km, gap.hours)
 
 
 @dataclass(frozen=True)

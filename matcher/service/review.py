@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy.orm import Session
 
+from matcher.service.alert_reports import last_seen_gap
 from matcher.service.context import Matcher
 from matcher.service.decision_notes import require_note_for_change
 from matcher.service.retro import sighting_neighbours
@@ -81,6 +82,7 @@ class CaseSummary:
     last_seen_lat: float | None
     last_seen_lon: float | None
     missing_since: dt.date
+    last_seen_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,10 @@ class ReviewEntry:
     decisions: list[DecisionRecord] = field(default_factory=list)
     seen: list[SightingLink] = field(default_factory=list)
     false_match_rate: float | None = None  # calibrated, per compared face: the queue's order
+    reported_for_alert: bool = False  # the sighting answered the case's alert
+    # From the case's last-seen point and moment to the sighting (alert_reports.py).
+    km_from_last_seen: float | None = None
+    hours_since_last_seen: float | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +174,8 @@ def _place(sighting: Sighting) -> Place:
 
 def _case(case: Case) -> CaseSummary:
     return CaseSummary(case.id, case.name, case.category, case.status, case.last_seen_place,
-                       case.last_seen_lat, case.last_seen_lon, case.missing_since)
+                       case.last_seen_lat, case.last_seen_lon, case.missing_since,
+                       case.last_seen_at)
 
 
 def _links(matcher: Matcher, session: Session, faces: Sequence[Face]) -> list[list[SightingLink]]:
@@ -199,6 +206,8 @@ def _entries(matcher: Matcher, session: Session, rows: Sequence[ReviewRow]) -> l
             row.seen_at.date(), photo.taken_on if photo else None,
             photo.age_at_photo if photo else None, case.date_of_birth, case.age_when_missing,
             case.missing_since)
+        far = last_seen_gap(row.sighting.lat, row.sighting.lon, row.seen_at,
+                            case.last_seen_lat, case.last_seen_lon, case.last_seen_at)
         entries.append(ReviewEntry(
             candidate_id=c.id, status=c.status, distance=c.distance, rank=c.rank,
             model_id=c.model_id, threshold=c.threshold, created_at=c.created_at,
@@ -208,6 +217,8 @@ def _entries(matcher: Matcher, session: Session, rows: Sequence[ReviewRow]) -> l
             case=_case(case), age_gap_years=gap,
             decisions=[DecisionRecord.of(d) for d in decisions[(row.sighting.id, case.id)]],
             seen=seen, false_match_rate=c.false_match_rate,
+            reported_for_alert=c.reported_for_alert, km_from_last_seen=far.km,
+            hours_since_last_seen=far.hours,
         ))
     return entries
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from matcher.index import OwnerHits
 from matcher.service import faces as face_ops
+from matcher.service.alert_reports import check_reportable, reported_hits, with_reported
 from matcher.service.confidence import case_thresholds
 from matcher.service.context import Matcher, holds_model
 from matcher.service.likelihood import rated
@@ -53,8 +54,13 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
     """Decode, detect, embed, search, then store photo, faces and candidates together.
 
     Raises ImageError for unusable bytes and InvalidRecord for impossible values (e.g. a
-    latitude without a longitude); nothing is stored then.
+    latitude without a longitude, an `alert_case_id` of no alert in the feed); nothing is
+    stored then. The case whose alert the sighting answers is among the candidates of each fit
+    face, whatever its rank (alert_reports.py).
     """
+    reported = new.alert_case_id
+    if reported is not None:
+        check_reportable(matcher, reported)
     image = face_ops.decode(matcher, data)
     found = face_ops.detect(matcher, image)
     fit = [i for i, face in enumerate(found) if face.quality.fit]
@@ -62,6 +68,7 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
     k = matcher.settings.match_top_k
     searched_at = matcher.case_index_changes
     hits = matcher.index.search(vectors, k=k) if fit else None
+    answer = reported_hits(matcher, vectors, reported) if fit and reported is not None else None
     with matcher.sessions() as session, photo_transaction(
         session, matcher.settings.data_dir, matcher.settings.max_image_pixels
     ) as photos:
@@ -77,11 +84,17 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
         with matcher.case_lock:
             if fit and matcher.case_index_changes != searched_at:
                 hits = matcher.index.search(vectors, k=k)
+                if answer is not None and reported is not None:
+                    answer = reported_hits(matcher, vectors, reported)
             sighting = create_sighting(
                 session, new, stored, face_ops.new_faces(found, matcher.pipeline)
             )
             face_ids = [sighting.faces[i].id for i in fit]
-            rows = matchable(session, _candidates(matcher, face_ids, hits))
+            proposed = _candidates(matcher, face_ids, hits)
+            if answer is not None and reported is not None:
+                proposed = with_reported(proposed, face_ids, answer, reported, matcher.model_id,
+                                         matcher.match_threshold)
+            rows = matchable(session, proposed)
             thresholds = case_thresholds(matcher, session, {row.case_id for row in rows})
             rows = rated(matcher, session, [replace(row, threshold=thresholds[row.case_id])
                                             for row in rows])
@@ -119,8 +132,8 @@ def sighting_candidates(
     """The sighting's candidates by face, then rank (SightingNotFound for an unknown id);
     each candidate read is audited."""
     with session_scope(matcher.sessions) as session:
-        get_sighting(session, sighting_id)
-        rows = [CandidateRecord.of(row)
+        sighting = get_sighting(session, sighting_id)
+        rows = [CandidateRecord.of(row, sighting)
                 for row in list_candidates(session, sighting_id=sighting_id, limit=limit)]
         record(session, actor, *(AuditEntry("read", "candidate", row.id, {
             "sighting_id": sighting_id, "case_id": row.case_id}) for row in rows))

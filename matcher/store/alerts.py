@@ -149,6 +149,14 @@ def latest_alert(session: Session, case_id: int) -> Alert | None:
                           .order_by(Alert.id.desc()).limit(1))
 
 
+def has_shown_alert(session: Session, case_id: int, resolved_after: dt.datetime) -> bool:
+    """Whether the case has an alert in the feed: active, or resolved after `resolved_after`."""
+    return session.scalar(select(Alert.id).where(
+        Alert.case_id == case_id,
+        (Alert.status == AlertStatus.ACTIVE) | (Alert.resolved_at > resolved_after)).limit(1)
+    ) is not None
+
+
 def insert_alert(session: Session, new: NewAlert, seq: int) -> Alert:
     """A new active alert whose change number is `seq` (from `next_seq`, taken first)."""
     if new.issued_at.tzinfo is None or new.last_seen_at.tzinfo is None:

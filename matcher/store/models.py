@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
@@ -214,6 +215,10 @@ class Sighting(Base):
     )
     reporter_contact: Mapped[str | None] = mapped_column(Text)  # private: never log, never list
     note: Mapped[str | None] = mapped_column(Text)  # the reporter's words; investigators only
+    # The case whose alert the reporter answered ("I saw this child"; revision 0013): that case
+    # is among the candidates of each of its fit faces, whatever its rank.
+    alert_case_id: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("cases.id", ondelete="SET NULL"), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(String(200))
     width: Mapped[int] = mapped_column(Integer)
@@ -355,6 +360,9 @@ class Candidate(Base):
     # distance / threshold in force, set from the two on every insert (ORM or Core): the order
     # of the candidates without a rate, and of ties.
     distance_ratio: Mapped[float] = mapped_column(Float, default=_distance_ratio_of_row)
+    # The sighting answered this case's alert: proposed whatever its rank (revision 0013).
+    reported_for_alert: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                     server_default=false())
     status: Mapped[CandidateStatus] = mapped_column(
         _enum(CandidateStatus), default=CandidateStatus.PENDING
     )

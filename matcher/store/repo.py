@@ -97,6 +97,7 @@ class NewSighting:
     api_key_id: int | None = None
     reporter_contact: str | None = field(default=None, repr=False)
     note: str | None = field(default=None, repr=False)  # free text: never logged
+    alert_case_id: int | None = None  # the case whose alert the reporter answered
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class NewCandidate:
     # The calibrated false match rate per compared face of the distance, on the scale of every
     # model (None without a calibration of the model): what the review queue orders by.
     false_match_rate: float | None = None
+    reported_for_alert: bool = False  # the sighting answered this case's alert
 
 
 # --- cases -----------------------------------------------------------------------------------
@@ -299,6 +301,7 @@ def create_sighting(
         uploaded_at=new.uploaded_at or utcnow(), taken_at=new.taken_at, lat=new.lat, lon=new.lon,
         app=new.app, api_key_id=new.api_key_id, reporter_contact=new.reporter_contact,
         note=new.note, sha256=photo.sha256, path=photo.path, width=photo.width, height=photo.height,
+        alert_case_id=new.alert_case_id,
         faces=[_face_row(face) for face in faces],
     )
     session.add(row)
@@ -339,7 +342,7 @@ def add_candidates(session: Session, candidates: Sequence[NewCandidate]) -> list
             sighting_face_id=c.sighting_face_id, case_id=c.case_id, case_face_id=c.case_face_id,
             distance=float(c.distance), rank=int(c.rank), model_id=c.model_id,
             threshold=float(c.threshold), status=CandidateStatus.PENDING,
-            false_match_rate=_rate(c.false_match_rate),
+            false_match_rate=_rate(c.false_match_rate), reported_for_alert=c.reported_for_alert,
         )
         for c in candidates
     ]

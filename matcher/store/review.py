@@ -143,6 +143,11 @@ class ReviewQuery:
     until: dt.datetime | None = None  # exclusive
     time_field: TimeField = "seen"  # "seen": taken_at, or uploaded_at when unknown
     order: Order = "distance"  # most likely first (see Order for the others)
+    # Only the candidates of sightings that answered the case's alert (issue 22); those are
+    # listed whether under the threshold or not: the reporter's word is reason enough to look.
+    reported_for_alert: bool = False
+    # Sightings within this many km of the case's last-seen point (both known).
+    max_km_from_last_seen: float | None = None
 
 
 @dataclass(frozen=True)
@@ -264,6 +269,21 @@ def _within(circle: GeoCircle) -> list[ColumnElement[bool]]:
     return conditions
 
 
+def _near_last_seen(km: float) -> list[ColumnElement[bool]]:
+    """The sighting within `km` of its case's last-seen point: the haversine test of
+    `_within`, between two rows' columns."""
+    if not km > 0:
+        raise InvalidRecord("the distance must be positive")
+    rad = math.pi / 180
+    half_dlat = func.sin((Sighting.lat - Case.last_seen_lat) * (rad / 2))
+    half_dlon = func.sin((Sighting.lon - Case.last_seen_lon) * (rad / 2))
+    a = half_dlat * half_dlat + func.cos(Case.last_seen_lat * rad) \
+        * func.cos(Sighting.lat * rad) * half_dlon * half_dlon
+    return [Sighting.lat.is_not(None), Sighting.lon.is_not(None),
+            Case.last_seen_lat.is_not(None), Case.last_seen_lon.is_not(None),
+            a <= math.sin(min(km / EARTH_RADIUS_KM / 2, math.pi / 2)) ** 2]
+
+
 def _rows_query() -> Any:
     """Candidate, sighting face, sighting, case, case face and its photo: one row each."""
     sighting_face, case_face = aliased(Face), aliased(Face)
@@ -285,7 +305,11 @@ def review_rows(
         raise InvalidRecord("limit must be at least 1")
     conditions: list[ColumnElement[bool]] = [
         Candidate.status.in_([CandidateStatus(s) for s in query.statuses])]
-    if query.under_threshold:
+    if query.reported_for_alert:
+        conditions.append(Candidate.reported_for_alert.is_(True))
+    if query.max_km_from_last_seen is not None:
+        conditions.extend(_near_last_seen(query.max_km_from_last_seen))
+    if query.under_threshold and not query.reported_for_alert:
         # The same test on the ratio (d <= t gives d / t <= 1 exactly), which the queue's index
         # holds: the walk of the unrated candidates stops there.
         conditions += [Candidate.distance <= Candidate.threshold, Candidate.distance_ratio <= 1]

@@ -62,7 +62,10 @@ def test_the_queue_lists_likely_matches_closest_first_with_what_a_reviewer_needs
     assert first["case"] == {
         "id": a, "name": "Child A", "category": "child", "status": "active",
         "last_seen_place": "Central station", "last_seen_lat": BERLIN[0],
-        "last_seen_lon": BERLIN[1], "missing_since": "2020-05-01"}
+        "last_seen_lon": BERLIN[1], "missing_since": "2020-05-01", "last_seen_at": None}
+    # No last-seen moment: the km from the last-seen point, not the hours (issue 22).
+    assert (first["km_from_last_seen"], first["hours_since_last_seen"]) == (0.0, None)
+    assert first["reported_for_alert"] is False
     # Photo at 8, missing at 8 on 2020-05-01: the photo is dated 2020-05-01.
     assert first["age_gap_years"] == round(
         (dt.date(2021, 1, 1) - dt.date(2020, 5, 1)).days / YEAR_DAYS, 2)

@@ -27,7 +27,7 @@ TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors", "store_holders", "alerts", "alert_sequence",
 }
-HEAD = "0012"
+HEAD = "0013"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -421,3 +421,32 @@ def test_0012_keeps_one_active_alert_per_case_and_a_counter_from_zero(
             connection.execute(text(ALERT), values)
     command.downgrade(alembic_config(empty_engine), "0011")
     assert not {"alerts", "alert_sequence"} & set(inspect(empty_engine).get_table_names())
+
+
+def test_0013_marks_reported_sightings_and_keeps_earlier_rows(empty_engine: Engine) -> None:
+    """Earlier candidates were not reported; a sighting's reported case goes to NULL with an
+    erased case; going down keeps every sighting and candidate."""
+    insert = ("INSERT INTO candidates (sighting_face_id, case_id, case_face_id, distance, rank, "
+              "model_id, threshold, status, created_at, distance_ratio{}) VALUES (7, :case, 7, "
+              f"0.4, 1, :model, 0.6, 'pending', {_AT}, 0.7{{}})")
+    migrate(empty_engine, "0012")
+    with empty_engine.begin() as connection:
+        _sighting_with_face_7(connection)
+        case = _add_row(connection, "cases")
+        connection.execute(text(insert.format("", "")), {"case": case, "model": "m1"})
+    migrate(empty_engine, "0013")
+    with empty_engine.begin() as connection:
+        connection.execute(text(insert.format(", reported_for_alert", ", :reported")),
+                           {"case": case, "model": "m2", "reported": True})
+        assert connection.execute(text(
+            "SELECT model_id, reported_for_alert FROM candidates ORDER BY id")).all() == [
+            ("m1", False), ("m2", True)]
+        connection.execute(text("UPDATE sightings SET alert_case_id = :case"), {"case": case})
+        connection.execute(text("DELETE FROM cases WHERE id = :case"), {"case": case})
+        assert connection.execute(text("SELECT id, alert_case_id FROM sightings")).all() == [
+            (1, None)]
+    command.downgrade(alembic_config(empty_engine), "0012")
+    assert "alert_case_id" not in {c["name"] for c in inspect(empty_engine).get_columns(
+        "sightings")}
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM faces")).scalar_one() == 1

@@ -89,10 +89,13 @@ def _entry(entry: ReviewEntry) -> ReviewEntryPublic:
         sighting=_sighting(entry.sighting),
         case=ReviewCase(id=case.id, name=case.name, category=case.category, status=case.status,
                         last_seen_place=case.last_seen_place, last_seen_lat=case.last_seen_lat,
-                        last_seen_lon=case.last_seen_lon, missing_since=case.missing_since),
+                        last_seen_lon=case.last_seen_lon, missing_since=case.missing_since,
+                        last_seen_at=case.last_seen_at),
         age_gap_years=entry.age_gap_years,
         decisions=[_decision(d) for d in entry.decisions],
         seen_count=len(entry.seen), seen=[_link(link) for link in entry.seen],
+        reported_for_alert=entry.reported_for_alert, km_from_last_seen=entry.km_from_last_seen,
+        hours_since_last_seen=entry.hours_since_last_seen,
     )
 
 
@@ -116,6 +119,11 @@ async def get_queue(
     sort: Annotated[QueueSort, Query(description=(
         "`likely`: most likely first (the calibrated figure); `newest`: newest sighting first "
         "(seen: taken, else uploaded); `missing`: the case missing longest first"))] = "likely",
+    reported_for_alert: Annotated[bool, Query(description=(
+        "only the sightings that answered the case's alert, under the threshold or not"))] = False,
+    max_km_from_last_seen: Annotated[float | None, Query(gt=0, le=20_100, description=(
+        "only sightings within this great-circle distance of the case's last-seen point (both "
+        "known)"))] = None,
     limit: Limit = 50, cursor: CursorParam = None,
 ) -> ReviewPage:
     """Candidates under the threshold in force when they were found, most likely first (the
@@ -127,6 +135,7 @@ async def get_queue(
         statuses=tuple(CandidateStatus(s) for s in (status or ["pending"])),
         case_id=case_id, category=category, near=GeoCircle.maybe(lat, lon, radius_km),
         since=_utc(since), until=_utc(until), time_field=time_field, order=SORTS[sort],
+        reported_for_alert=reported_for_alert, max_km_from_last_seen=max_km_from_last_seen,
     )
     page = await worker(review_queue, matcher, actor, query, limit, cursor)
     return ReviewPage(items=[_entry(e) for e in page.entries], next_cursor=page.next_cursor)

@@ -48,7 +48,7 @@ async def post_sighting(
         data = await read_upload(form.photo, matcher.settings.max_image_bytes)
     new = NewSighting(app=key.name, taken_at=taken_at, lat=form.lat, lon=form.lon,
                       api_key_id=key.key_id, reporter_contact=form.reporter_contact,
-                      note=form.note)
+                      note=form.note, alert_case_id=form.alert_case_id)
     async with budget.reserve(data):  # the pixels it decodes, counted before the worker
         result = await worker.embed(ingest_sighting, matcher, data, new)
     metrics.sighting_ingested(result)
@@ -69,6 +69,8 @@ def _candidate(matcher: Matcher, row: CandidateRecord, faces: dict[str, int]
         under_threshold=row.distance <= row.threshold, status=row.status,
         expected_false_per_search=expected_false(matcher, row.case_category.value, row.distance,
                                                  faces, model_id=row.model_id),
+        reported_for_alert=row.reported_for_alert, km_from_last_seen=row.km_from_last_seen,
+        hours_since_last_seen=row.hours_since_last_seen,
     )
 
 
