@@ -43,15 +43,20 @@ class CandidateStatus(StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"  # an investigator decided "match"
     REJECTED = "rejected"  # "not_match": never proposed again for this face and case
-    NEEDS_INFO = "needs_info"
+    NEEDS_INFO = "needs_info"  # parked until someone gets more (another photo, a call back)
+    INCONCLUSIVE = "inconclusive"  # compared, and what there is cannot decide (revision 0014)
 
 
 class Verdict(StrEnum):
-    """An investigator's decision on a candidate."""
+    """An investigator's decision on a candidate. `needs_info` asks for more before deciding
+    (the candidate stays open, in the queue's "needs info" list); `inconclusive` is the face
+    examiner's conclusion that the pictures at hand cannot decide (closed, neither a match
+    nor an exclusion: docs/review.md)."""
 
     MATCH = "match"
     NOT_MATCH = "not_match"
     NEEDS_INFO = "needs_info"
+    INCONCLUSIVE = "inconclusive"
 
     @property
     def candidate_status(self) -> CandidateStatus:
@@ -59,6 +64,7 @@ class Verdict(StrEnum):
             Verdict.MATCH: CandidateStatus.CONFIRMED,
             Verdict.NOT_MATCH: CandidateStatus.REJECTED,
             Verdict.NEEDS_INFO: CandidateStatus.NEEDS_INFO,
+            Verdict.INCONCLUSIVE: CandidateStatus.INCONCLUSIVE,
         }[self]
 
 

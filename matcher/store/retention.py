@@ -12,8 +12,11 @@ from matcher.store.errors import CaseNotFound
 from matcher.store.models import Candidate, Case, CasePhoto, Face, Sighting
 from matcher.vocabulary import CandidateStatus
 
-# A candidate under its threshold in one of these states waits for an investigator.
+# A candidate under its threshold in one of these states waits for an investigator...
 OPEN = (CandidateStatus.PENDING, CandidateStatus.NEEDS_INFO)
+# ... or was compared and could not be decided: its sighting stays for a later look (a better
+# case photo may settle it), as a possible sighting of the person.
+UNDECIDED = (*OPEN, CandidateStatus.INCONCLUSIVE)
 
 
 @dataclass(frozen=True)
@@ -24,12 +27,12 @@ class Deleted:
 
 def _still_needed() -> ColumnElement[bool]:
     """A sighting (correlated) someone needs: a confirmed candidate, or one under its
-    threshold still waiting or asked about (near misses above the threshold, kept for
-    reference, do not hold a sighting back)."""
+    threshold still waiting, asked about or inconclusive (near misses above the threshold,
+    kept for reference, do not hold a sighting back)."""
     return exists().where(and_(
         Face.sighting_id == Sighting.id, Candidate.sighting_face_id == Face.id,
         or_(Candidate.status == CandidateStatus.CONFIRMED,
-            and_(Candidate.status.in_(OPEN), Candidate.distance <= Candidate.threshold))))
+            and_(Candidate.status.in_(UNDECIDED), Candidate.distance <= Candidate.threshold))))
 
 
 def _purgeable(uploaded_before: dt.datetime) -> ColumnElement[bool]:

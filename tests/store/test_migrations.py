@@ -27,7 +27,7 @@ TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors", "store_holders", "alerts", "alert_sequence",
 }
-HEAD = "0013"
+HEAD = "0014"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -450,3 +450,53 @@ def test_0013_marks_reported_sightings_and_keeps_earlier_rows(empty_engine: Engi
         "sightings")}
     with empty_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM faces")).scalar_one() == 1
+
+def test_0014_takes_inconclusive_and_gives_it_back_as_needs_info(empty_engine: Engine) -> None:
+    """The face examiners' third conclusion: both CHECKs take the word from 0014 on and still
+    refuse any other; the copied tables keep their indexes, other CHECKs and AUTOINCREMENT;
+    going down, it becomes needs_info (open, neither a match nor an exclusion)."""
+    candidate = ("INSERT INTO candidates (sighting_face_id, case_id, case_face_id, distance, "
+                 "rank, model_id, threshold, status, created_at, distance_ratio) VALUES (7, "
+                 f":case, 7, 0.4, :rank, :model, 0.6, :word, {_AT}, 0.7)")
+    decision = ("INSERT INTO decisions (sighting_face_id, case_id, verdict, note, reviewer, "
+                f"created_at) VALUES (7, :case, :word, '', 'inv', {_AT})")
+
+    def refused(case: int, *words: str, rank: int = 1) -> None:
+        for word in words:
+            for sql in (candidate, decision):
+                with pytest.raises(IntegrityError), empty_engine.begin() as connection:
+                    connection.execute(text(sql), {"case": case, "word": word, "rank": rank,
+                                                   "model": f"m-{word}"})
+
+    def indexes() -> dict[str, list[str]]:
+        found = inspect(empty_engine)
+        return {f"{table}.{ix['name']}": list(ix["column_names"])
+                for table in ("candidates", "decisions") for ix in found.get_indexes(table)}
+
+    migrate(empty_engine, "0013")
+    with empty_engine.begin() as connection:
+        _sighting_with_face_7(connection)
+        case = _add_row(connection, "cases")
+    refused(case, "inconclusive")
+    before = indexes()
+    migrate(empty_engine, "0014")
+    with empty_engine.begin() as connection:
+        connection.execute(text(candidate), {"case": case, "word": "inconclusive", "rank": 1,
+                                             "model": "m1"})
+        connection.execute(text(decision), {"case": case, "word": "inconclusive"})
+    refused(case, "maybe")
+    with pytest.raises(IntegrityError), empty_engine.begin() as connection:  # rank >= 1 holds
+        connection.execute(text(candidate), {"case": case, "word": "pending", "rank": 0,
+                                             "model": "m2"})
+    assert indexes() == before
+    if empty_engine.dialect.name == "sqlite":
+        assert {"candidates", "decisions"} <= _autoincrement_tables(empty_engine)
+
+    command.downgrade(alembic_config(empty_engine), "0013")
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT status FROM candidates")).all() == [
+            ("needs_info",)]
+        assert connection.execute(text("SELECT verdict FROM decisions")).all() == [
+            ("needs_info",)]
+    refused(case, "inconclusive")
+    assert indexes() == before

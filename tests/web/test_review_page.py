@@ -193,7 +193,8 @@ def test_a_lineup_decided_by_keyboard_alone(desk: Desk, world: dict[str, Any]) -
     page, queue = desk.page, world["queue"]
     assert page.inner_text("#who") == f"{INVESTIGATOR} · investigator"
     shortcuts = page.inner_text("#shortcuts")
-    for words in ("M match", "N not the same", "I needs info", "next", "previous", "Z zoom"):
+    for words in ("M match", "N not the same", "I needs info", "U inconclusive", "next",
+                  "previous", "Z zoom"):
         assert words in shortcuts
     shown = page.eval_on_selector_all("#queue-list li", "items => items.map(i => +i.dataset.id)")
     assert shown == queue  # most likely first, as the API ranks them
@@ -226,12 +227,12 @@ def test_a_lineup_decided_by_keyboard_alone(desk: Desk, world: dict[str, Any]) -
     page.locator("#case-view").wait_for()
     page.keyboard.press("Escape")
     page.locator("#lineup-view").wait_for()
-    page.keyboard.press("m")  # the last entry: the queue is done
-    _recorded(page, "match")
+    page.keyboard.press("u")  # the last entry, inconclusive: the queue is done
+    _recorded(page, "inconclusive")
     page.locator("#queue-status").filter(has_text="Nothing to review").wait_for()
 
     assert [_status_of(world, c) for c in queue] == [
-        "confirmed", "confirmed", "needs_info", "confirmed"]
+        "confirmed", "confirmed", "needs_info", "inconclusive"]
 
 
 def test_the_sighting_photo_zooms_to_full_resolution_and_pans(

@@ -108,7 +108,7 @@ export function strangers(rate) {
 
 export function perSearch(value) {
   if (value === null || value === undefined) {
-    return "no calibration";
+    return "?";
   }
   return value < 0.001 ? value.toExponential(1) : value.toFixed(3);
 }
@@ -117,6 +117,7 @@ export const VERDICTS = {
   match: "match",
   not_match: "not the same",
   needs_info: "needs info",
+  inconclusive: "inconclusive",
 };
 
 export const STATUSES = {
@@ -124,4 +125,5 @@ export const STATUSES = {
   confirmed: "confirmed match",
   rejected: "not the same",
   needs_info: "needs info",
+  inconclusive: "inconclusive",
 };

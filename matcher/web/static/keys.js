@@ -8,6 +8,7 @@ export const SHORTCUTS = [
   ["M", "match", ["m", "M"], "match"],
   ["N", "not the same", ["n", "N"], "not_match"],
   ["I", "needs info", ["i", "I"], "needs_info"],
+  ["U", "inconclusive", ["u", "U"], "inconclusive"],
   ["J / ↓", "next", ["j", "J", "ArrowDown"], "next"],
   ["K / ↑", "previous", ["k", "K", "ArrowUp"], "previous"],
   ["← / →", "other case", ["ArrowLeft", "ArrowRight"], "card"],

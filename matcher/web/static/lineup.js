@@ -116,7 +116,8 @@ export function createLineup({ onDecided, onOpenCase, onZoom, onOpenFace }) {
   function verdictButtons(card) {
     const box = el("div", null, "verdicts");
     for (const [verdict, label, keyName] of [["match", "Match", "M"],
-      ["not_match", "Not the same", "N"], ["needs_info", "Needs info", "I"]]) {
+      ["not_match", "Not the same", "N"], ["needs_info", "Needs info", "I"],
+      ["inconclusive", "Inconclusive", "U"]]) {
       const node = button(`${label} (${keyName})`, `verdict ${verdict}`, (event) => {
         event.stopPropagation();
         select(state.data.cards.indexOf(card));
@@ -125,10 +126,6 @@ export function createLineup({ onDecided, onOpenCase, onZoom, onOpenFace }) {
       node.dataset.verdict = verdict;
       box.append(node);
     }
-    box.append(button("Case view (C)", "case-link", (event) => {
-      event.stopPropagation();
-      onOpenCase(card.case.id);
-    }));
     return box;
   }
 
@@ -155,7 +152,11 @@ export function createLineup({ onDecided, onOpenCase, onZoom, onOpenFace }) {
     li.classList.toggle("near", !card.under_threshold);
     const head = el("header");
     head.append(el("b", card.case.name),
-      el("span", ` #${card.case.id} · ${card.case.category}`, "muted"));
+      el("span", ` #${card.case.id} · ${card.case.category}`, "muted"),
+      button("Case view (C)", "link case-link", (event) => {
+        event.stopPropagation();
+        onOpenCase(card.case.id);
+      }));
     if (!card.under_threshold) {
       head.append(el("span", "near miss: above the threshold", "badge near-badge"));
     }
@@ -168,8 +169,8 @@ export function createLineup({ onDecided, onOpenCase, onZoom, onOpenFace }) {
     const list = el("dl", null, "facts card-facts");
     facts(list, [
       ["Distance", `${card.distance.toFixed(3)} (threshold ${card.threshold.toFixed(3)})`],
-      ["Strangers as close", strangers(card.false_match_rate)],
-      ["False per search", perSearch(card.expected_false_per_search)],
+      ["Strangers as close", `${strangers(card.false_match_rate)} (`
+        + `${perSearch(card.expected_false_per_search)} false per search)`],
       ["Missing since", `${card.case.missing_since} · last seen `
         + (card.case.last_seen_place || position(card.case.last_seen_lat,
           card.case.last_seen_lon))],

@@ -78,6 +78,7 @@ function onShortcut(action, event) {
     case "match":
     case "not_match":
     case "needs_info":
+    case "inconclusive":
       lineup.decide(action);
       return true;
     case "next":
