@@ -386,6 +386,12 @@ def test_the_key_stays_in_the_tab(desk: Desk, world: dict[str, Any]) -> None:
     assert page.evaluate("() => localStorage.length") == 0
     assert page.evaluate("() => document.cookie") == "" and page.context.cookies() == []
     # A picture asked for without the key (what an <img src> to the API would do) is refused.
+    # The alert filter goes to the API (no sighting here answered an alert).
+    page.click(".filters-box summary")
+    page.check("#f-reported")
+    page.click("#filters button[type=submit]")
+    page.locator("#queue-status").filter(has_text="Nothing to review").wait_for()
+    assert any("reported_for_alert=true" in url for url in requested)
     assert desk.problems == []
     status = page.evaluate("url => fetch(url).then(r => r.status)", target["face_crop_url"])
     assert status == 401

@@ -33,6 +33,10 @@ function params(sort) {
     next.setUTCDate(next.getUTCDate() + 1);
     query.set("until", next.toISOString());
   }
+  if ($("f-reported").checked) {
+    // The sightings whose sender answered the case's alert, under the threshold or not.
+    query.set("reported_for_alert", "true");
+  }
   query.set("sort", sort);
   query.set("limit", String(PAGE_SIZE));
   return query;
@@ -60,7 +64,8 @@ export function createQueue({ onOpen, onEmpty }) {
     const head = el("span", null, "entry-head");
     head.append(el("b", item.case.name), el("span", ` #${item.case.id} · ${item.case.category}`,
       "muted"), el("span", figure, "figure"));
-    const seen = item.seen_count ? ` · seen ${item.seen_count + 1}×` : "";
+    const seen = (item.seen_count ? ` · seen ${item.seen_count + 1}×` : "")
+      + (item.reported_for_alert ? " · answered the alert" : "");
     open.append(
       head,
       el("span", `${seenAt(item.sighting)} · ${place(item.sighting, item.case)}`, "entry-line"),
