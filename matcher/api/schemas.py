@@ -99,9 +99,17 @@ class SightingForm(BaseModel):
         "the case of the alert the user answered (\"I saw this child\"): an alert of the feed"))
 
 
+class PhotoHintPublic(BaseModel):
+    """Shown to the sender when no face of the photo is fit for matching (else null)."""
+
+    message: str  # e.g. "no face found: take the photo closer, facing the camera"
+    reasons: list[str]  # no_face, or the faces' unfit codes: too_small, too_blurry
+
+
 class SightingReceipt(BaseModel):
     id: int
     faces: list[FaceFeedback]
+    hint: PhotoHintPublic | None = None
 
 
 class FaceRecord(BaseModel):
@@ -209,6 +217,7 @@ class CasePhotoReceipt(BaseModel):
     case_id: int
     photo_id: int
     faces: list[FaceFeedback]
+    hint: PhotoHintPublic | None = None
 
 
 class CaseMatchingPublic(BaseModel):

@@ -11,6 +11,7 @@ from matcher.api.deps import CaseManager, CaseReader, MatcherDep, Worker, Worker
 from matcher.api.limits import DecodeBudgetDep
 from matcher.api.metrics import MetricsDep
 from matcher.api.params import AfterId, Id
+from matcher.api.photo_hint import hint_of
 from matcher.api.schemas import (
     CaseCreate,
     CasePhotoForm,
@@ -102,7 +103,8 @@ async def post_case_photo(
                                     CasePhotoUpload(data, form.taken_on, form.age_at_photo), actor)
     metrics.case_photo_added(result)
     return CasePhotoReceipt(case_id=result.case_id, photo_id=result.photo_id, faces=[
-        FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])
+        FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces],
+        hint=hint_of(result.faces))
 
 
 @router.delete("/cases/{case_id}", status_code=204, response_class=Response)

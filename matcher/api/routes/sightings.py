@@ -10,6 +10,7 @@ from matcher.api.deps import Investigator, MatcherDep, WorkerDep
 from matcher.api.limits import DecodeBudgetDep, RateLimitedTipApp
 from matcher.api.metrics import MetricsDep
 from matcher.api.params import MAX_ID, Id
+from matcher.api.photo_hint import hint_of
 from matcher.api.schemas import (
     CandidatePublic,
     FaceFeedback,
@@ -53,7 +54,8 @@ async def post_sighting(
         result = await worker.embed(ingest_sighting, matcher, data, new)
     metrics.sighting_ingested(result)
     return SightingReceipt(id=result.sighting_id, faces=[
-        FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces])
+        FaceFeedback(box=f.box, fit=f.fit, reasons=list(f.reasons)) for f in result.faces],
+        hint=hint_of(result.faces))
 
 
 def _candidate(matcher: Matcher, row: CandidateRecord, faces: dict[str, int]
