@@ -157,6 +157,23 @@ class Settings(BaseSettings):
     # A resolved alert (found, or cancelled) stays in the feed this long, marked so, for apps to
     # take it down and say the person was found; an `updated_since` cursor lives as long.
     alert_resolved_hours: float = Field(default=24.0, gt=0, le=24 * 365)
+    # Partners' webhooks (matcher/service/webhooks.py): each alert event waits in the store's
+    # outbox until its partner answers 2xx, sent in order, one at a time per partner, so one
+    # slow or down partner delays only itself. A failed attempt is tried again after
+    # `partner_retry_first_s`, doubling up to `partner_retry_max_s`, until the event is
+    # `partner_give_up_hours` old: at least a day, a partner's outage over a weekend night.
+    partner_poll_s: float = Field(default=1.0, gt=0, le=60, description=(
+        "How often the outbox and the alerts' widening are looked at."))
+    partner_timeout_s: float = Field(default=10.0, gt=0, le=120, description=(
+        "A partner's webhook that has not answered in this long failed this attempt."))
+    partner_retry_first_s: float = Field(default=10.0, gt=0, le=3600, description=(
+        "Wait before the second attempt at an event; it doubles at each failure."))
+    partner_retry_max_s: float = Field(default=1800.0, gt=0, le=86_400, description=(
+        "The longest wait between two attempts at an event."))
+    partner_give_up_hours: float = Field(default=48.0, ge=24, le=24 * 30, description=(
+        "An event not acknowledged this long after it happened is given up (`failed`)."))
+    partner_workers: int = Field(default=8, ge=1, le=256, description=(
+        "Deliveries in flight at once (to as many partners; one at a time per partner)."))
 
     # Hostile traffic (matcher/api/limits.py). A request body larger than `max_request_bytes` is
     # refused with 413 before it is read: by its Content-Length, or as soon as a chunked body

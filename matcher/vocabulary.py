@@ -86,6 +86,15 @@ class AlertChange(StrEnum):
     RESOLVED = "resolved"
 
 
+class DeliveryStatus(StrEnum):
+    """Where an alert event for a partner's webhook stands."""
+
+    PENDING = "pending"  # in the outbox: due, leased or waiting for its next attempt
+    DELIVERED = "delivered"  # acknowledged (2xx): never sent again
+    FAILED = "failed"  # given up after the retry period
+    CANCELLED = "cancelled"  # its partner was removed before it went
+
+
 class Role(StrEnum):
     TIP_APP = "tip_app"
     INVESTIGATOR = "investigator"

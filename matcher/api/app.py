@@ -12,7 +12,18 @@ from fastapi import FastAPI, Request
 
 from matcher.api import caching, errors, limits, metrics
 from matcher.api.deps import Worker
-from matcher.api.routes import admin, alerts, audit, cases, desk, keys, page, review, sightings
+from matcher.api.routes import (
+    admin,
+    alerts,
+    audit,
+    cases,
+    desk,
+    keys,
+    page,
+    partners,
+    review,
+    sightings,
+)
 from matcher.api.schemas import Health
 from matcher.config import Settings
 from matcher.embed import FacePipeline
@@ -20,6 +31,7 @@ from matcher.service import Matcher, open_matcher
 from matcher.service.holders import SERVE, claim
 from matcher.service.maintenance import Maintenance
 from matcher.service.reindex import ReindexRunner
+from matcher.service.webhooks import Dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +54,14 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
         app.state.reindex = ReindexRunner(hold)
         maintenance = Maintenance(matcher)
         maintenance.start()
+        webhooks = Dispatcher(matcher)  # partners' outbox: sent from the store, resumed here
+        webhooks.start()
         log.info("serving model %s with %d active case faces", matcher.model_id,
                  len(matcher.index))
         try:
             yield
         finally:
+            webhooks.stop()
             maintenance.stop()
             app.state.reindex.stop(wait_s=60)  # its vectors so far stay; a new run resumes
             try:
@@ -66,7 +81,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
     caching.install(app)
     limits.install(app, settings)  # inside the metrics middleware: its 413s are counted too
     metrics.install(app)
-    for module in (sightings, alerts, cases, keys, review, desk, audit, admin):
+    for module in (sightings, alerts, cases, keys, review, desk, audit, admin, partners):
         app.include_router(module.router, prefix="/v1")
     app.include_router(page.router)  # the review page: no key, no data (matcher/web)
 

@@ -35,8 +35,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from matcher import logs
 from matcher.api.deps import Forbidden, MatcherDep, WorkerDep, _bearer, _header, current_key
 from matcher.service import CasePhotoResult, SightingResult, matching_coverage
+from matcher.service.partners import DeliveryState, delivery_states
 from matcher.service.store_fit import erased_fitted_cases
-from matcher.vocabulary import Role
+from matcher.vocabulary import DeliveryStatus, Role
 
 access_log = logging.getLogger("matcher.access")
 log = logging.getLogger(__name__)
@@ -96,6 +97,17 @@ class Metrics:
             "matcher_projection_erased_cases", "Cases the serving model's projection was "
             "fitted on (fit-projection --from-store) that the store no longer holds: refit "
             "without them and reindex.", registry=reg)
+        # Partners' webhooks, read from the store's outbox at each scrape (alert on lag).
+        self.partner_deliveries = Gauge(
+            "matcher_partner_deliveries", "Alert events for each live partner's webhook, by "
+            "status (failed: given up).", ["partner", "status"], registry=reg)
+        self.partner_lag = Gauge(
+            "matcher_partner_delivery_lag_seconds", "Age of each live partner's oldest "
+            "undelivered event (0: none waits).", ["partner"], registry=reg)
+        self.partner_failing = Gauge(
+            "matcher_partner_delivery_failed_attempts", "Failed attempts of each live "
+            "partner's oldest undelivered event: above 0, its webhook is failing.", ["partner"],
+            registry=reg)
         self._app = app
         self._routes: list[tuple[re.Pattern[str], str, frozenset[str]]] | None = None
 
@@ -274,7 +286,20 @@ async def get_metrics_text(metrics: MetricsDep, matcher: MatcherDep, worker: Wor
     metrics.faces_without_vectors.set(blind.faces_without_vectors)
     metrics.unmatchable_cases.set(len(blind.unmatchable_cases))
     metrics.projection_erased_cases.set(await worker(erased_fitted_cases, matcher))
+    _set_partner_gauges(metrics, await worker(delivery_states, matcher))
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _set_partner_gauges(metrics: Metrics, states: list[DeliveryState]) -> None:
+    for gauge in (metrics.partner_deliveries, metrics.partner_lag, metrics.partner_failing):
+        gauge.clear()  # a removed partner's series go
+    for state in states:
+        partner = str(state.partner_id)
+        for status in DeliveryStatus:
+            metrics.partner_deliveries.labels(partner=partner, status=status.value).set(
+                state.counts.get(status.value, 0))
+        metrics.partner_lag.labels(partner=partner).set(state.lag_s)
+        metrics.partner_failing.labels(partner=partner).set(state.head_attempts)
 
 
 def install(app: FastAPI) -> None:

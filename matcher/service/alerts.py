@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from matcher.service.alert_areas import Schedule, schedules
 from matcher.service.context import Matcher
 from matcher.service.errors import ServiceError
+from matcher.service.partner_events import tell_issued, tell_resolved
 from matcher.store import (
     AuditEntry,
     CaseNotFound,
@@ -111,8 +112,10 @@ def issue_alert(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> AlertR
         alert = insert_alert(session, NewAlert(
             case_id, case.category, case.last_seen_lat, case.last_seen_lon, case.last_seen_at,
             schedule.as_lists(), now, actor.name), seq)
+        told = tell_issued(session, alert, now)  # the partners' outbox, in this commit
         record(session, actor, AuditEntry("create", "alert", alert.id, {
-            "case_id": case_id, "schedule": [list(step) for step in schedule.as_lists()]}))
+            "case_id": case_id, "schedule": [list(step) for step in schedule.as_lists()],
+            "partners_told": told}))
         log.info("alert %d issued for case %d (%s)", alert.id, case_id, case.category.value)
         return AlertRecord.of(alert, now)
 
@@ -153,8 +156,9 @@ def resolve_case_alert(session: Session, case_id: int, outcome: AlertOutcome,
     if alert.status is not AlertStatus.ACTIVE:
         return None
     resolve_alert(session, alert, outcome, at, seq)
-    record(session, actor, AuditEntry("resolve", "alert", alert.id,
-                                      {"case_id": case_id, "outcome": outcome.value}))
+    told = tell_resolved(session, alert, at)
+    record(session, actor, AuditEntry("resolve", "alert", alert.id, {
+        "case_id": case_id, "outcome": outcome.value, "partners_told": told}))
     log.info("alert %d of case %d resolved: %s", alert.id, case_id, outcome.value)
     return alert
 

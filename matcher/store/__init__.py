@@ -54,6 +54,7 @@ from matcher.store.models import (
     descriptor_from_bytes,
     descriptor_to_bytes,
 )
+from matcher.store.partners import Delivery, Partner
 from matcher.store.photos import (
     PhotoWriter,
     StoredPhoto,
@@ -114,6 +115,8 @@ __all__ = [
     "Actor",
     "Alert",
     "AlertSequence",
+    "Delivery",
+    "Partner",
     "AuditEntry",
     "PUBLIC_CASE_FIELDS",
     "ApiKey",

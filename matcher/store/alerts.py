@@ -60,6 +60,7 @@ class Alert(Base):
         UniqueConstraint("open_case_id", name="uq_alerts_open_case_id"),
         Index("ix_alerts_case_id", "case_id"),
         Index("ix_alerts_changed_seq", "changed_seq"),
+        Index("ix_alerts_status_next_step_at", "status", "next_step_at"),
         NO_ID_REUSE,
     )
 
@@ -79,6 +80,9 @@ class Alert(Base):
     issued_seq: Mapped[int] = mapped_column(BigInteger)
     resolved_seq: Mapped[int | None] = mapped_column(BigInteger)
     changed_seq: Mapped[int] = mapped_column(BigInteger)  # the last of the two
+    # When its area next grows, while partners have not been told of that step yet (revision
+    # 0015); None once it covers all it ever will, or is resolved.
+    next_step_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class AlertSequence(Base):
@@ -167,7 +171,7 @@ def insert_alert(session: Session, new: NewAlert, seq: int) -> Alert:
         schedule=[[float(hour), None if km is None else float(km)] for hour, km in new.schedule],
         status=AlertStatus.ACTIVE, outcome=None, issued_at=new.issued_at,
         issued_by=new.issued_by, resolved_at=None, issued_seq=seq, resolved_seq=None,
-        changed_seq=seq)
+        changed_seq=seq, next_step_at=step_after(new.schedule, new.issued_at, new.issued_at))
     session.add(alert)
     session.flush()
     return alert
@@ -179,9 +183,28 @@ def resolve_alert(session: Session, alert: Alert, outcome: AlertOutcome, at: dt.
     if alert.status is not AlertStatus.ACTIVE:
         raise InvalidRecord(f"alert {alert.id} is resolved already")
     alert.status, alert.outcome, alert.resolved_at = AlertStatus.RESOLVED, outcome, at
+    alert.next_step_at = None
     alert.open_case_id, alert.resolved_seq, alert.changed_seq = None, seq, seq
     session.flush()
     return alert
+
+
+def step_after(schedule: Sequence[Sequence[float | None]], issued_at: dt.datetime,
+               after: dt.datetime) -> dt.datetime | None:
+    """When the area of an alert issued at `issued_at` next grows after `after` (None: never
+    again)."""
+    for hour, _ in schedule:
+        start = issued_at + dt.timedelta(hours=float(hour or 0))
+        if start > after:
+            return start
+    return None
+
+
+def told_step(session: Session, alert: Alert, now: dt.datetime) -> None:
+    """The partners were told of the alert's area as of `now`: the next step to tell is the
+    one after it."""
+    alert.next_step_at = step_after(alert.schedule, alert.issued_at, now)
+    session.flush()
 
 
 def forget_place(session: Session, case_id: int, seq: int) -> None:

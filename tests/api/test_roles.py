@@ -21,7 +21,9 @@ from matcher.service import (
     register_case,
     sighting_candidates,
 )
+from matcher.service.partners import register_partner
 from matcher.store import NewCase, NewSighting, Role
+from matcher.vocabulary import Category
 from matcher.web import STATIC_FILES
 from tests.api.builders import case_body
 from tests.api.conftest import auth, matcher_of
@@ -51,6 +53,14 @@ ENDPOINTS: list[tuple[str, Call, set[Role], int]] = [
         f"/v1/cases/{x['case']}/alert", headers=h), {INV, MGR}, 200),
     ("DELETE /v1/cases/{id}/alert", lambda c, h, x: c.delete(
         f"/v1/cases/{x['case']}/alert", headers=h), {MGR}, 200),
+    ("POST /v1/partners", lambda c, h, x: c.post("/v1/partners", json={
+        "name": "news", "url": "https://news.example/hook", "categories": ["child"]},
+        headers=h), {ADM}, 201),
+    ("GET /v1/partners", lambda c, h, x: c.get("/v1/partners", headers=h), {ADM}, 200),
+    ("GET /v1/partners/{id}/deliveries", lambda c, h, x: c.get(
+        f"/v1/partners/{x['partner']}/deliveries", headers=h), {ADM}, 200),
+    ("DELETE /v1/partners/{id}", lambda c, h, x: c.delete(
+        f"/v1/partners/{x['partner']}", headers=h), {ADM}, 200),
     ("POST /v1/cases", lambda c, h, x: c.post(
         "/v1/cases", json=case_body("New"), headers=h), {MGR}, 201),
     ("PATCH /v1/cases/{id}", lambda c, h, x: c.patch(
@@ -124,10 +134,12 @@ def ctx(client: TestClient) -> dict[str, Any]:
                                          public_fields=["name"], **seen))
     sighting = ingest_sighting(matcher, jpeg, NewSighting(app="seed"))
     spare, _ = new_key(matcher.sessions, Role.TIP_APP, "spare")
+    partner = register_partner(matcher, "maps", "https://maps.example/hook", [Category.CHILD],
+                               None)
     return {"jpeg": jpeg, "case": case.id, "quiet_case": quiet.id, "photo": photos[0].photo_id,
             "spare_photo": photos[1].photo_id, "sighting": sighting.sighting_id,
             "sighting_face": read_sighting(matcher, sighting.sighting_id).faces[0].id,
-            "spare_key": spare.id,
+            "spare_key": spare.id, "partner": partner.id,
             "candidate": sighting_candidates(matcher, sighting.sighting_id)[0].id}
 
 

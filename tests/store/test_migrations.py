@@ -21,13 +21,14 @@ from matcher.wiring import database_url, make_engine
 # Those of revision 0007, then those created with AUTOINCREMENT since.
 ID_TABLES = ("cases", "case_photos", "sightings", "faces", "candidates", "decisions",
              "audit_events", "api_keys")
-LATER_ID_TABLES = ("alerts",)
+LATER_ID_TABLES = ("alerts", "partners", "partner_deliveries")
 
 TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
-    "audit_events", "face_vectors", "store_holders", "alerts", "alert_sequence",
+    "audit_events", "face_vectors", "store_holders", "alerts", "alert_sequence", "partners",
+    "partner_deliveries",
 }
-HEAD = "0014"
+HEAD = "0015"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -451,6 +452,7 @@ def test_0013_marks_reported_sightings_and_keeps_earlier_rows(empty_engine: Engi
     with empty_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM faces")).scalar_one() == 1
 
+
 def test_0014_takes_inconclusive_and_gives_it_back_as_needs_info(empty_engine: Engine) -> None:
     """The face examiners' third conclusion: both CHECKs take the word from 0014 on and still
     refuse any other; the copied tables keep their indexes, other CHECKs and AUTOINCREMENT;
@@ -500,3 +502,23 @@ def test_0014_takes_inconclusive_and_gives_it_back_as_needs_info(empty_engine: E
             ("needs_info",)]
     refused(case, "inconclusive")
     assert indexes() == before
+
+
+def test_0015_tells_partners_of_the_steps_of_alerts_issued_before_it(
+        empty_engine: Engine) -> None:
+    """An active alert gets the first step after its issue (the partners' scan then tells of
+    its area as it is); a resolved one none; going down drops the partners and their outbox."""
+    migrate(empty_engine, "0014")
+    with empty_engine.begin() as connection:
+        for case, status, outcome, seq in ((3, "active", None, None), (4, "resolved", "found", 2)):
+            connection.execute(text(ALERT.replace("'[[0, 100]]'", "'[[0, 100], [1, 500]]'")), {
+                "case": case, "open": case if status == "active" else None, "status": status,
+                "outcome": outcome, "at": None if seq is None else _AT[1:-1],
+                "resolved_seq": seq})
+    migrate(empty_engine, "0015")
+    with empty_engine.connect() as connection:
+        steps = dict(connection.execute(text("SELECT case_id, next_step_at FROM alerts")).all())
+    assert steps[4] is None and str(steps[3]).startswith("2026-01-01 01:00:00")
+    command.downgrade(alembic_config(empty_engine), "0014")
+    assert not {"partners", "partner_deliveries"} & set(inspect(empty_engine).get_table_names())
+    assert "next_step_at" not in {c["name"] for c in inspect(empty_engine).get_columns("alerts")}
