@@ -9,7 +9,8 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from matcher.service import KeyRecord, Matcher, authenticate
+from matcher.service import KeyRecord, Matcher
+from matcher.service.key_use import audit_admin_use, authenticate_and_note
 from matcher.vocabulary import Actor, Role
 
 T = TypeVar("T")
@@ -70,7 +71,7 @@ async def current_key(
     plaintext = bearer.credentials if bearer is not None else header
     if not plaintext:
         raise Unauthenticated("an API key is required (Authorization: Bearer or X-API-Key)")
-    key = await worker(authenticate, matcher.sessions, plaintext)
+    key = await worker(authenticate_and_note, matcher.sessions, plaintext)
     if key is None:
         raise Unauthenticated("the API key is wrong or revoked")
     return key
@@ -79,11 +80,18 @@ async def current_key(
 def require(*roles: Role) -> Callable[..., Any]:
     """A dependency that lets through keys of these roles only, as the Actor to audit."""
 
-    async def check(request: Request, key: Annotated[KeyRecord, Depends(current_key)]) -> Actor:
+    async def check(request: Request, key: Annotated[KeyRecord, Depends(current_key)],
+                    matcher: MatcherDep, worker: WorkerDep) -> Actor:
+        client = request.client.host if request.client is not None else None
+        actor = Actor(key_id=key.id, name=key.name, role=key.role.value, client=client)
+        if key.role is Role.ADMIN:  # it opens keys and the trail: each use, even refused
+            # The full template (an included router's route has no /v1 here): the metrics'
+            # table of the app's routes knows it.
+            route: str = request.app.state.metrics.route_template(request.scope)
+            await worker(audit_admin_use, matcher.sessions, actor, request.method, route)
         if key.role not in roles:
             raise Forbidden(f"a {key.role.value} key may not do this")
-        client = request.client.host if request.client is not None else None
-        return Actor(key_id=key.id, name=key.name, role=key.role.value, client=client)
+        return actor
 
     return check
 

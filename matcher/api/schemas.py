@@ -309,6 +309,7 @@ class KeyPublic(BaseModel):
     name: str
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None = None  # to the minute; null: not used since revision 0016
 
 
 class KeyCreated(KeyPublic):

@@ -182,7 +182,8 @@ class KeyRecord:
     name: str
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None = None  # to the minute (matcher/service/key_use.py)
 
     @classmethod
     def of(cls, row: ApiKey) -> KeyRecord:
-        return cls(row.id, row.role, row.name, row.created_at, row.revoked_at)
+        return cls(row.id, row.role, row.name, row.created_at, row.revoked_at, row.last_used_at)

@@ -7,6 +7,7 @@ enough (no password stretching needed).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -108,3 +109,14 @@ def list_keys(session: Session, include_revoked: bool = False) -> list[ApiKey]:
     if not include_revoked:
         query = query.where(ApiKey.revoked_at.is_(None))
     return list(session.scalars(query))
+
+
+def note_key_used(session: Session, key_id: int, at: dt.datetime, since: dt.datetime) -> bool:
+    """Sets the key's last use to `at` unless it was already noted at or after `since`; True if
+    written. The condition is in the UPDATE, so servers that race write it once."""
+    noted = session.scalar(
+        update(ApiKey).where(ApiKey.id == key_id,
+                             ApiKey.last_used_at.is_(None) | (ApiKey.last_used_at < since))
+        .values(last_used_at=at).returning(ApiKey.id)
+        .execution_options(synchronize_session=False))
+    return noted is not None

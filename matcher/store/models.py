@@ -444,6 +444,9 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    # Written at most once a minute per key (matcher/service/key_use.py): a coarse "still in
+    # use?" for the operator deciding on a revocation, not a log of requests.
+    last_used_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class StoreHolder(Base):

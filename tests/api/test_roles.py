@@ -91,6 +91,7 @@ ENDPOINTS: list[tuple[str, Call, set[Role], int]] = [
         f"/v1/sightings/{x['sighting']}", headers=h), {INV}, 200),
     ("GET /v1/sightings/{id}/candidates", lambda c, h, x: c.get(
         f"/v1/sightings/{x['sighting']}/candidates", headers=h), {INV}, 200),
+    ("GET /v1/keys", lambda c, h, x: c.get("/v1/keys", headers=h), {ADM}, 200),
     ("POST /v1/keys", lambda c, h, x: c.post(
         "/v1/keys", json={"role": "tip_app", "name": "app"}, headers=h), {ADM}, 201),
     ("DELETE /v1/keys/{id}", lambda c, h, x: c.delete(

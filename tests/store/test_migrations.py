@@ -28,7 +28,7 @@ TABLES = {
     "audit_events", "face_vectors", "store_holders", "alerts", "alert_sequence", "partners",
     "partner_deliveries",
 }
-HEAD = "0015"
+HEAD = "0016"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
