@@ -54,15 +54,16 @@ def _metric(server: LiveServer, line_start: str) -> float:
 
 
 def test_every_event_arrives_once_in_order_across_refusals_a_kill_and_a_restart(
-    tmp_path: Path, settings: Any
+    tmp_path: Path, settings: Any, db_url: str | None
 ) -> None:
     require_test_data()
     hooks = Receiver(mode="refuse")
     slow = Receiver(mode="slow", delay_s=3)
+    store = {} if db_url is None else {"database_url": db_url}  # SQLite, then PostgreSQL
     server = LiveServer(tmp_path / "data", cache_from=settings.cache_dir,
                         alert_schedule_child=SCHEDULE, partner_poll_s="0.2",
                         partner_retry_first_s="0.2", partner_retry_max_s="1",
-                        partner_timeout_s="1")
+                        partner_timeout_s="1", **store)
     try:
         server.start()
         with server.client(server.admin) as admin:
