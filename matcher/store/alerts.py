@@ -34,7 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from matcher.store.errors import InvalidRecord
-from matcher.store.models import NO_ID_REUSE, Base, Case, CasePhoto, Id, _enum, _lat_lon, _one_of
+from matcher.store.models import Base, Case, CasePhoto
+from matcher.store.models.base import NO_ID_REUSE, Id, enum_type, one_of, position_checks
 from matcher.vocabulary import (
     PUBLIC_CASE_FIELDS,
     AlertOutcome,
@@ -52,9 +53,9 @@ class Alert(Base):
 
     __tablename__ = "alerts"
     __table_args__ = (
-        _one_of("category", Category),
-        _one_of("status", AlertStatus),
-        _one_of("outcome", AlertOutcome),
+        one_of("category", Category),
+        one_of("status", AlertStatus),
+        one_of("outcome", AlertOutcome),
         CheckConstraint("(status = 'active') = (outcome IS NULL)", name="outcome_when_resolved"),
         CheckConstraint("(status = 'active') = (resolved_at IS NULL)", name="resolved_at"),
         CheckConstraint("(status = 'active') = (resolved_seq IS NULL)", name="resolved_seq"),
@@ -62,7 +63,7 @@ class Alert(Base):
         # never collide, on either database).
         CheckConstraint("(status = 'active') = (open_case_id IS NOT NULL) AND "
                         "(open_case_id IS NULL OR open_case_id = case_id)", name="open_case_id"),
-        *_lat_lon(),
+        *position_checks(),
         UniqueConstraint("open_case_id", name="uq_alerts_open_case_id"),
         Index("ix_alerts_case_id", "case_id"),
         Index("ix_alerts_changed_seq", "changed_seq"),
@@ -73,13 +74,13 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     case_id: Mapped[int] = mapped_column(Id)
     open_case_id: Mapped[int | None] = mapped_column(Id)
-    category: Mapped[Category] = mapped_column(_enum(Category))
+    category: Mapped[Category] = mapped_column(enum_type(Category))
     lat: Mapped[float | None] = mapped_column(Float)  # the last-seen point; None once erased
     lon: Mapped[float | None] = mapped_column(Float)
     last_seen_at: Mapped[dt.datetime | None] = mapped_column()
     schedule: Mapped[Steps] = mapped_column(JSON)  # the area by hours, as issued
-    status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus))
-    outcome: Mapped[AlertOutcome | None] = mapped_column(_enum(AlertOutcome))
+    status: Mapped[AlertStatus] = mapped_column(enum_type(AlertStatus))
+    outcome: Mapped[AlertOutcome | None] = mapped_column(enum_type(AlertOutcome))
     issued_at: Mapped[dt.datetime] = mapped_column()
     issued_by: Mapped[str] = mapped_column(String(200))  # the key's name
     resolved_at: Mapped[dt.datetime | None] = mapped_column()

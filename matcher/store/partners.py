@@ -35,7 +35,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from matcher.store.alerts import Alert
 from matcher.store.errors import InvalidRecord, NotFound
-from matcher.store.models import NO_ID_REUSE, Base, Id, _enum, _lat_lon, _one_of
+from matcher.store.models import Base
+from matcher.store.models.base import NO_ID_REUSE, Id, enum_type, one_of, position_checks
 from matcher.vocabulary import AlertChange, AlertStatus, DeliveryStatus
 
 
@@ -48,7 +49,7 @@ class Partner(Base):
 
     __tablename__ = "partners"
     __table_args__ = (
-        *_lat_lon("home_"),
+        *position_checks("home_"),
         CheckConstraint("(home_lat IS NULL) = (home_radius_km IS NULL)", name="home_area"),
         CheckConstraint("home_radius_km IS NULL OR home_radius_km > 0", name="home_radius_km"),
         NO_ID_REUSE,
@@ -72,8 +73,8 @@ class Delivery(Base):
 
     __tablename__ = "partner_deliveries"
     __table_args__ = (
-        _one_of("kind", AlertChange),
-        _one_of("status", DeliveryStatus),
+        one_of("kind", AlertChange),
+        one_of("status", DeliveryStatus),
         # One row per event of a partner: whoever enqueues it again (a widening found by two
         # processes) adds nothing.
         UniqueConstraint("partner_id", "event_key", name="uq_partner_deliveries_event_key"),
@@ -89,9 +90,9 @@ class Delivery(Base):
     event_id: Mapped[str] = mapped_column(String(40))  # sent with it: the partner's dedup key
     event_key: Mapped[str] = mapped_column(String(64))  # 12:notice, 12:widened:2, 12:resolved
     alert_id: Mapped[int] = mapped_column(Id)
-    kind: Mapped[AlertChange] = mapped_column(_enum(AlertChange))
+    kind: Mapped[AlertChange] = mapped_column(enum_type(AlertChange))
     body: Mapped[str] = mapped_column(Text)  # the JSON sent, fixed when the event happened
-    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus))
+    status: Mapped[DeliveryStatus] = mapped_column(enum_type(DeliveryStatus))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column()
     next_attempt_at: Mapped[dt.datetime] = mapped_column()
