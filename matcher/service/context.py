@@ -49,9 +49,14 @@ from matcher.store import (
     migrate,
     session_factory,
 )
+from matcher.store.digest import FaceSetDigest
+from matcher.store.face_rows import (
+    active_case_face_pairs,
+    sighting_face_pairs,
+    sighting_face_rows,
+    sighting_face_summary,
+)
 from matcher.store.models import utcnow
-from matcher.store.repo import FaceSetDigest, active_case_face_pairs
-from matcher.store.review import sighting_face_pairs, sighting_face_rows, sighting_face_summary
 from matcher.store.vectors import Coverage, count_vectors, coverage, vector_models
 from matcher.wiring import index_params, load_pipeline, make_engine
 

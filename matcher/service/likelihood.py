@@ -24,13 +24,8 @@ from sqlalchemy.orm import Session
 
 from matcher.calibration import Calibration, for_category
 from matcher.store import NewCandidate
-from matcher.store.review import (
-    OPEN,
-    Unrated,
-    case_categories,
-    set_false_match_rates,
-    unrated_candidates,
-)
+from matcher.store.candidates import OPEN, Unrated, set_false_match_rates, unrated_candidates
+from matcher.store.cases import case_categories
 from matcher.vocabulary import Category
 
 if TYPE_CHECKING:

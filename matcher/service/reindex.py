@@ -47,7 +47,7 @@ from matcher.store import (
     active_case_face_summary,
     read_photo,
 )
-from matcher.store.review import sighting_face_rows, sighting_face_summary
+from matcher.store.face_rows import sighting_face_rows, sighting_face_summary
 from matcher.store.vectors import (
     FaceToEmbed,
     add_vectors,

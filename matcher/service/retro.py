@@ -24,7 +24,7 @@ from matcher.service.context import Matcher
 from matcher.service.likelihood import rated
 from matcher.service.retention import drop_faces
 from matcher.store import Case, Face, NewCandidate, add_candidates, matchable
-from matcher.store.review import candidate_distances, candidate_pairs
+from matcher.store.candidates import candidate_distances, candidate_pairs
 from matcher.vocabulary import CaseStatus
 
 log = logging.getLogger(__name__)

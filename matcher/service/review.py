@@ -31,18 +31,16 @@ from matcher.store import (
     record,
     session_scope,
 )
+from matcher.store.decisions import decide, decisions_on
 from matcher.store.review import (
     Cursor,
     ReviewQuery,
     ReviewRow,
     cursor_after,
-    decide,
-    decisions_on,
-    fit_sighting_faces,
     review_row,
     review_rows,
-    sightings_by_id,
 )
+from matcher.store.sightings import fit_sighting_faces, sightings_by_id
 from matcher.vocabulary import Actor, CandidateStatus, CaseStatus, Category, Verdict
 
 log = logging.getLogger(__name__)

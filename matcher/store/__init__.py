@@ -1,6 +1,13 @@
 """The store: SQLAlchemy models, Alembic migrations and photo files. It is the truth; indexes
 are rebuilt from it. Never imports matcher.api or matcher.embed.
 
+Every query lives here, in a function named for what it does, in the module of its subject:
+`cases` (and their photos), `sightings`, `faces`, `candidates`, `decisions`, `review` (the
+queue), `vectors` (descriptors by model), `face_rows` (what the indexes hold) and `digest`
+(its fingerprint), `keys`, `audit`, `holders`, `retention`, `fitting`; `photos` keeps the
+photo files, `models` the tables, `db` engines and migrations. The functions add and flush
+but never commit: the caller owns the transaction.
+
 ```python
 engine = open_engine(store_url(database_url, data_dir)); migrate(engine)
 Session = session_factory(engine)
@@ -14,6 +21,25 @@ key, plaintext = create_key(session, Role.INVESTIGATOR, "desk 4")   # plaintext 
 
 from matcher.store.alerts import Alert, AlertSequence
 from matcher.store.audit import AuditEntry, list_events, record
+from matcher.store.candidates import (
+    NewCandidate,
+    add_candidates,
+    list_candidates,
+    matchable,
+    set_candidate_status,
+)
+from matcher.store.cases import (
+    NewCase,
+    add_case_photo,
+    create_case,
+    delete_case,
+    delete_case_photo,
+    edit_case,
+    get_case,
+    list_cases,
+    set_case_status,
+    set_public_fields,
+)
 from matcher.store.db import (
     current_revision,
     migrate,
@@ -23,6 +49,7 @@ from matcher.store.db import (
     store_url,
     truncate_wal,
 )
+from matcher.store.digest import FaceSetSummary
 from matcher.store.errors import (
     CandidateNotFound,
     CaseNotFound,
@@ -33,6 +60,14 @@ from matcher.store.errors import (
     StoreError,
     UnsupportedPhoto,
 )
+from matcher.store.face_rows import (
+    FaceRowBatch,
+    active_case_face_rows,
+    active_case_face_summary,
+    active_case_faces_by_category,
+    case_face_rows,
+)
+from matcher.store.faces import NewFace, get_faces
 from matcher.store.keys import (
     ApiKeyNotFound,
     LastAdminKey,
@@ -66,35 +101,7 @@ from matcher.store.photos import (
     remove_orphans,
     store_photo,
 )
-from matcher.store.repo import (
-    FaceRowBatch,
-    FaceSetSummary,
-    NewCandidate,
-    NewCase,
-    NewFace,
-    NewSighting,
-    active_case_face_rows,
-    active_case_face_summary,
-    active_case_faces_by_category,
-    add_candidates,
-    add_case_photo,
-    case_face_rows,
-    create_case,
-    create_sighting,
-    delete_case,
-    delete_case_photo,
-    edit_case,
-    get_case,
-    get_faces,
-    get_sighting,
-    list_candidates,
-    list_cases,
-    list_sightings,
-    matchable,
-    set_candidate_status,
-    set_case_status,
-    set_public_fields,
-)
+from matcher.store.sightings import NewSighting, create_sighting, get_sighting, list_sightings
 
 # The shared words, defined in matcher/vocabulary.py: re-exported so that the importers that
 # found them here (the CLI, scripts, tests) keep working. New code imports matcher.vocabulary.

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from matcher.store.candidates import OPEN
 from matcher.store.errors import CaseNotFound
 from matcher.store.models import Candidate, Case, CasePhoto, Face, Sighting
 from matcher.vocabulary import CandidateStatus
 
-# A candidate under its threshold in one of these states waits for an investigator...
-OPEN = (CandidateStatus.PENDING, CandidateStatus.NEEDS_INFO)
-# ... or was compared and could not be decided: its sighting stays for a later look (a better
-# case photo may settle it), as a possible sighting of the person.
+# A candidate under its threshold in one of these states waits for an investigator (`OPEN`),
+# or was compared and could not be decided: its sighting stays for a later look (a better case
+# photo may settle it), as a possible sighting of the person.
 UNDECIDED = (*OPEN, CandidateStatus.INCONCLUSIVE)
 
 

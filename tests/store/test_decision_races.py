@@ -28,7 +28,7 @@ from matcher.store import (
     session_scope,
     store_photo,
 )
-from matcher.store.review import decide
+from matcher.store.decisions import decide
 from tests.store.builders import MODEL, new_case, new_face, pixels
 
 CANDIDATES = 8

@@ -17,8 +17,8 @@ from matcher.store import (
     set_case_status,
     store_photo,
 )
-from matcher.store.repo import FaceSetDigest
-from matcher.store.review import sighting_face_rows, sighting_face_summary
+from matcher.store.digest import FaceSetDigest
+from matcher.store.face_rows import sighting_face_rows, sighting_face_summary
 from matcher.store.vectors import (
     Coverage,
     add_vectors,

@@ -17,6 +17,7 @@ from matcher.store import (
     create_sighting,
     store_photo,
 )
+from matcher.store.decisions import decide
 from matcher.store.fitting import (
     LabelledFace,
     case_ids,
@@ -24,7 +25,6 @@ from matcher.store.fitting import (
     labelled_faces,
     stored_vectors,
 )
-from matcher.store.review import decide
 from tests.store.builders import MODEL, new_case, new_face, pixels, vector
 
 

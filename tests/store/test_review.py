@@ -35,23 +35,21 @@ from matcher.store import (
     set_candidate_status,
     store_photo,
 )
+from matcher.store.candidates import candidate_distances, candidate_pairs
 from matcher.store.db import add_math_functions
+from matcher.store.decisions import decide, decisions_on
+from matcher.store.face_rows import sighting_face_rows
 from matcher.store.review import (
     Cursor,
     GeoCircle,
     Likelihood,
     ReviewQuery,
-    candidate_distances,
-    candidate_pairs,
     cursor_after,
-    decide,
-    decisions_on,
-    fit_sighting_faces,
     likelihood_of,
     review_row,
     review_rows,
-    sighting_face_rows,
 )
+from matcher.store.sightings import fit_sighting_faces
 from matcher.wiring import make_engine
 from tests.store.builders import MODEL, new_case, new_face, pixels, vector
 
