@@ -181,7 +181,9 @@ def update_case(
             before = session.get(Case, case_id)
             if before is None:
                 raise CaseNotFound(f"no case {case_id}")
-            was_active = before.status is CaseStatus.ACTIVE
+            # Read now: the changes below update this same row object.
+            was = before.status
+            was_active = was is CaseStatus.ACTIVE
             if changes:
                 edit_case(session, case_id, dict(changes))
             if public_fields is not None:
@@ -195,7 +197,7 @@ def update_case(
             record(session, actor, AuditEntry("update", "case", case_id, {
                 "fields": sorted(changes or ()),
                 "status": None if status is None else CaseStatus(status).value,
-                "was": before.status.value if status is not None else None,
+                "was": was.value if status is not None else None,
                 "public_fields": None if public_fields is None else list(public_fields)}))
         with matcher.sessions() as session:
             case = CaseDetail.of(get_case(session, case_id))

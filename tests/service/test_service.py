@@ -15,13 +15,22 @@ from matcher.embed import FacePipeline
 from matcher.service import (
     CasePhotoUpload,
     DuplicatePhoto,
+    Matcher,
+    create_case,
     ingest_sighting,
     open_matcher,
     register_case,
     sighting_candidates,
     update_case,
 )
-from matcher.store import CaseStatus, NewCase, NewSighting, session_scope, set_case_status
+from matcher.store import (
+    CaseStatus,
+    NewCase,
+    NewSighting,
+    list_events,
+    session_scope,
+    set_case_status,
+)
 from tests.data import lfw_photos, require_test_data
 
 
@@ -122,6 +131,15 @@ def test_a_case_closed_while_a_sighting_is_searched_gets_no_candidate(
         assert [(row.case_id, row.rank) for row in rows] == [(other.id, 1)]
     finally:
         matcher.close()
+
+
+def test_a_status_change_is_audited_with_the_status_before_it(matcher: Matcher) -> None:
+    case = create_case(matcher, new_case("found"))
+    update_case(matcher, case.id, status=CaseStatus.FOUND)
+    with matcher.sessions() as session:
+        event = list_events(session, object_type="case", object_id=case.id)[-1]
+    assert event.action == "update"
+    assert (event.detail["status"], event.detail["was"]) == ("found", "active")
 
 
 def test_the_sighting_index_is_saved_and_one_left_behind_by_a_crash_is_not_trusted(
