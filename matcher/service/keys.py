@@ -7,13 +7,12 @@ import hmac
 import logging
 import re
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.service.errors import InvalidAdminKey
 from matcher.service.records import KeyRecord
 from matcher.store import ApiKey, create_key, revoke_key, session_scope, verify_key
-from matcher.store.keys import hash_key
+from matcher.store.keys import add_given_key, has_live_admin_key, hash_key, key_by_prefix
 from matcher.vocabulary import Role
 
 log = logging.getLogger(__name__)
@@ -45,8 +44,7 @@ def bootstrap_admin(sessions: sessionmaker[Session], given: str | None = None) -
     """On a store with no live admin key, stores `given` (MATCHER_ADMIN_KEY) or a new random
     one. Returns the plaintext to show once when a random key was made, else None."""
     with session_scope(sessions) as session:
-        live = session.scalar(select(ApiKey.id).where(
-            ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None)).limit(1))
+        live = has_live_admin_key(session)
         if given is not None:
             match = _KEY_FORMAT.match(given)
             if match is None:
@@ -54,17 +52,16 @@ def bootstrap_admin(sessions: sessionmaker[Session], given: str | None = None) -
                                       "url-safe chars>; `matcher keys create` makes one")
             if verify_key(session, given) is not None:
                 return None
-            held = session.scalar(select(ApiKey).where(ApiKey.prefix == match.group(1)))
+            held = key_by_prefix(session, match.group(1))
             if held is not None and held.revoked_at is not None and hmac.compare_digest(
                     held.key_hash, hash_key(given)):
-                raise InvalidAdminKey(_revoked(held, held.revoked_at, live is not None))
+                raise InvalidAdminKey(_revoked(held, held.revoked_at, live))
             if held is not None:
                 raise InvalidAdminKey("MATCHER_ADMIN_KEY's prefix belongs to another key")
-            session.add(ApiKey(prefix=match.group(1), key_hash=hash_key(given), role=Role.ADMIN,
-                               name="admin (MATCHER_ADMIN_KEY)"))
+            add_given_key(session, given, Role.ADMIN, "admin (MATCHER_ADMIN_KEY)")
             log.info("stored the admin key from MATCHER_ADMIN_KEY")
             return None
-        if live is not None:
+        if live:
             return None
         _, plaintext = create_key(session, Role.ADMIN, "admin (first start)")
         return plaintext

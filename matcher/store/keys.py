@@ -16,7 +16,7 @@ import secrets
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from matcher.store.errors import NotFound, StoreError
+from matcher.store.errors import InvalidRecord, NotFound, StoreError
 from matcher.store.models import ApiKey, utcnow
 from matcher.vocabulary import Role
 
@@ -56,12 +56,34 @@ def create_key(session: Session, role: Role | str, name: str) -> tuple[ApiKey, s
     return key, plaintext
 
 
+def add_given_key(session: Session, plaintext: str, role: Role | str, name: str) -> ApiKey:
+    """Stores a key whose plaintext was chosen outside (MATCHER_ADMIN_KEY): flushed, not
+    committed. InvalidRecord unless it reads `mk_<12 hex>_<secret>`."""
+    prefix = _prefix_of(plaintext)
+    if prefix is None:
+        raise InvalidRecord("a key reads mk_<12 hex>_<secret>")
+    key = ApiKey(prefix=prefix, key_hash=hash_key(plaintext), role=Role(role), name=name)
+    session.add(key)
+    session.flush()
+    return key
+
+
+def key_by_prefix(session: Session, prefix: str) -> ApiKey | None:
+    """The key, live or revoked, whose plaintext starts `mk_<prefix>_`."""
+    return session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+
+
+def has_live_admin_key(session: Session) -> bool:
+    return session.scalar(select(ApiKey.id).where(
+        ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None)).limit(1)) is not None
+
+
 def verify_key(session: Session, plaintext: str) -> ApiKey | None:
     """The live key row for this plaintext; None for a wrong, malformed or revoked key."""
     prefix = _prefix_of(plaintext)
     if prefix is None:
         return None
-    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    key = key_by_prefix(session, prefix)
     if key is None or not hmac.compare_digest(key.key_hash, hash_key(plaintext)):
         return None
     if key.revoked_at is not None:
