@@ -28,7 +28,6 @@ from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import func, select
 
 from matcher.calibration import load_serving
 from matcher.config import Settings
@@ -41,8 +40,6 @@ from matcher.service.context import Matcher, Serving, empty_serving, fingerprint
 from matcher.service.holders import REINDEX, Hold, StoreBusy, claim
 from matcher.service.serving import model_settings, record_serving, with_model_settings
 from matcher.store import (
-    Face,
-    FaceVector,
     active_case_face_rows,
     active_case_face_summary,
     read_photo,
@@ -55,6 +52,7 @@ from matcher.store.vectors import (
     count_faces_without_vectors,
     count_vectors,
     faces_without_vectors,
+    latest_sighting_vectors,
     vectors_to_derive,
 )
 from matcher.wiring import load_pipeline
@@ -263,25 +261,12 @@ class Shadow:
         return self.rank1_changed / self.sampled if self.sampled else 0.0
 
 
-def _latest_vectors(sessions: Any, model_ids: Sequence[str], sample: int
-                    ) -> tuple[list[int], list[Vector], list[Vector]]:
-    """The latest fit sighting faces that both models have embedded."""
-    old, new = model_ids
-    with sessions() as session:
-        ids = list(session.scalars(
-            select(Face.id).where(Face.sighting_id.is_not(None), Face.fit)
-            .join(FaceVector, FaceVector.face_id == Face.id)
-            .where(FaceVector.model_id.in_(model_ids))
-            .group_by(Face.id).having(func.count(FaceVector.model_id) == 2)
-            .order_by(Face.id.desc()).limit(sample)))
-        rows = session.scalars(select(FaceVector).where(FaceVector.face_id.in_(ids))).all()
-        vectors = {(row.face_id, row.model_id): row.vector for row in rows}
-    return ids, [vectors[(i, old)] for i in ids], [vectors[(i, new)] for i in ids]
-
-
 def shadow_compare(sessions: Any, live: Serving, new: Serving, sample: int) -> Shadow:
-    ids, old_vectors, new_vectors = _latest_vectors(sessions, [live.model_id, new.model_id],
-                                                    sample)
+    """The latest sighting faces both models embedded, each searched under both: how often
+    the closest case changes."""
+    with sessions() as session:
+        ids, old_vectors, new_vectors = latest_sighting_vectors(
+            session, live.model_id, new.model_id, sample)
     if not ids or len(live.index) == 0:
         return Shadow(len(ids), 0)
     before = live.index.search(np.stack(old_vectors), k=1).owners[:, 0]

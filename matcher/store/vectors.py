@@ -1,4 +1,5 @@
-"""Descriptors by model: what a reindex reads (faces a model has not embedded yet) and writes."""
+"""Descriptors by model: what a reindex reads (faces a model has not embedded yet, the vectors
+it compares two models on) and writes, and what a model can match (its coverage)."""
 
 from __future__ import annotations
 
@@ -142,6 +143,23 @@ def vector_models(session: Session) -> dict[str, int]:
     rows = session.execute(
         select(FaceVector.model_id, func.count()).group_by(FaceVector.model_id))
     return {str(model): int(count) for model, count in rows}
+
+
+def latest_sighting_vectors(
+    session: Session, old_model: str, new_model: str, sample: int
+) -> tuple[list[int], list[NDArray[np.float32]], list[NDArray[np.float32]]]:
+    """The latest `sample` fit sighting faces that both models have embedded, newest first,
+    with each model's vector of them: (face ids, old vectors, new vectors)."""
+    model_ids = [old_model, new_model]
+    ids = list(session.scalars(
+        select(Face.id).where(Face.sighting_id.is_not(None), Face.fit)
+        .join(FaceVector, FaceVector.face_id == Face.id)
+        .where(FaceVector.model_id.in_(model_ids))
+        .group_by(Face.id).having(func.count(FaceVector.model_id) == 2)
+        .order_by(Face.id.desc()).limit(sample)))
+    rows = session.scalars(select(FaceVector).where(FaceVector.face_id.in_(ids))).all()
+    vectors = {(row.face_id, row.model_id): row.vector for row in rows}
+    return (ids, [vectors[(i, old_model)] for i in ids], [vectors[(i, new_model)] for i in ids])
 
 
 def add_vectors(session: Session, model_id: str,
