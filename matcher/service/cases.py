@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from matcher.embed.types import Face as DetectedFace
 from matcher.embed.types import Image
@@ -27,9 +26,7 @@ from matcher.service.retention import drop_faces, remove_unreferenced_files
 from matcher.service.retro import retro_match
 from matcher.store import (
     AuditEntry,
-    Case,
     CaseNotFound,
-    CasePhoto,
     NewCase,
     add_case_photo,
     case_face_rows,
@@ -44,6 +41,7 @@ from matcher.store import (
     set_public_fields,
 )
 from matcher.store import create_case as store_case
+from matcher.store.cases import case_photo_with, case_status
 from matcher.store.vectors import CaseFaceCounts, case_face_counts
 from matcher.vocabulary import SYSTEM, Actor, CaseStatus, Category
 
@@ -113,12 +111,11 @@ def _store_photo(matcher: Matcher, case_id: int, upload: CasePhotoUpload, image:
     with matcher.sessions() as session, photo_transaction(
         session, matcher.settings.data_dir, matcher.settings.max_image_pixels
     ) as photos:
-        case = session.get(Case, case_id)
-        if case is None:
+        status = case_status(session, case_id)
+        if status is None:
             raise CaseNotFound(f"no case {case_id}")
         stored = photos.store(image)
-        twin = session.scalar(select(CasePhoto.id).where(
-            CasePhoto.case_id == case_id, CasePhoto.sha256 == stored.sha256))
+        twin = case_photo_with(session, case_id, stored.sha256)
         if twin is not None:
             raise DuplicatePhoto(f"case {case_id} already has this photo ({twin})", twin)
         row = add_case_photo(
@@ -128,7 +125,7 @@ def _store_photo(matcher: Matcher, case_id: int, upload: CasePhotoUpload, image:
         face_ids = [face.id for face in row.faces]
         record(session, actor, AuditEntry("create", "case_photo", row.id,
                                           {"case_id": case_id, "faces": len(face_ids)}))
-        return face_ids, row.id, case.status is CaseStatus.ACTIVE
+        return face_ids, row.id, status is CaseStatus.ACTIVE
 
 
 def _match_earlier_sightings(matcher: Matcher, case_id: int) -> None:
@@ -178,11 +175,9 @@ def update_case(
     is matched against the stored sightings, as a new case photo is."""
     with matcher.case_lock:
         with session_scope(matcher.sessions) as session:
-            before = session.get(Case, case_id)
-            if before is None:
+            was = case_status(session, case_id)
+            if was is None:
                 raise CaseNotFound(f"no case {case_id}")
-            # Read now: the changes below update this same row object.
-            was = before.status
             was_active = was is CaseStatus.ACTIVE
             if changes:
                 edit_case(session, case_id, dict(changes))

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matcher.calibration import ANY, Calibration, for_category
 from matcher.service.context import Matcher
-from matcher.store import Case, active_case_faces_by_category
+from matcher.store import active_case_faces_by_category
+from matcher.store.cases import case_categories
 
 
 def calibration_of(matcher: Matcher, category: str) -> Calibration | None:
@@ -59,14 +59,12 @@ def case_thresholds(matcher: Matcher, session: Session, case_ids: Iterable[int]
     targeted = (matcher.calibrations and matcher.settings.match_false_per_search is not None
                 and matcher.settings.match_threshold is None)
     faces = searched_faces(matcher, session) if targeted else {}
-    rows = session.execute(select(Case.id, Case.category).where(Case.id.in_(wanted)))
     by_category: dict[str, float] = {}
     out = {}
-    for case_id, category in rows:
-        key = str(category.value if hasattr(category, "value") else category)
-        if key not in by_category:
-            by_category[key] = threshold(matcher, key, faces)
-        out[int(case_id)] = by_category[key]
+    for case_id, category in case_categories(session, wanted).items():
+        if category.value not in by_category:
+            by_category[category.value] = threshold(matcher, category.value, faces)
+        out[case_id] = by_category[category.value]
     return out
 
 

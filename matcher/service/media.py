@@ -11,16 +11,9 @@ import io
 from PIL import Image
 
 from matcher.service.context import Matcher
-from matcher.store import (
-    AuditEntry,
-    CasePhoto,
-    Face,
-    NotFound,
-    Sighting,
-    read_photo,
-    record,
-    session_scope,
-)
+from matcher.store import AuditEntry, NotFound, get_sighting, read_photo, record, session_scope
+from matcher.store.cases import get_case_photo
+from matcher.store.faces import get_face
 from matcher.vocabulary import SYSTEM, Actor
 
 CROP_MARGIN = 0.4  # of the box's size, on each side: hair, ears and chin help a reviewer
@@ -32,9 +25,7 @@ def case_photo_image(matcher: Matcher, case_id: int, photo_id: int,
                      actor: Actor = SYSTEM) -> bytes:
     """JPEG bytes of a case's photo (NotFound unless the photo belongs to that case)."""
     with session_scope(matcher.sessions) as session:
-        photo = session.get(CasePhoto, photo_id)
-        if photo is None or photo.case_id != case_id:
-            raise NotFound(f"case {case_id} has no photo {photo_id}")
+        photo = get_case_photo(session, case_id, photo_id)
         record(session, actor, AuditEntry("read", "case_photo", photo_id, {"case_id": case_id}))
         path = photo.path
     return read_photo(matcher.settings.data_dir, path)
@@ -43,9 +34,7 @@ def case_photo_image(matcher: Matcher, case_id: int, photo_id: int,
 def sighting_photo(matcher: Matcher, sighting_id: int, actor: Actor = SYSTEM) -> bytes:
     """JPEG bytes of a sighting's stored (metadata-free) photo."""
     with session_scope(matcher.sessions) as session:
-        sighting = session.get(Sighting, sighting_id)
-        if sighting is None:
-            raise NotFound(f"no sighting {sighting_id}")
+        sighting = get_sighting(session, sighting_id)
         record(session, actor, AuditEntry("read", "sighting_photo", sighting_id))
         path = sighting.path
     return read_photo(matcher.settings.data_dir, path)
@@ -55,9 +44,9 @@ def face_crop(matcher: Matcher, face_id: int, actor: Actor = SYSTEM) -> bytes:
     """A JPEG of the face (of a sighting or a case photo) with a margin, at most
     CROP_MAX_SIDE px."""
     with session_scope(matcher.sessions) as session:
-        face = session.get(Face, face_id)
-        owner = None if face is None else (face.case_photo or face.sighting)
-        if face is None or owner is None:
+        face = get_face(session, face_id)
+        owner = face.case_photo or face.sighting
+        if owner is None:
             raise NotFound(f"no face {face_id}")
         record(session, actor, AuditEntry("read", "face_crop", face_id, {
             "case_photo_id": face.case_photo_id, "sighting_id": face.sighting_id}))

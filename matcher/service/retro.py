@@ -16,15 +16,16 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matcher.service.confidence import case_thresholds
 from matcher.service.context import Matcher
 from matcher.service.likelihood import rated
 from matcher.service.retention import drop_faces
-from matcher.store import Case, Face, NewCandidate, add_candidates, matchable
+from matcher.store import NewCandidate, add_candidates, matchable
 from matcher.store.candidates import candidate_distances, candidate_pairs
+from matcher.store.cases import case_status
+from matcher.store.faces import still_stored_faces
 from matcher.vocabulary import CaseStatus
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,7 @@ def retro_match(
     if not len(face_ids) or len(matcher.sighting_index) == 0:
         return 0
     with matcher.sessions() as session:
-        status = session.scalar(select(Case.status).where(Case.id == case_id))
-        if status != CaseStatus.ACTIVE:
+        if case_status(session, case_id) is not CaseStatus.ACTIVE:
             return 0
         threshold = case_thresholds(matcher, session, [case_id]).get(
             case_id, matcher.match_threshold)
@@ -95,10 +95,9 @@ def retro_match(
 def _still_stored(session: Session, rows: list[NewCandidate]
                   ) -> tuple[list[NewCandidate], list[int]]:
     """The pairs whose sighting face the store still has, those faces held until the commit
-    (FOR SHARE on PostgreSQL: a purge waits; SQLite has one writer), and the faces gone."""
+    (`still_stored_faces`: a purge waits), and the faces gone."""
     wanted = [c.sighting_face_id for c in rows]
-    stored = set(session.scalars(select(Face.id).where(Face.id.in_(wanted))
-                                 .with_for_update(read=True))) if wanted else set()
+    stored = still_stored_faces(session, wanted)
     return ([c for c in rows if c.sighting_face_id in stored],
             sorted(set(wanted) - stored))
 

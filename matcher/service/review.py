@@ -31,6 +31,7 @@ from matcher.store import (
     record,
     session_scope,
 )
+from matcher.store.cases import case_status
 from matcher.store.decisions import decide, decisions_on
 from matcher.store.review import (
     Cursor,
@@ -260,7 +261,7 @@ def case_matches(matcher: Matcher, actor: Actor, case_id: int, limit: int = 50,
                  cursor: str | None = None) -> ReviewPage:
     """A case's confirmed candidates, newest sighting first (CaseNotFound)."""
     with matcher.sessions() as session:
-        if session.get(Case, case_id) is None:
+        if case_status(session, case_id) is None:
             raise CaseNotFound(f"no case {case_id}")
     query = ReviewQuery(statuses=(CandidateStatus.CONFIRMED,), under_threshold=False,
                         case_id=case_id, order="recent")

@@ -68,6 +68,11 @@ def create_case(session: Session, new: NewCase) -> Case:
     return case
 
 
+def case_status(session: Session, case_id: int) -> CaseStatus | None:
+    """The case's status; None when there is no such case."""
+    return session.scalar(select(Case.status).where(Case.id == case_id))
+
+
 def get_case(session: Session, case_id: int) -> Case:
     case = session.get(Case, case_id, options=[selectinload(Case.photos).selectinload(
         CasePhoto.faces)])
@@ -178,6 +183,20 @@ def add_case_photo(
     session.flush()
     log.info("case %d: photo %d with %d faces", case_id, row.id, len(faces))
     return row
+
+
+def get_case_photo(session: Session, case_id: int, photo_id: int) -> CasePhoto:
+    """The case's photo (NotFound when the photo is another case's: ids are not secrets)."""
+    photo = session.get(CasePhoto, photo_id)
+    if photo is None or photo.case_id != case_id:
+        raise NotFound(f"case {case_id} has no photo {photo_id}")
+    return photo
+
+
+def case_photo_with(session: Session, case_id: int, sha256: str) -> int | None:
+    """The id of the case's photo with these pixels (its stored file's SHA-256), or None."""
+    return session.scalar(select(CasePhoto.id).where(
+        CasePhoto.case_id == case_id, CasePhoto.sha256 == sha256))
 
 
 def delete_case_photo(session: Session, case_id: int, photo_id: int) -> tuple[list[int], str]:

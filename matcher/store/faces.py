@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matcher.store.checks import check_points
-from matcher.store.errors import InvalidRecord
+from matcher.store.errors import InvalidRecord, NotFound
 from matcher.store.models import Face, FaceVector, descriptor_to_bytes
 
 
@@ -52,6 +52,24 @@ def face_row(face: NewFace) -> Face:
     )
 
 
+def get_face(session: Session, face_id: int) -> Face:
+    face = session.get(Face, face_id)
+    if face is None:
+        raise NotFound(f"no face {face_id}")
+    return face
+
+
 def get_faces(session: Session, face_ids: Iterable[int]) -> list[Face]:
     ids = list(face_ids)
     return list(session.scalars(select(Face).where(Face.id.in_(ids)).order_by(Face.id)))
+
+
+def still_stored_faces(session: Session, face_ids: Iterable[int]) -> set[int]:
+    """The faces among these that the store still has, held until the transaction ends: FOR
+    SHARE on PostgreSQL, so a purge that would delete one waits for the commit; SQLite renders
+    no lock, and has one writer at a time anyway."""
+    wanted = list(face_ids)
+    if not wanted:
+        return set()
+    return set(session.scalars(select(Face.id).where(Face.id.in_(wanted))
+                               .with_for_update(read=True)))
