@@ -20,7 +20,6 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.calibration import Calibration, load_serving
@@ -42,6 +41,7 @@ from matcher.service.serving import (
     serving_settings,
 )
 from matcher.store import (
+    Engine,
     FaceSetSummary,
     active_case_face_rows,
     active_case_face_summary,

@@ -19,6 +19,10 @@ key, plaintext = create_key(session, Role.INVESTIGATOR, "desk 4")   # plaintext 
 ```
 """
 
+# What open_engine returns. The service holds one (to dispose of it, to empty SQLite's log) and
+# names its type from here: it imports nothing from SQLAlchemy but the session types.
+from sqlalchemy import Engine
+
 from matcher.store.alerts import Alert, AlertSequence
 from matcher.store.audit import AuditEntry, list_events, record
 from matcher.store.candidates import (
@@ -119,6 +123,7 @@ from matcher.vocabulary import (
 
 __all__ = [
     "SYSTEM",
+    "Engine",
     "Actor",
     "Alert",
     "AlertSequence",
