@@ -3,8 +3,8 @@ was compared with, most likely first) and a case's history (its candidates over 
 sightings confirmed as the missing person).
 
 Why a module of its own: the review queue (review.py) lists candidates across sightings; the
-desk looks at one face or one case whole, near misses included. Like repo.py, functions read
-and flush but never commit.
+desk looks at one face or one case whole, near misses included. Like every store module,
+functions read and flush but never commit.
 """
 
 from __future__ import annotations

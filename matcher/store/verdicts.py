@@ -2,7 +2,8 @@
 
 Why: a decision that changes the pair's verdict must say why (issue 21), so the service asks,
 inside the transaction that stores the new decision, what the verdict was just before it.
-Read after `decide` has locked the pair (review.py), it sees every decision committed before.
+Read after `decide` has locked the pair (decisions.py), it sees every decision committed
+before.
 """
 
 from __future__ import annotations
