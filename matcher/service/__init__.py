@@ -39,7 +39,6 @@ from matcher.service.cases import (
     update_case,
 )
 from matcher.service.confidence import expected_false, searched_face_counts
-from matcher.service.context import Matcher, matching_coverage, open_matcher
 from matcher.service.errors import (
     ApiKeyNotFound,
     CandidateNotFound,
@@ -69,6 +68,7 @@ from matcher.service.records import (
     SightingRecord,
 )
 from matcher.service.retention import PurgeReport, erase, purge_sightings
+from matcher.service.runtime import Matcher
 from matcher.service.sightings import (
     SightingResult,
     browse_sightings,
@@ -76,6 +76,7 @@ from matcher.service.sightings import (
     read_sighting,
     sighting_candidates,
 )
+from matcher.service.startup import matching_coverage, open_matcher
 
 # What callers build and the store takes: a new case or sighting, a review queue's filters.
 from matcher.store import NewCase, NewSighting

@@ -32,8 +32,8 @@ from numpy.typing import NDArray
 
 from matcher.service.alert_areas import distances_km
 from matcher.service.alert_book import Snapshot
-from matcher.service.context import Matcher
 from matcher.service.errors import ServiceError
+from matcher.service.runtime import Matcher
 from matcher.store import InvalidRecord
 from matcher.store.alerts import public_cases
 from matcher.vocabulary import AlertChange, AlertOutcome, AlertStatus

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from matcher.index import OwnerHits
 from matcher.service.alert_areas import distance_km
-from matcher.service.context import Matcher
+from matcher.service.runtime import Matcher
 from matcher.store import InvalidRecord, NewCandidate
 from matcher.store.alerts import has_shown_alert
 

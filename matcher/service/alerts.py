@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from matcher.service.alert_areas import Schedule, schedules
-from matcher.service.context import Matcher
 from matcher.service.errors import ServiceError
 from matcher.service.partner_events import tell_issued, tell_resolved
+from matcher.service.runtime import Matcher
 from matcher.store import (
     AuditEntry,
     CaseNotFound,

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy.orm import Session
 
-from matcher.service.context import Matcher
 from matcher.service.records import AuditRecord
+from matcher.service.runtime import Matcher
 from matcher.store import AuditEntry, list_events, record, session_scope
 from matcher.vocabulary import Actor
 

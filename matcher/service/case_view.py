@@ -13,9 +13,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from matcher.service.ages import Born, age_on, photo_age
-from matcher.service.context import Matcher
 from matcher.service.records import CaseDetail, CasePhotoRecord
 from matcher.service.review import Place
+from matcher.service.runtime import Matcher
 from matcher.store import AuditEntry, get_case, record, session_scope
 from matcher.store.lineup import CASE_HISTORY_MAX, HistoryRow, case_history, confirmed_sightings
 from matcher.vocabulary import Actor, CandidateStatus

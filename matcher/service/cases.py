@@ -19,11 +19,11 @@ from matcher.embed.types import Face as DetectedFace
 from matcher.embed.types import Image
 from matcher.service import faces as face_ops
 from matcher.service.alerts import outcome_of, resolve_case_alert
-from matcher.service.context import Matcher, holds_model
 from matcher.service.errors import DuplicatePhoto
 from matcher.service.records import CaseDetail, CaseRecord
 from matcher.service.retention import drop_faces, remove_unreferenced_files
 from matcher.service.retro import retro_match
+from matcher.service.runtime import Matcher, holds_model
 from matcher.store import (
     AuditEntry,
     CaseNotFound,

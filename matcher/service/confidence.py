@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session
 
 from matcher.calibration import ANY, Calibration, for_category
-from matcher.service.context import Matcher
+from matcher.service.runtime import Matcher
 from matcher.store import active_case_faces_by_category
 from matcher.store.cases import case_categories
 

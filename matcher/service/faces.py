@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from matcher.embed import FacePipeline
 from matcher.embed.image import load_image
 from matcher.embed.types import Face, Image
-from matcher.service.context import Matcher
+from matcher.service.runtime import Matcher
 from matcher.store import NewFace
 
 

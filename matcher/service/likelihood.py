@@ -9,7 +9,7 @@ Candidates stored before their model had a calibration get it at the next start
 (`fill_false_match_rates`); without a calibration it stays None and the queue puts the
 candidate after the rated ones, by distance / threshold.
 
-Imports no other use case: `context` calls the fill at start.
+Imports no other use case: `startup` calls the fill at start.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from matcher.store.cases import case_categories
 from matcher.vocabulary import Category
 
 if TYPE_CHECKING:
-    from matcher.service.context import Matcher
+    from matcher.service.runtime import Matcher
 
 log = logging.getLogger(__name__)
 

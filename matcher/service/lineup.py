@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 from matcher.service.ages import Ages, Born, ages
 from matcher.service.confidence import expected_false, searched_faces
-from matcher.service.context import Matcher
 from matcher.service.records import SightingRecord
 from matcher.service.review import DecisionRecord
+from matcher.service.runtime import Matcher
 from matcher.store import AuditEntry, Case, Decision, record, session_scope
 from matcher.store.lineup import LineupRow, face_decisions, lineup_rows, near_miss_count
 from matcher.store.lineup import sighting_face as stored_sighting_face

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from matcher.service.context import Matcher
 from matcher.service.retention import purge_sightings, sweep_orphans, wipe_deleted
+from matcher.service.runtime import Matcher
 
 log = logging.getLogger(__name__)
 

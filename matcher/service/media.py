@@ -10,7 +10,7 @@ import io
 
 from PIL import Image
 
-from matcher.service.context import Matcher
+from matcher.service.runtime import Matcher
 from matcher.store import AuditEntry, NotFound, get_sighting, read_photo, record, session_scope
 from matcher.store.cases import get_case_photo
 from matcher.store.faces import get_face

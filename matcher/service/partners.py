@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from matcher.service.context import Matcher
+from matcher.service.runtime import Matcher
 from matcher.store import AuditEntry, InvalidRecord, record, session_scope
 from matcher.store.partners import (
     Delivery,

@@ -36,8 +36,9 @@ from matcher.embed.image import load_image
 from matcher.embed.projection import ProjectedEmbedder, Projection, ProjectionError
 from matcher.embed.types import Detection
 from matcher.fitted import CALIBRATIONS
-from matcher.service.context import Matcher, Serving, empty_serving, fingerprint
 from matcher.service.holders import REINDEX, Hold, StoreBusy, claim
+from matcher.service.runtime import Matcher, Serving, empty_serving
+from matcher.service.saved_index import fingerprint
 from matcher.service.serving import model_settings, record_serving, with_model_settings
 from matcher.store import (
     active_case_face_rows,

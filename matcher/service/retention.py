@@ -16,7 +16,7 @@ import numpy as np
 
 from matcher.index import FaceIndex
 from matcher.service.alerts import erase_case_alerts
-from matcher.service.context import Matcher, holds_model
+from matcher.service.runtime import Matcher, holds_model
 from matcher.service.store_fit import note_erased_case
 from matcher.store import AuditEntry, orphan_files, record, remove_orphans, truncate_wal
 from matcher.store.photos import remove_if_unreferenced

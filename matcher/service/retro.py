@@ -19,9 +19,9 @@ from numpy.typing import ArrayLike
 from sqlalchemy.orm import Session
 
 from matcher.service.confidence import case_thresholds
-from matcher.service.context import Matcher
 from matcher.service.likelihood import rated
 from matcher.service.retention import drop_faces
+from matcher.service.runtime import Matcher
 from matcher.store import NewCandidate, add_candidates, matchable
 from matcher.store.candidates import candidate_distances, candidate_pairs
 from matcher.store.cases import case_status

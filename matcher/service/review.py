@@ -17,9 +17,9 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from matcher.service.alert_reports import last_seen_gap
-from matcher.service.context import Matcher
 from matcher.service.decision_notes import require_note_for_change
 from matcher.service.retro import sighting_neighbours
+from matcher.service.runtime import Matcher
 from matcher.store import (
     AuditEntry,
     Case,

@@ -19,10 +19,10 @@ from matcher.index import OwnerHits
 from matcher.service import faces as face_ops
 from matcher.service.alert_reports import check_reportable, reported_hits, with_reported
 from matcher.service.confidence import case_thresholds
-from matcher.service.context import Matcher, holds_model
 from matcher.service.likelihood import rated
 from matcher.service.records import CandidateRecord, SightingRecord
 from matcher.service.retro import index_sighting
+from matcher.service.runtime import Matcher, holds_model
 from matcher.store import (
     AuditEntry,
     NewCandidate,

@@ -39,8 +39,8 @@ from matcher.embed.projection import (
 )
 from matcher.eval.folds import person_fold
 from matcher.files import write_atomic
-from matcher.service.context import Matcher
 from matcher.service.reindex import embed_photos
+from matcher.service.runtime import Matcher
 from matcher.store import read_photo
 from matcher.store.fitting import LabelledFace, case_ids, faces_to_embed, labelled_faces
 from matcher.store.fitting import stored_vectors as read_vectors

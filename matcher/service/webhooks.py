@@ -30,8 +30,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from matcher.service.context import Matcher
 from matcher.service.partner_events import tell_widened
+from matcher.service.runtime import Matcher
 from matcher.store import AuditEntry, record, session_scope
 from matcher.store.alerts import Alert, next_seq, told_step
 from matcher.store.partners import (

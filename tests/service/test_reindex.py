@@ -223,7 +223,7 @@ def test_stored_detections_are_embedded_without_detecting_again(
             FLIP, 1, 0 if lost else 1, not lost)
     assert f"the serving model {FLIP} has no descriptor of any of the case's 1 faces" in str(
         matching["one case's"][cases["one case's"][0]].reason)
-    with caplog.at_level("WARNING", "matcher.service.context"):  # and at every start
+    with caplog.at_level("WARNING", "matcher.service.startup"):  # and at every start
         open_matcher(settings.model_copy(update={"data_dir": tmp_path / "one case's"})).close()
     lost_case = cases["one case's"]
     assert f"1 active cases have no face {FLIP} can match: {lost_case}" in caplog.text

@@ -29,7 +29,7 @@ from matcher.service import (
     sighting_candidates,
     update_case,
 )
-from matcher.service.context import fingerprint
+from matcher.service.saved_index import fingerprint
 from matcher.store import (
     CaseStatus,
     NewCase,
@@ -42,7 +42,7 @@ from matcher.store.db import alembic_config
 from matcher.wiring import make_engine
 from tests.data import lfw_photos, require_test_data
 
-CONTEXT = "matcher.service.context"
+SAVED_INDEX = "matcher.service.saved_index"
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_a_crash_after_an_id_was_deleted_and_given_out_again_loads_no_stale_inde
     assert new_face[0] > old_face[0]  # never the deleted face's id
     second.engine.dispose()  # killed: close() never ran
 
-    with caplog.at_level(logging.INFO, logger=CONTEXT):
+    with caplog.at_level(logging.INFO, logger=SAVED_INDEX):
         third = open_matcher(app_settings, pipeline)
     try:
         assert "loaded the saved" not in caplog.text
@@ -133,7 +133,7 @@ def test_a_clean_copy_of_a_different_face_set_with_the_same_count_sum_and_max_is
     finally:
         engine.dispose()
 
-    with caplog.at_level(logging.INFO, logger=CONTEXT):
+    with caplog.at_level(logging.INFO, logger=SAVED_INDEX):
         second = open_matcher(app_settings, pipeline)
     try:
         assert "saved active case index is stale" in caplog.text
@@ -157,7 +157,7 @@ def test_only_a_copy_saved_by_a_clean_stop_is_loaded(
                  source={"active_case_faces": asdict(held)})
     first.engine.dispose()  # killed
 
-    with caplog.at_level(logging.INFO, logger=CONTEXT):
+    with caplog.at_level(logging.INFO, logger=SAVED_INDEX):
         second = open_matcher(app_settings, pipeline)
     assert "loaded the saved" not in caplog.text
     assert "was not saved at a clean stop" in caplog.text
@@ -165,7 +165,7 @@ def test_only_a_copy_saved_by_a_clean_stop_is_loaded(
     second.close()
 
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger=CONTEXT):
+    with caplog.at_level(logging.INFO, logger=SAVED_INDEX):
         third = open_matcher(app_settings, pipeline)
     third.close()
     assert "loaded the saved active case index: 1 faces" in caplog.text
@@ -206,7 +206,7 @@ def test_a_copy_saved_before_a_migration_is_not_loaded(
     finally:
         engine.dispose()
 
-    with caplog.at_level(logging.INFO, logger=CONTEXT):
+    with caplog.at_level(logging.INFO, logger=SAVED_INDEX):
         second = open_matcher(app_settings, pipeline)
     try:
         assert "the store was migrated: the saved active case index is not used" in caplog.text

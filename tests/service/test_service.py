@@ -80,7 +80,7 @@ def test_a_clean_restart_loads_the_saved_index_and_a_changed_store_rebuilds_it(
     hidden, _ = register_case(first, new_case("hidden"), [CasePhotoUpload(photos[1])])
     first.close()  # saves the index
 
-    with caplog.at_level(logging.INFO, logger="matcher.service.context"):
+    with caplog.at_level(logging.INFO, logger="matcher.service.saved_index"):
         second = open_matcher(app_settings, pipeline)
     assert "loaded the saved active case index: 2 faces" in caplog.text
     assert second.index.owner_count == 2
@@ -91,7 +91,7 @@ def test_a_clean_restart_loads_the_saved_index_and_a_changed_store_rebuilds_it(
     second.close()
 
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="matcher.service.context"):
+    with caplog.at_level(logging.INFO, logger="matcher.service.saved_index"):
         third = open_matcher(app_settings, pipeline)
     assert "loaded the saved active case index: 1 faces" in caplog.text
     assert third.index.owner_count == 1 and third.index.faces_of(hidden.id).size == 0
@@ -102,7 +102,7 @@ def test_a_clean_restart_loads_the_saved_index_and_a_changed_store_rebuilds_it(
     third.engine.dispose()
 
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="matcher.service.context"):
+    with caplog.at_level(logging.INFO, logger="matcher.service.saved_index"):
         fourth = open_matcher(app_settings, pipeline)
     try:
         assert "saved active case index is stale" in caplog.text
@@ -152,7 +152,7 @@ def test_the_sighting_index_is_saved_and_one_left_behind_by_a_crash_is_not_trust
     ingest_sighting(first, photos[0], NewSighting(app="test"))
     first.close()
 
-    with caplog.at_level(logging.INFO, logger="matcher.service.context"):
+    with caplog.at_level(logging.INFO, logger="matcher.service.saved_index"):
         second = open_matcher(app_settings, pipeline)
     assert "loaded the saved sighting index: 1 faces" in caplog.text
     assert second.sighting_index.owner_count == 1
@@ -160,7 +160,7 @@ def test_the_sighting_index_is_saved_and_one_left_behind_by_a_crash_is_not_trust
     second.engine.dispose()  # killed: close() never ran, the saved index misses `later`
 
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="matcher.service.context"):
+    with caplog.at_level(logging.INFO, logger="matcher.service.saved_index"):
         third = open_matcher(app_settings, pipeline)
     try:
         # The second start deleted the copy it loaded: there is none left to trust.
@@ -179,7 +179,7 @@ def test_a_missing_child_calibration_is_reported_at_start(
     settings: Settings, pipeline: FacePipeline, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     app_settings = settings.model_copy(update={"data_dir": tmp_path})
-    with caplog.at_level(logging.WARNING, logger="matcher.service.context"):
+    with caplog.at_level(logging.WARNING, logger="matcher.service.startup"):
         open_matcher(app_settings, pipeline).close()
     assert "no child calibration for " + pipeline.model_id in caplog.text
     assert "the raw threshold 0.600" in caplog.text
@@ -188,7 +188,7 @@ def test_a_missing_child_calibration_is_reported_at_start(
     fit(pipeline.model_id, "child", distances, searches=50, gallery_faces=100).save(
         calibration_path(app_settings.calibration_dir, "child"))
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="matcher.service.context"):
+    with caplog.at_level(logging.WARNING, logger="matcher.service.startup"):
         matcher = open_matcher(app_settings, pipeline)
     matcher.close()
     assert set(matcher.calibrations) == {"child"}
