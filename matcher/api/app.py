@@ -27,7 +27,7 @@ from matcher.api.routes import (
 from matcher.api.schemas import Health
 from matcher.config import Settings
 from matcher.embed import FacePipeline
-from matcher.service import Matcher, open_matcher
+from matcher.service import Runtime, open_runtime
 from matcher.service.holders import SERVE, claim
 from matcher.service.maintenance import Maintenance
 from matcher.service.reindex import ReindexRunner
@@ -43,7 +43,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         matcher = await anyio.to_thread.run_sync(
-            functools.partial(open_matcher, settings, pipeline, require_vectors=True))
+            functools.partial(open_runtime, settings, pipeline, require_vectors=True))
         try:  # held for the server's lifetime: no `matcher reindex` beside it (holders.py)
             hold = await anyio.to_thread.run_sync(claim, matcher.sessions, SERVE)
         except BaseException:
@@ -87,7 +87,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz(request: Request) -> Health:
-        matcher: Matcher = request.app.state.matcher
+        matcher: Runtime = request.app.state.matcher
         return Health(status="ok", model_id=matcher.model_id)
 
     return app

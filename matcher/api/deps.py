@@ -9,7 +9,7 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from matcher.service import KeyRecord, Matcher
+from matcher.service import KeyRecord, Runtime
 from matcher.service.key_use import audit_admin_use, authenticate_and_note
 from matcher.vocabulary import Actor, Role
 
@@ -24,12 +24,12 @@ class Forbidden(Exception):
     """A live key whose role may not use this endpoint (403)."""
 
 
-def get_matcher(request: Request) -> Matcher:
-    matcher: Matcher = request.app.state.matcher
+def get_matcher(request: Request) -> Runtime:
+    matcher: Runtime = request.app.state.matcher
     return matcher
 
 
-MatcherDep = Annotated[Matcher, Depends(get_matcher)]
+MatcherDep = Annotated[Runtime, Depends(get_matcher)]
 
 
 class Worker:

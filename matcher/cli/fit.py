@@ -79,7 +79,7 @@ def fit_projection_command(
 def _fit_from_store(method: ProjectionMethod, recipe: Any, out: Path | None,
                     min_people: int | None, data_dir: Path | None) -> None:
     """fit-projection --from-store: fit, print both models' scores, write only a better fit."""
-    from matcher.service import open_matcher
+    from matcher.service import open_runtime
     from matcher.service.store_fit import (
         FALSE_MATCH_RATE,
         MIN_PEOPLE,
@@ -90,7 +90,7 @@ def _fit_from_store(method: ProjectionMethod, recipe: Any, out: Path | None,
     )
 
     settings = settings_from(data_dir)
-    matcher = open_matcher(settings)  # the serving model, as `matcher serve` starts it
+    matcher = open_runtime(settings)  # the serving model, as `matcher serve` starts it
     serving_file = matcher.settings.projection_file
     if not isinstance(serving_file, Path):  # never write over the shipped file either
         from matcher.fitted import PROJECTION

@@ -57,7 +57,7 @@ def reindex(
     settings) with the options given here."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from matcher.service import open_matcher
+    from matcher.service import open_runtime
     from matcher.service.holders import StoreBusy, check_reindex_allowed
     from matcher.service.reindex import ReindexError, ReindexJob
     from matcher.service.serving import overruled_by_serving, reindex_target, serving_settings
@@ -82,7 +82,7 @@ def reindex(
         reindex_target(serving_settings(settings), changes)
         if not dry_run:  # the job claims the store; this look refuses before the models load
             check_reindex_allowed(settings)
-        matcher = open_matcher(settings)
+        matcher = open_runtime(settings)
     except (ValueError, StoreBusy) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
@@ -127,7 +127,7 @@ def purge(
     """Delete sightings older than the retention period that matched nobody (no candidate
     pending, asked about or confirmed), with their photos, faces and vectors; then the photo
     files no row references (older than an hour)."""
-    from matcher.service import open_matcher, purge_sightings
+    from matcher.service import open_runtime, purge_sightings
     from matcher.service.retention import sweep_orphans
 
     settings = settings_from(data_dir)
@@ -140,7 +140,7 @@ def purge(
         typer.echo(f"error: --older-than-days takes a number of days, 0 or more, not {days}",
                    err=True)
         raise typer.Exit(code=2)
-    matcher = open_matcher(settings)
+    matcher = open_runtime(settings)
     try:
         report = purge_sightings(matcher, days, dry_run=dry_run)
         orphans = sweep_orphans(matcher, dry_run=dry_run)

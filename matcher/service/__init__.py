@@ -1,7 +1,7 @@
 """Use cases, callable without HTTP: the API, the CLI, scripts and tests share them.
 
 ```python
-matcher = open_matcher(settings)                    # store migrated, index rebuilt from it
+matcher = open_runtime(settings)                    # store migrated, index rebuilt from it
 case, _ = register_case(matcher, NewCase(...), [CasePhotoUpload(jpeg)])
 result = ingest_sighting(matcher, jpeg, NewSighting(app="tips"))
 candidates = sighting_candidates(matcher, result.sighting_id)
@@ -68,7 +68,7 @@ from matcher.service.records import (
     SightingRecord,
 )
 from matcher.service.retention import PurgeReport, erase, purge_sightings
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.service.sightings import (
     SightingResult,
     browse_sightings,
@@ -76,7 +76,7 @@ from matcher.service.sightings import (
     read_sighting,
     sighting_candidates,
 )
-from matcher.service.startup import matching_coverage, open_matcher
+from matcher.service.startup import matching_coverage, open_runtime
 
 # What callers build and the store takes: a new case or sighting, a review queue's filters.
 from matcher.store import NewCase, NewSighting
@@ -121,7 +121,7 @@ __all__ = [
     "InvalidAdminKey",
     "ModelNotEmbedded",
     "PurgeReport",
-    "Matcher",
+    "Runtime",
     "ServiceError",
     "SightingResult",
     "add_photo",
@@ -143,7 +143,7 @@ __all__ = [
     "ingest_sighting",
     "matching_coverage",
     "new_key",
-    "open_matcher",
+    "open_runtime",
     "purge_sightings",
     "public_photo",
     "read_case",

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from matcher.service.alert_areas import distances_km
 from matcher.service.alert_book import Snapshot
 from matcher.service.errors import ServiceError
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import InvalidRecord
 from matcher.store.alerts import public_cases
 from matcher.vocabulary import AlertChange, AlertOutcome, AlertStatus
@@ -108,7 +108,7 @@ class _Page:
     after: tuple[float, int]  # the last (sort key, alert id) handed out
 
 
-def alert_feed(matcher: Matcher, query: FeedQuery) -> AlertFeed:
+def alert_feed(matcher: Runtime, query: FeedQuery) -> AlertFeed:
     """A page of the feed (see the module's docstring)."""
     window_s = matcher.settings.alert_resolved_hours * 3600
     now = matcher.clock().timestamp()
@@ -184,7 +184,7 @@ def _select(snapshot: Snapshot, page: _Page, window_s: float,
     return chosen, keys[rows], more
 
 
-def _entries(matcher: Matcher, snapshot: Snapshot, chosen: _Chosen) -> list[FeedEntry]:
+def _entries(matcher: Runtime, snapshot: Snapshot, chosen: _Chosen) -> list[FeedEntry]:
     rows = [snapshot.rows[int(alert_id)] for alert_id in chosen.ids]
     with matcher.sessions() as session:
         cases = public_cases(session, (row.case_id for row in rows))

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from matcher.index import OwnerHits
 from matcher.service.alert_areas import distance_km
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import InvalidRecord, NewCandidate
 from matcher.store.alerts import has_shown_alert
 
@@ -47,7 +47,7 @@ def last_seen_gap(lat: float | None, lon: float | None, seen_at: dt.datetime,
     return LastSeenGap(km, hours)
 
 
-def check_reportable(matcher: Matcher, case_id: int) -> None:
+def check_reportable(matcher: Runtime, case_id: int) -> None:
     """A sighting may answer only an alert apps are shown (active, or resolved within the
     window): InvalidRecord otherwise, before anything is decoded or stored. Tip apps learn
     nothing from it that the feed does not say."""
@@ -57,7 +57,7 @@ def check_reportable(matcher: Matcher, case_id: int) -> None:
             raise InvalidRecord(f"alert_case_id {case_id} names no alert of the feed")
 
 
-def reported_hits(matcher: Matcher, vectors: NDArray[np.float32], case_id: int) -> OwnerHits:
+def reported_hits(matcher: Runtime, vectors: NDArray[np.float32], case_id: int) -> OwnerHits:
     """The closest face of the reported case to each searched face (none while the case is
     out of matching)."""
     return matcher.index.search(vectors, k=1, owners=np.asarray([case_id], dtype=np.int64))

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from matcher.service.alert_areas import Schedule, schedules
 from matcher.service.errors import ServiceError
 from matcher.service.partner_events import tell_issued, tell_resolved
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import (
     AuditEntry,
     CaseNotFound,
@@ -89,7 +89,7 @@ class AlertRecord:
                    schedule.as_lists(), None if radius == float("inf") else radius)
 
 
-def issue_alert(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> AlertRecord:
+def issue_alert(matcher: Runtime, case_id: int, actor: Actor = SYSTEM) -> AlertRecord:
     """Issues an alert for an active case at its last-seen point and moment, with the schedule
     of its category; raises AlertRefused, AlertExists or CaseNotFound."""
     now = matcher.clock()
@@ -120,7 +120,7 @@ def issue_alert(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> AlertR
         return AlertRecord.of(alert, now)
 
 
-def withdraw_alert(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> AlertRecord:
+def withdraw_alert(matcher: Runtime, case_id: int, actor: Actor = SYSTEM) -> AlertRecord:
     """Resolves the case's active alert as cancelled (issued by mistake, or no longer
     needed) while the case stays open; raises NoAlert when it has none."""
     now = matcher.clock()
@@ -133,7 +133,7 @@ def withdraw_alert(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> Ale
         return AlertRecord.of(alert, now)
 
 
-def read_alert(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> AlertRecord:
+def read_alert(matcher: Runtime, case_id: int, actor: Actor = SYSTEM) -> AlertRecord:
     """The case's newest alert, active or resolved (the read is audited); NoAlert if none."""
     with session_scope(matcher.sessions) as session:
         alert = latest_alert(session, case_id)
@@ -175,7 +175,7 @@ def erase_case_alerts(session: Session, case_id: int, at: dt.datetime, actor: Ac
     forget_place(session, case_id, next_seq(session))
 
 
-def public_photo(matcher: Matcher, case_id: int, photo_id: int) -> bytes:
+def public_photo(matcher: Runtime, case_id: int, photo_id: int) -> bytes:
     """JPEG bytes of a case's photo while the case has an active alert and made its photos
     public; CaseNotFound otherwise (nothing says which condition failed)."""
     with matcher.sessions() as session:

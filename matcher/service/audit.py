@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy.orm import Session
 
 from matcher.service.records import AuditRecord
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import AuditEntry, list_events, record, session_scope
 from matcher.vocabulary import Actor
 
@@ -33,7 +33,7 @@ class AuditFilter:
                 for name, value in asdict(self).items() if value is not None}
 
 
-def read_audit(matcher: Matcher, actor: Actor, filters: AuditFilter, after_id: int = 0,
+def read_audit(matcher: Runtime, actor: Actor, filters: AuditFilter, after_id: int = 0,
                limit: int = 100) -> list[AuditRecord]:
     """Events in the order they happened, after `after_id`; the read is audited with it."""
     with session_scope(matcher.sessions) as session:
@@ -43,7 +43,7 @@ def read_audit(matcher: Matcher, actor: Actor, filters: AuditFilter, after_id: i
     return events
 
 
-def export_audit(matcher: Matcher, actor: Actor, filters: AuditFilter, after_id: int = 0,
+def export_audit(matcher: Runtime, actor: Actor, filters: AuditFilter, after_id: int = 0,
                  limit: int | None = None) -> Iterator[list[AuditRecord]]:
     """Records the export now, then returns an iterator of batches of the matching events
     (each batch read in its own short session, so a long export holds no transaction)."""
@@ -53,7 +53,7 @@ def export_audit(matcher: Matcher, actor: Actor, filters: AuditFilter, after_id:
     return _batches(matcher, filters, after_id, limit)
 
 
-def _batches(matcher: Matcher, filters: AuditFilter, after_id: int,
+def _batches(matcher: Runtime, filters: AuditFilter, after_id: int,
              limit: int | None) -> Iterator[list[AuditRecord]]:
     left = limit
     while left is None or left > 0:

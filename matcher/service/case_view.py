@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from matcher.service.ages import Born, age_on, photo_age
 from matcher.service.records import CaseDetail, CasePhotoRecord
 from matcher.service.review import Place
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import AuditEntry, get_case, record, session_scope
 from matcher.store.lineup import CASE_HISTORY_MAX, HistoryRow, case_history, confirmed_sightings
 from matcher.vocabulary import Actor, CandidateStatus
@@ -58,7 +58,7 @@ class CaseView:
     seen: list[CaseEvent]  # confirmed, one per sighting, oldest first
 
 
-def case_view(matcher: Matcher, actor: Actor, case_id: int, limit: int = CASE_HISTORY_MAX,
+def case_view(matcher: Runtime, actor: Actor, case_id: int, limit: int = CASE_HISTORY_MAX,
               today: dt.date | None = None) -> CaseView:
     """The case's view (CaseNotFound)."""
     today = today or dt.datetime.now(dt.UTC).date()

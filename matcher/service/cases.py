@@ -23,7 +23,7 @@ from matcher.service.errors import DuplicatePhoto
 from matcher.service.records import CaseDetail, CaseRecord
 from matcher.service.retention import drop_faces, remove_unreferenced_files
 from matcher.service.retro import retro_match
-from matcher.service.runtime import Matcher, holds_model
+from matcher.service.runtime import Runtime, holds_model
 from matcher.store import (
     AuditEntry,
     CaseNotFound,
@@ -62,7 +62,7 @@ class CasePhotoResult:
     faces: list[face_ops.FaceFeedback]
 
 
-def create_case(matcher: Matcher, new: NewCase, actor: Actor = SYSTEM) -> CaseDetail:
+def create_case(matcher: Runtime, new: NewCase, actor: Actor = SYSTEM) -> CaseDetail:
     """A new active case with no photos yet (raises InvalidRecord for impossible values)."""
     with session_scope(matcher.sessions) as session:
         case_id = store_case(session, new).id
@@ -73,7 +73,7 @@ def create_case(matcher: Matcher, new: NewCase, actor: Actor = SYSTEM) -> CaseDe
 
 @holds_model
 def add_photo(
-    matcher: Matcher, case_id: int, upload: CasePhotoUpload, actor: Actor = SYSTEM
+    matcher: Runtime, case_id: int, upload: CasePhotoUpload, actor: Actor = SYSTEM
 ) -> CasePhotoResult:
     """Stores a case photo with its faces; an active case's faces join the index at once.
 
@@ -104,7 +104,7 @@ def add_photo(
     return CasePhotoResult(case_id, photo_id, face_ops.feedback(found))
 
 
-def _store_photo(matcher: Matcher, case_id: int, upload: CasePhotoUpload, image: Image,
+def _store_photo(matcher: Runtime, case_id: int, upload: CasePhotoUpload, image: Image,
                  found: list[DetectedFace], actor: Actor) -> tuple[list[int], int, bool]:
     """The photo's file, row and faces, committed together; (face ids, photo id, whether the
     case is active)."""
@@ -128,7 +128,7 @@ def _store_photo(matcher: Matcher, case_id: int, upload: CasePhotoUpload, image:
         return face_ids, row.id, status is CaseStatus.ACTIVE
 
 
-def _match_earlier_sightings(matcher: Matcher, case_id: int) -> None:
+def _match_earlier_sightings(matcher: Runtime, case_id: int) -> None:
     """Searches every face of an active case against the stored sightings (pairs that have a
     candidate already are skipped, so running it again is harmless)."""
     with matcher.sessions() as session:
@@ -138,7 +138,7 @@ def _match_earlier_sightings(matcher: Matcher, case_id: int) -> None:
 
 
 def register_case(
-    matcher: Matcher, new: NewCase, photos: Sequence[CasePhotoUpload] = (),
+    matcher: Runtime, new: NewCase, photos: Sequence[CasePhotoUpload] = (),
     actor: Actor = SYSTEM,
 ) -> tuple[CaseDetail, list[CasePhotoResult]]:
     """A case and its photos (each photo is its own transaction; the case comes first)."""
@@ -147,7 +147,7 @@ def register_case(
 
 
 @holds_model
-def remove_photo(matcher: Matcher, case_id: int, photo_id: int, actor: Actor = SYSTEM) -> None:
+def remove_photo(matcher: Runtime, case_id: int, photo_id: int, actor: Actor = SYSTEM) -> None:
     """Deletes a case photo, its faces (out of the index before this returns) and the
     candidates they produced; the file goes too unless another row uses the same pixels."""
     with matcher.case_lock:
@@ -164,7 +164,7 @@ def remove_photo(matcher: Matcher, case_id: int, photo_id: int, actor: Actor = S
 
 @holds_model
 def update_case(
-    matcher: Matcher, case_id: int, status: CaseStatus | str | None = None,
+    matcher: Runtime, case_id: int, status: CaseStatus | str | None = None,
     public_fields: Sequence[str] | None = None, actor: Actor = SYSTEM,
     changes: Mapping[str, Any] | None = None,
 ) -> CaseDetail:
@@ -209,7 +209,7 @@ def update_case(
     return case
 
 
-def read_case(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> CaseDetail:
+def read_case(matcher: Runtime, case_id: int, actor: Actor = SYSTEM) -> CaseDetail:
     """The case with its photos and their faces; the read is audited."""
     with session_scope(matcher.sessions) as session:
         case = CaseDetail.of(get_case(session, case_id))
@@ -218,7 +218,7 @@ def read_case(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> CaseDeta
 
 
 def browse_cases(
-    matcher: Matcher, actor: Actor = SYSTEM, status: CaseStatus | None = None,
+    matcher: Runtime, actor: Actor = SYSTEM, status: CaseStatus | None = None,
     category: Category | None = None, limit: int = 100, after_id: int = 0,
     matchable: bool | None = None,
 ) -> list[CaseRecord]:
@@ -246,7 +246,7 @@ class CaseMatching:
     reason: str | None  # why not, and what to do; None when matchable
 
 
-def case_matching(matcher: Matcher, cases: Sequence[CaseRecord]) -> dict[int, CaseMatching]:
+def case_matching(matcher: Runtime, cases: Sequence[CaseRecord]) -> dict[int, CaseMatching]:
     """The matching state of each case (one query for them all), by case id."""
     model_id = matcher.model_id
     with matcher.sessions() as session:

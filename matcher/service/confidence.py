@@ -12,17 +12,17 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session
 
 from matcher.calibration import ANY, Calibration, for_category
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import active_case_faces_by_category
 from matcher.store.cases import case_categories
 
 
-def calibration_of(matcher: Matcher, category: str) -> Calibration | None:
+def calibration_of(matcher: Runtime, category: str) -> Calibration | None:
     """The category's own calibration, else one made for any category, else None."""
     return for_category(matcher.calibrations, category)
 
 
-def searched_faces(matcher: Matcher, session: Session) -> dict[str, int]:
+def searched_faces(matcher: Runtime, session: Session) -> dict[str, int]:
     """Active case faces a search compares with, by case category, and under "any" all.
 
     A calibration's false match rate is per compared face of its own category (a `child`
@@ -32,13 +32,13 @@ def searched_faces(matcher: Matcher, session: Session) -> dict[str, int]:
     return {**counts, ANY: sum(counts.values())}
 
 
-def searched_face_counts(matcher: Matcher) -> dict[str, int]:
+def searched_face_counts(matcher: Runtime) -> dict[str, int]:
     """`searched_faces` in a session of its own."""
     with matcher.sessions() as session:
         return searched_faces(matcher, session)
 
 
-def threshold(matcher: Matcher, category: str, faces: dict[str, int]) -> float:
+def threshold(matcher: Runtime, category: str, faces: dict[str, int]) -> float:
     """The distance an operator set (`match_threshold`); else `match_false_per_search`
     turned into a distance at the current number of faces it applies to (`searched_faces`)
     when a calibration exists; else the model's own same-person distance."""
@@ -49,7 +49,7 @@ def threshold(matcher: Matcher, category: str, faces: dict[str, int]) -> float:
     return calibration.threshold_for(target, faces.get(calibration.category, 0))
 
 
-def case_thresholds(matcher: Matcher, session: Session, case_ids: Iterable[int]
+def case_thresholds(matcher: Runtime, session: Session, case_ids: Iterable[int]
                     ) -> dict[int, float]:
     """The threshold in force for each case, by its category."""
     wanted = set(case_ids)
@@ -68,7 +68,7 @@ def case_thresholds(matcher: Matcher, session: Session, case_ids: Iterable[int]
     return out
 
 
-def expected_false(matcher: Matcher, category: str, distance: float, faces: dict[str, int],
+def expected_false(matcher: Runtime, category: str, distance: float, faces: dict[str, int],
                    model_id: str | None = None) -> float | None:
     """Expected false candidates per search at least this close, among today's active case
     faces of the calibration's category.

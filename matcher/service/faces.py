@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from matcher.embed import FacePipeline
 from matcher.embed.image import load_image
 from matcher.embed.types import Face, Image
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import NewFace
 
 
@@ -24,14 +24,14 @@ class FaceFeedback:
     reasons: tuple[str, ...]
 
 
-def decode(matcher: Matcher, data: bytes) -> Image:
+def decode(matcher: Runtime, data: bytes) -> Image:
     """Raises matcher.embed.errors.ImageError (with a `.reason`) for unusable bytes."""
     settings = matcher.settings
     return load_image(data, max_bytes=settings.max_image_bytes,
                       max_pixels=settings.max_image_pixels)
 
 
-def detect(matcher: Matcher, image: Image) -> list[Face]:
+def detect(matcher: Runtime, image: Image) -> list[Face]:
     return matcher.pipeline.process([image])[0]
 
 

@@ -29,7 +29,7 @@ from matcher.store.cases import case_categories
 from matcher.vocabulary import Category
 
 if TYPE_CHECKING:
-    from matcher.service.runtime import Matcher
+    from matcher.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def calibration_for(calibrations: Mapping[str, Calibration], category: str,
     return found if found is not None and found.model_id == model_id else None
 
 
-def rated(matcher: Matcher, session: Session, rows: Sequence[NewCandidate]
+def rated(matcher: Runtime, session: Session, rows: Sequence[NewCandidate]
           ) -> list[NewCandidate]:
     """The rows with the false match rate of their distance (None without a calibration)."""
     categories = case_categories(session, {row.case_id for row in rows})
@@ -58,7 +58,7 @@ def rated(matcher: Matcher, session: Session, rows: Sequence[NewCandidate]
     return out
 
 
-def fill_false_match_rates(matcher: Matcher, batch_size: int = FILL_BATCH) -> int:
+def fill_false_match_rates(matcher: Runtime, batch_size: int = FILL_BATCH) -> int:
     """Rates the serving model's open candidates (pending, needs_info) that have no rate and
     whose case category it has a calibration for: those stored before the calibration was made
     (or before store revision 0008). A batch at a time, each one UPDATE in its own transaction,

@@ -22,7 +22,7 @@ from matcher.service.ages import Ages, Born, ages
 from matcher.service.confidence import expected_false, searched_faces
 from matcher.service.records import SightingRecord
 from matcher.service.review import DecisionRecord
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import AuditEntry, Case, Decision, record, session_scope
 from matcher.store.lineup import LineupRow, face_decisions, lineup_rows, near_miss_count
 from matcher.store.lineup import sighting_face as stored_sighting_face
@@ -91,7 +91,7 @@ class Lineup:
     near_misses: int  # pending candidates above the threshold, not in `cards` unless asked for
 
 
-def face_lineup(matcher: Matcher, actor: Actor, face_id: int, near_misses: bool = False,
+def face_lineup(matcher: Runtime, actor: Actor, face_id: int, near_misses: bool = False,
                 today: dt.date | None = None) -> Lineup:
     """The lineup of a sighting face (NotFound for an unknown face or one of a case photo)."""
     today = today or dt.datetime.now(dt.UTC).date()
@@ -114,7 +114,7 @@ def face_lineup(matcher: Matcher, actor: Actor, face_id: int, near_misses: bool 
         return Lineup(SightingRecord.of(sighting), face_id, cards, hidden)
 
 
-def _card(matcher: Matcher, row: LineupRow, decisions: list[Decision], faces: dict[str, int],
+def _card(matcher: Runtime, row: LineupRow, decisions: list[Decision], faces: dict[str, int],
           seen_on: dt.date, today: dt.date) -> LineupCard:
     c, person, photo = row.candidate, PersonRecord.of(row.case), row.case_photo
     return LineupCard(

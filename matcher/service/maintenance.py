@@ -10,12 +10,12 @@ import logging
 import threading
 
 from matcher.service.retention import purge_sightings, sweep_orphans, wipe_deleted
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def maintain(matcher: Matcher) -> None:
+def maintain(matcher: Runtime) -> None:
     """One round: faces gone from the store dropped, compaction where needed, the retention
     purge, the orphan sweep, then the write-ahead log emptied (SQLite)."""
     matcher.drop_removed_faces()
@@ -35,7 +35,7 @@ def maintain(matcher: Matcher) -> None:
 class Maintenance:
     """Runs `maintain` every `settings.maintenance_interval_s` until stopped."""
 
-    def __init__(self, matcher: Matcher) -> None:
+    def __init__(self, matcher: Runtime) -> None:
         self.matcher = matcher
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)

@@ -10,7 +10,7 @@ import io
 
 from PIL import Image
 
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import AuditEntry, NotFound, get_sighting, read_photo, record, session_scope
 from matcher.store.cases import get_case_photo
 from matcher.store.faces import get_face
@@ -21,7 +21,7 @@ CROP_MAX_SIDE = 320
 CROP_QUALITY = 90
 
 
-def case_photo_image(matcher: Matcher, case_id: int, photo_id: int,
+def case_photo_image(matcher: Runtime, case_id: int, photo_id: int,
                      actor: Actor = SYSTEM) -> bytes:
     """JPEG bytes of a case's photo (NotFound unless the photo belongs to that case)."""
     with session_scope(matcher.sessions) as session:
@@ -31,7 +31,7 @@ def case_photo_image(matcher: Matcher, case_id: int, photo_id: int,
     return read_photo(matcher.settings.data_dir, path)
 
 
-def sighting_photo(matcher: Matcher, sighting_id: int, actor: Actor = SYSTEM) -> bytes:
+def sighting_photo(matcher: Runtime, sighting_id: int, actor: Actor = SYSTEM) -> bytes:
     """JPEG bytes of a sighting's stored (metadata-free) photo."""
     with session_scope(matcher.sessions) as session:
         sighting = get_sighting(session, sighting_id)
@@ -40,7 +40,7 @@ def sighting_photo(matcher: Matcher, sighting_id: int, actor: Actor = SYSTEM) ->
     return read_photo(matcher.settings.data_dir, path)
 
 
-def face_crop(matcher: Matcher, face_id: int, actor: Actor = SYSTEM) -> bytes:
+def face_crop(matcher: Runtime, face_id: int, actor: Actor = SYSTEM) -> bytes:
     """A JPEG of the face (of a sighting or a case photo) with a margin, at most
     CROP_MAX_SIDE px."""
     with session_scope(matcher.sessions) as session:

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import AuditEntry, InvalidRecord, record, session_scope
 from matcher.store.partners import (
     Delivery,
@@ -93,7 +93,7 @@ def webhook_url(url: str) -> str:
     return url
 
 
-def register_partner(matcher: Matcher, name: str, url: str, categories: list[Category],
+def register_partner(matcher: Runtime, name: str, url: str, categories: list[Category],
                      home: HomeArea | None, actor: Actor = SYSTEM) -> PartnerRecord:
     """A new partner with a new secret, returned this once. It hears of alerts issued, widened
     or resolved from now on."""
@@ -108,12 +108,12 @@ def register_partner(matcher: Matcher, name: str, url: str, categories: list[Cat
         return PartnerRecord.of(row, secret)
 
 
-def browse_partners(matcher: Matcher) -> list[PartnerRecord]:
+def browse_partners(matcher: Runtime) -> list[PartnerRecord]:
     with matcher.sessions() as session:
         return [PartnerRecord.of(row) for row in list_partners(session)]
 
 
-def remove_partner(matcher: Matcher, partner_id: int, actor: Actor = SYSTEM) -> PartnerRecord:
+def remove_partner(matcher: Runtime, partner_id: int, actor: Actor = SYSTEM) -> PartnerRecord:
     """No more events for it; what waited in its outbox is cancelled (the log keeps it)."""
     with session_scope(matcher.sessions) as session:
         row = revoke_partner(session, partner_id, matcher.clock())
@@ -121,7 +121,7 @@ def remove_partner(matcher: Matcher, partner_id: int, actor: Actor = SYSTEM) -> 
         return PartnerRecord.of(row)
 
 
-def deliveries_log(matcher: Matcher, partner_id: int, limit: int = 100,
+def deliveries_log(matcher: Runtime, partner_id: int, limit: int = 100,
                    before_id: int | None = None) -> list[DeliveryRecord]:
     """The partner's deliveries, newest first (PartnerNotFound for an unknown id)."""
     with matcher.sessions() as session:
@@ -140,7 +140,7 @@ class DeliveryState:
     head_attempts: int  # failed attempts of that event: the partner is failing when > 0
 
 
-def delivery_states(matcher: Matcher) -> list[DeliveryState]:
+def delivery_states(matcher: Runtime) -> list[DeliveryState]:
     now = matcher.clock()
     with matcher.sessions() as session:
         return [DeliveryState(s.partner_id, s.counts,

@@ -37,7 +37,7 @@ from matcher.embed.projection import ProjectedEmbedder, Projection, ProjectionEr
 from matcher.embed.types import Detection
 from matcher.fitted import CALIBRATIONS
 from matcher.service.holders import REINDEX, Hold, StoreBusy, claim
-from matcher.service.runtime import Matcher, Serving, empty_serving
+from matcher.service.runtime import Runtime, Serving, empty_serving
 from matcher.service.saved_index import fingerprint
 from matcher.service.serving import model_settings, record_serving, with_model_settings
 from matcher.store import (
@@ -275,7 +275,7 @@ def shadow_compare(sessions: Any, live: Serving, new: Serving, sample: int) -> S
     return Shadow(len(ids), int(np.sum(before != after)))
 
 
-def _catch_up(matcher: Matcher, new: Serving, embedding: Embedding) -> int:
+def _catch_up(matcher: Runtime, new: Serving, embedding: Embedding) -> int:
     """Under the model lock: faces stored while the job ran get their vectors, and each new
     index is rebuilt if it no longer holds exactly the store's faces for it (uploads, closed
     cases, removed photos, a retention purge: the live indexes followed them, not these)."""
@@ -320,7 +320,7 @@ class ReindexReport:
         return out
 
 
-def claim_reindex(matcher: Matcher, server: Hold | None = None,
+def claim_reindex(matcher: Runtime, server: Hold | None = None,
                   on_lost: Callable[[], None] | None = None) -> Hold:
     """The store's one reindex hold (matcher/service/holders.py), or ReindexError saying who
     holds the store. `server`: the hold of the server the reindex runs in, if any."""
@@ -334,7 +334,7 @@ def claim_reindex(matcher: Matcher, server: Hold | None = None,
 class ReindexJob:
     """One reindex of a live service to the model that `target` settings choose."""
 
-    matcher: Matcher
+    matcher: Runtime
     target: Settings
     dry_run: bool = False
     shadow_sample: int = 200

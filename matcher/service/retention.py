@@ -16,7 +16,7 @@ import numpy as np
 
 from matcher.index import FaceIndex
 from matcher.service.alerts import erase_case_alerts
-from matcher.service.runtime import Matcher, holds_model
+from matcher.service.runtime import Runtime, holds_model
 from matcher.service.store_fit import note_erased_case
 from matcher.store import AuditEntry, orphan_files, record, remove_orphans, truncate_wal
 from matcher.store.photos import remove_if_unreferenced
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
-def remove_unreferenced_files(matcher: Matcher, sha256s: Iterable[str]) -> int:
+def remove_unreferenced_files(matcher: Runtime, sha256s: Iterable[str]) -> int:
     """Deletes the photo files no row uses any more (a file may be shared: same pixels), nor
     a transaction in flight (its end deletes the file if it is still unused); returns how
     many files went."""
@@ -43,7 +43,7 @@ def remove_unreferenced_files(matcher: Matcher, sha256s: Iterable[str]) -> int:
                    for sha256 in sha256s)
 
 
-def sweep_orphans(matcher: Matcher, dry_run: bool = False) -> int:
+def sweep_orphans(matcher: Runtime, dry_run: bool = False) -> int:
     """Deletes the photo files no row references that are older than an hour (left by a
     crash between a file and its commit, or between an erasure's commit and its files);
     returns how many (would) go. Younger files may belong to a transaction in flight."""
@@ -53,7 +53,7 @@ def sweep_orphans(matcher: Matcher, dry_run: bool = False) -> int:
         return len(remove_orphans(session, matcher.settings.data_dir))
 
 
-def wipe_deleted(matcher: Matcher, what: str) -> bool:
+def wipe_deleted(matcher: Runtime, what: str) -> bool:
     """Empties SQLite's write-ahead log after a deletion (`truncate_wal`; secure_delete has
     zeroed the rows in their pages), so the deleted text is in neither file. A reader on an
     older snapshot for longer than the tries wait keeps the old pages in the log: then this
@@ -86,7 +86,7 @@ class PurgeReport:
 
 
 @holds_model
-def purge_sightings(matcher: Matcher, older_than_days: float, actor: Actor = SYSTEM,
+def purge_sightings(matcher: Runtime, older_than_days: float, actor: Actor = SYSTEM,
                     dry_run: bool = False) -> PurgeReport:
     """Deletes sightings older than the period with no candidate pending, asked about or
     confirmed, with their faces, vectors, candidates, decisions, files and index entries."""
@@ -110,7 +110,7 @@ def purge_sightings(matcher: Matcher, older_than_days: float, actor: Actor = SYS
     return PurgeReport(sightings, faces, files, before, dry_run)
 
 
-def _purge_batch(matcher: Matcher, before: dt.datetime, actor: Actor
+def _purge_batch(matcher: Runtime, before: dt.datetime, actor: Actor
                  ) -> tuple[int, DeletedSightings]:
     """Chooses up to BATCH sightings and deletes those still unmatched when the delete runs
     (one transaction, audited); returns how many were chosen and what went."""
@@ -124,7 +124,7 @@ def _purge_batch(matcher: Matcher, before: dt.datetime, actor: Actor
     return len(chosen), deleted
 
 
-def _forget(matcher: Matcher, deleted: DeletedSightings) -> int:
+def _forget(matcher: Runtime, deleted: DeletedSightings) -> int:
     """Takes deleted sightings out of the sighting index and their files off the disk;
     returns how many files went."""
     if not deleted.sighting_ids:
@@ -134,7 +134,7 @@ def _forget(matcher: Matcher, deleted: DeletedSightings) -> int:
 
 
 @holds_model
-def erase(matcher: Matcher, case_id: int, actor: Actor = SYSTEM) -> None:
+def erase(matcher: Runtime, case_id: int, actor: Actor = SYSTEM) -> None:
     """Erases a case (a family's or a court's request): rows, vectors, candidates, decisions,
     files and index entries. The audit keeps that it happened, not what it held."""
     with matcher.case_lock:

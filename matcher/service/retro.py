@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from matcher.service.confidence import case_thresholds
 from matcher.service.likelihood import rated
 from matcher.service.retention import drop_faces
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import NewCandidate, add_candidates, matchable
 from matcher.store.candidates import candidate_distances, candidate_pairs
 from matcher.store.cases import case_status
@@ -34,7 +34,7 @@ WIDEN = 4  # a retro search short of new sightings asks for this many times more
 
 
 def index_sighting(
-    matcher: Matcher, sighting_id: int, face_ids: Sequence[int], vectors: ArrayLike
+    matcher: Runtime, sighting_id: int, face_ids: Sequence[int], vectors: ArrayLike
 ) -> None:
     """Adds a committed sighting's fit faces to the sighting index (nothing when none)."""
     if not len(face_ids):
@@ -44,7 +44,7 @@ def index_sighting(
 
 
 def retro_match(
-    matcher: Matcher, case_id: int, face_ids: Sequence[int], vectors: ArrayLike
+    matcher: Runtime, case_id: int, face_ids: Sequence[int], vectors: ArrayLike
 ) -> int:
     """Searches a case's new faces against every stored sighting; returns candidates added.
 
@@ -102,7 +102,7 @@ def _still_stored(session: Session, rows: list[NewCandidate]
             sorted(set(wanted) - stored))
 
 
-def _new_pairs(matcher: Matcher, session: Session, case_id: int, face_ids: Sequence[int],
+def _new_pairs(matcher: Runtime, session: Session, case_id: int, face_ids: Sequence[int],
                vectors: ArrayLike, threshold: float) -> list[NewCandidate]:
     """For each case face, every sighting within `threshold` and, beyond it, the closest ones
     up to `match_top_k` in all, counting only sightings whose closest face is not paired with
@@ -157,7 +157,7 @@ class Neighbour:
 
 
 def sighting_neighbours(
-    matcher: Matcher, queries: Sequence[tuple[int, int]], vectors: ArrayLike
+    matcher: Runtime, queries: Sequence[tuple[int, int]], vectors: ArrayLike
 ) -> list[list[Neighbour]]:
     """For each (face id, own sighting id) query, the other sightings with a face within
     `match_threshold`, closest first, at most `match_top_k`. One batched search."""

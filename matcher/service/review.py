@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from matcher.service.alert_reports import last_seen_gap
 from matcher.service.decision_notes import require_note_for_change
 from matcher.service.retro import sighting_neighbours
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import (
     AuditEntry,
     Case,
@@ -177,7 +177,7 @@ def _case(case: Case) -> CaseSummary:
                        case.last_seen_at)
 
 
-def _links(matcher: Matcher, session: Session, faces: Sequence[Face]) -> list[list[SightingLink]]:
+def _links(matcher: Runtime, session: Session, faces: Sequence[Face]) -> list[list[SightingLink]]:
     """The sighting links of each sighting face, from one batched search."""
     own = [face.vector_for(matcher.model_id) for face in faces]
     usable = [i for i, face in enumerate(faces) if face.sighting_id is not None
@@ -195,7 +195,7 @@ def _links(matcher: Matcher, session: Session, faces: Sequence[Face]) -> list[li
     return out
 
 
-def _entries(matcher: Matcher, session: Session, rows: Sequence[ReviewRow]) -> list[ReviewEntry]:
+def _entries(matcher: Runtime, session: Session, rows: Sequence[ReviewRow]) -> list[ReviewEntry]:
     decisions = decisions_on(session, {(r.sighting.id, r.case.id) for r in rows})
     links = _links(matcher, session, [r.sighting_face for r in rows])
     entries = []
@@ -229,7 +229,7 @@ def _audit_reads(session: Session, actor: Actor, entries: Sequence[ReviewEntry],
         "seen": [link.place.sighting_id for link in e.seen]}) for e in entries))
 
 
-def _page(matcher: Matcher, actor: Actor, query: ReviewQuery, limit: int,
+def _page(matcher: Runtime, actor: Actor, query: ReviewQuery, limit: int,
           cursor: str | None, via: str) -> ReviewPage:
     limit = max(1, min(limit, MAX_PAGE))
     after = Cursor.decode(cursor, query.order) if cursor else None
@@ -242,14 +242,14 @@ def _page(matcher: Matcher, actor: Actor, query: ReviewQuery, limit: int,
     return ReviewPage(entries, following)
 
 
-def review_queue(matcher: Matcher, actor: Actor, query: ReviewQuery | None = None,
+def review_queue(matcher: Runtime, actor: Actor, query: ReviewQuery | None = None,
                  limit: int = 50, cursor: str | None = None) -> ReviewPage:
     """A page of the queue (by default: pending, under their threshold, most likely first:
     `matcher.store.review.Likelihood`)."""
     return _page(matcher, actor, query or ReviewQuery(), limit, cursor, "queue")
 
 
-def review_candidate(matcher: Matcher, actor: Actor, candidate_id: int) -> ReviewEntry:
+def review_candidate(matcher: Runtime, actor: Actor, candidate_id: int) -> ReviewEntry:
     """One candidate, whatever its status (CandidateNotFound)."""
     with session_scope(matcher.sessions) as session:
         entries = _entries(matcher, session, [review_row(session, candidate_id)])
@@ -257,7 +257,7 @@ def review_candidate(matcher: Matcher, actor: Actor, candidate_id: int) -> Revie
     return entries[0]
 
 
-def case_matches(matcher: Matcher, actor: Actor, case_id: int, limit: int = 50,
+def case_matches(matcher: Runtime, actor: Actor, case_id: int, limit: int = 50,
                  cursor: str | None = None) -> ReviewPage:
     """A case's confirmed candidates, newest sighting first (CaseNotFound)."""
     with matcher.sessions() as session:
@@ -268,7 +268,7 @@ def case_matches(matcher: Matcher, actor: Actor, case_id: int, limit: int = 50,
     return _page(matcher, actor, query, limit, cursor, "case_matches")
 
 
-def decide_candidate(matcher: Matcher, actor: Actor, candidate_id: int,
+def decide_candidate(matcher: Runtime, actor: Actor, candidate_id: int,
                      verdict: Verdict | str, note: str = "") -> DecisionResult:
     """Stores the decision, sets the candidate's status and reviewer, audits it: one
     transaction. A `not_match` keeps the pair out of every later re-match (`matchable`); a
@@ -286,7 +286,7 @@ def decide_candidate(matcher: Matcher, actor: Actor, candidate_id: int,
     return result
 
 
-def sighting_links(matcher: Matcher, actor: Actor, sighting_id: int) -> list[SightingLink]:
+def sighting_links(matcher: Runtime, actor: Actor, sighting_id: int) -> list[SightingLink]:
     """Other sightings with a face within the threshold of one of this sighting's fit faces,
     closest first, one link per other sighting (SightingNotFound)."""
     with session_scope(matcher.sessions) as session:

@@ -54,7 +54,7 @@ def empty_serving(settings: Settings, pipeline: FacePipeline) -> Serving:
 
 
 @dataclass
-class Matcher:
+class Runtime:
     """What every use case needs. Thread-safe: use cases run in worker threads."""
 
     settings: Settings
@@ -141,7 +141,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-UseCase = Callable[Concatenate["Matcher", P], R]
+UseCase = Callable[Concatenate["Runtime", P], R]
 
 
 def holds_model(use_case: UseCase[P, R]) -> UseCase[P, R]:
@@ -149,7 +149,7 @@ def holds_model(use_case: UseCase[P, R]) -> UseCase[P, R]:
     swaps the model only between such calls."""
 
     @functools.wraps(use_case)
-    def run(matcher: Matcher, /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def run(matcher: Runtime, /, *args: P.args, **kwargs: P.kwargs) -> R:
         with matcher.model_lock.read():
             return use_case(matcher, *args, **kwargs)
 

@@ -83,7 +83,7 @@ def _recorded(path: Path) -> dict[str, Any]:
 
 
 def is_recorded(settings: Settings) -> bool:
-    """Whether a reindex (or an upgrade, `open_matcher`) recorded the model to serve."""
+    """Whether a reindex (or an upgrade, `open_runtime`) recorded the model to serve."""
     return (settings.data_dir / SERVING_FILE).is_file()
 
 

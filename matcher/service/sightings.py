@@ -22,7 +22,7 @@ from matcher.service.confidence import case_thresholds
 from matcher.service.likelihood import rated
 from matcher.service.records import CandidateRecord, SightingRecord
 from matcher.service.retro import index_sighting
-from matcher.service.runtime import Matcher, holds_model
+from matcher.service.runtime import Runtime, holds_model
 from matcher.store import (
     AuditEntry,
     NewCandidate,
@@ -50,7 +50,7 @@ class SightingResult:
 
 
 @holds_model
-def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> SightingResult:
+def ingest_sighting(matcher: Runtime, data: bytes, new: NewSighting) -> SightingResult:
     """Decode, detect, embed, search, then store photo, faces and candidates together.
 
     Raises ImageError for unusable bytes and InvalidRecord for impossible values (e.g. a
@@ -108,7 +108,7 @@ def ingest_sighting(matcher: Matcher, data: bytes, new: NewSighting) -> Sighting
     return SightingResult(sighting_id, face_ops.feedback(found), len(rows))
 
 
-def _candidates(matcher: Matcher, face_ids: list[int], hits: OwnerHits | None
+def _candidates(matcher: Runtime, face_ids: list[int], hits: OwnerHits | None
                 ) -> list[NewCandidate]:
     """The top-k cases of each searched face, in search order (threshold set by the caller)."""
     rows: list[NewCandidate] = []
@@ -127,7 +127,7 @@ def _candidates(matcher: Matcher, face_ids: list[int], hits: OwnerHits | None
 
 
 def sighting_candidates(
-    matcher: Matcher, sighting_id: int, actor: Actor = SYSTEM, limit: int = 1000
+    matcher: Runtime, sighting_id: int, actor: Actor = SYSTEM, limit: int = 1000
 ) -> list[CandidateRecord]:
     """The sighting's candidates by face, then rank (SightingNotFound for an unknown id);
     each candidate read is audited."""
@@ -140,7 +140,7 @@ def sighting_candidates(
         return sorted(rows, key=lambda c: (c.sighting_face_id, c.rank))
 
 
-def read_sighting(matcher: Matcher, sighting_id: int, actor: Actor = SYSTEM
+def read_sighting(matcher: Runtime, sighting_id: int, actor: Actor = SYSTEM
                   ) -> SightingRecord:
     """The sighting with its faces (SightingNotFound for an unknown id); audited."""
     with session_scope(matcher.sessions) as session:
@@ -150,7 +150,7 @@ def read_sighting(matcher: Matcher, sighting_id: int, actor: Actor = SYSTEM
 
 
 def browse_sightings(
-    matcher: Matcher, actor: Actor = SYSTEM, limit: int = 100, before_id: int | None = None
+    matcher: Runtime, actor: Actor = SYSTEM, limit: int = 100, before_id: int | None = None
 ) -> list[SightingRecord]:
     """The newest sightings first, a page at a time (pass the last id as `before_id`)."""
     with session_scope(matcher.sessions) as session:

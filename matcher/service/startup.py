@@ -1,5 +1,5 @@
 """Start-up: the store opened and migrated, the pipeline loaded, the indexes loaded or rebuilt,
-the runtime built (`open_matcher(settings)`).
+the runtime built (`open_runtime(settings)`).
 
 Each index is the copy saved at the last clean shutdown when it holds exactly the faces the
 store has for it, else a rebuild from the store (saved_index.py). Before serving, the start-up
@@ -23,7 +23,7 @@ from matcher.files import private_folder
 from matcher.fitted import CALIBRATIONS
 from matcher.service.errors import ModelNotEmbedded
 from matcher.service.likelihood import fill_false_match_rates
-from matcher.service.runtime import Matcher, Serving, empty_serving
+from matcher.service.runtime import Runtime, Serving, empty_serving
 from matcher.service.saved_index import SAVED_INDEXES, load_saved
 from matcher.service.serving import (
     is_recorded,
@@ -38,7 +38,7 @@ from matcher.wiring import index_params, load_pipeline, make_engine
 log = logging.getLogger(__name__)
 
 
-def matching_coverage(matcher: Matcher) -> Coverage:
+def matching_coverage(matcher: Runtime) -> Coverage:
     """What the serving model cannot match now: faces left without its vector (by a change of
     model settings, or a reindex that found them no more) and the cases they leave blind."""
     with matcher.sessions() as session:
@@ -68,8 +68,8 @@ def _store_on_plain_model(settings: Settings, sessions: sessionmaker[Session],
     return plain
 
 
-def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
-                 require_vectors: bool = False) -> Matcher:
+def open_runtime(settings: Settings, pipeline: FacePipeline | None = None,
+                 require_vectors: bool = False) -> Runtime:
     """Store migrated, pipeline loaded (unless given), index loaded if current or rebuilt.
     `require_vectors` (the server's start) refuses a model that has no vector of any stored
     face while other models have (ModelNotEmbedded): it would serve an empty index."""
@@ -115,7 +115,7 @@ def open_matcher(settings: Settings, pipeline: FacePipeline | None = None,
     empty = empty_serving(settings, pipeline)
     serving = Serving(pipeline, loaded["index"] or empty.index,
                       loaded["sighting_index"] or empty.sighting_index)
-    matcher = Matcher(settings, engine, sessions, serving)
+    matcher = Runtime(settings, engine, sessions, serving)
     if loaded["index"] is None:
         matcher.rebuild_index()
     if loaded["sighting_index"] is None:

@@ -40,7 +40,7 @@ from matcher.embed.projection import (
 from matcher.eval.folds import person_fold
 from matcher.files import write_atomic
 from matcher.service.reindex import embed_photos
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import read_photo
 from matcher.store.fitting import LabelledFace, case_ids, faces_to_embed, labelled_faces
 from matcher.store.fitting import stored_vectors as read_vectors
@@ -91,7 +91,7 @@ def case_identity(salt: str, case_id: int) -> str:
     return f"store:{salt}:case:{case_id}"
 
 
-def serving_store_cases(matcher: Matcher) -> frozenset[str]:
+def serving_store_cases(matcher: Runtime) -> frozenset[str]:
     """The hashes of the store cases the serving model's projection was fitted on."""
     embedder = matcher.pipeline.embedder
     if isinstance(embedder, ProjectedEmbedder):
@@ -99,7 +99,7 @@ def serving_store_cases(matcher: Matcher) -> frozenset[str]:
     return frozenset()
 
 
-def erased_fitted_cases(matcher: Matcher) -> int:
+def erased_fitted_cases(matcher: Runtime) -> int:
     """How many of the cases the serving projection was fitted on the store no longer holds
     (all of them when this store's salt is gone: none can be shown to be here)."""
     fitted = serving_store_cases(matcher)
@@ -114,7 +114,7 @@ def erased_fitted_cases(matcher: Matcher) -> int:
     return len(fitted) - present
 
 
-def note_erased_case(matcher: Matcher, case_id: int) -> None:
+def note_erased_case(matcher: Runtime, case_id: int) -> None:
     """Warns when an erased case was one the serving projection was fitted on."""
     fitted = serving_store_cases(matcher)
     try:
@@ -231,7 +231,7 @@ def comparison_refusal(serving: Score, fitted: Score) -> str | None:
     return None
 
 
-def fit_from_store(matcher: Matcher, recipe: AnyRecipe,
+def fit_from_store(matcher: Runtime, recipe: AnyRecipe,
                    min_people: int = MIN_PEOPLE, folds: int = FOLDS,
                    progress: ProgressFn | None = None) -> StoreFit:
     """The store fit and how it compares with the serving model; raises StoreFitRefused when
@@ -331,7 +331,7 @@ def _cases(faces: Sequence[LabelledFace]) -> NDArray[np.int64]:
     return np.asarray([face.case_id for face in faces], np.int64)
 
 
-def _base_vectors(matcher: Matcher, base: FacePipeline, faces: Sequence[LabelledFace],
+def _base_vectors(matcher: Runtime, base: FacePipeline, faces: Sequence[LabelledFace],
                   progress: ProgressFn | None) -> tuple[dict[int, Vector], int]:
     """The base model's vector of each face: stored, else embedded from the stored photo and
     detection (nothing is written: the fit reads the store only). Faces the base pipeline
@@ -377,7 +377,7 @@ def _embed(data_dir: Path, base: FacePipeline, batch: list[list[FaceToEmbed]]
             for face, vector in zip(group, vectors, strict=True) if vector is not None]
 
 
-def _serving_vectors(matcher: Matcher, base_vectors: dict[int, Vector]) -> dict[int, Vector]:
+def _serving_vectors(matcher: Runtime, base_vectors: dict[int, Vector]) -> dict[int, Vector]:
     """The serving model's vectors of the same faces, as the service holds them."""
     if matcher.pipeline.plain() is matcher.pipeline:
         return base_vectors

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from matcher.service.partner_events import tell_widened
-from matcher.service.runtime import Matcher
+from matcher.service.runtime import Runtime
 from matcher.store import AuditEntry, record, session_scope
 from matcher.store.alerts import Alert, next_seq, told_step
 from matcher.store.partners import (
@@ -57,7 +57,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def tell_widenings(matcher: Matcher) -> int:
+def tell_widenings(matcher: Runtime) -> int:
     """Rows for every alert whose area grew to a step the partners were not told of; returns
     how many alerts. Nothing is done while no partner is registered: a partner registered
     later hears of each alert's area as it is then."""
@@ -137,7 +137,7 @@ class Dispatcher:
     """Runs `tell_widenings` and sends the outbox every `partner_poll_s` until stopped; `wake`
     makes it look at once (an event was just enqueued)."""
 
-    def __init__(self, matcher: Matcher) -> None:
+    def __init__(self, matcher: Runtime) -> None:
         self.matcher = matcher
         settings = matcher.settings
         self._pool = ThreadPoolExecutor(max_workers=settings.partner_workers,

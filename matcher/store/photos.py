@@ -201,8 +201,8 @@ class FileUsers:
         return self._stripes[hash(path) % len(self._stripes)]
 
 
-# One per process, not per Matcher: every session of the process that opens the same data dir
-# (the server's workers, its maintenance thread, a second Matcher) shares these files.
+# One per process, not per Runtime: every session of the process that opens the same data dir
+# (the server's workers, its maintenance thread, a second Runtime) shares these files.
 FILE_USERS = FileUsers()
 
 

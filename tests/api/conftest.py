@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from matcher.api import create_app
 from matcher.config import Settings
 from matcher.embed import FacePipeline
-from matcher.service import Matcher, new_key
+from matcher.service import Runtime, new_key
 from matcher.store import Role
 
 ROLES = tuple(Role)
@@ -49,8 +49,8 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
     return make_client()
 
 
-def matcher_of(client: TestClient) -> Matcher:
-    matcher: Matcher = client.app.state.matcher  # type: ignore[attr-defined]
+def matcher_of(client: TestClient) -> Runtime:
+    matcher: Runtime = client.app.state.matcher  # type: ignore[attr-defined]
     return matcher
 
 

@@ -24,7 +24,7 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import (
     CasePhotoUpload,
-    Matcher,
+    Runtime,
     add_photo,
     create_case,
     ingest_sighting,
@@ -41,7 +41,7 @@ SETTINGS = hypothesis.settings(
     phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
 
 
-def seed(matcher: Matcher) -> None:
+def seed(matcher: Runtime) -> None:
     """A case with a face and a matching sighting, so generated ids 1, 2... reach rows."""
     photos = lfw_photos()
     case = create_case(matcher, NewCase(**CaseCreate(**case_body("Fuzz")).model_dump()))

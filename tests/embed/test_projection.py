@@ -34,7 +34,7 @@ from matcher.eval.crossage import embed_largest_faces
 from matcher.eval.fitting import FittedPeopleScored, check_not_fitted_on
 from matcher.eval.manifest import LabelledPhoto, read_manifest
 from matcher.eval.protocol import Protocol, build_protocol
-from matcher.service import CasePhotoUpload, open_matcher, register_case
+from matcher.service import CasePhotoUpload, open_runtime, register_case
 from matcher.service.reindex import ReindexJob
 from matcher.service.serving import SERVING_FILE
 from matcher.store import FaceVector, NewCase
@@ -307,7 +307,7 @@ def test_a_reindex_moves_the_service_to_the_projected_model(
     tmp_path: Path
 ) -> None:
     store = settings.model_copy(update={"data_dir": tmp_path})
-    matcher = open_matcher(store, pipeline)
+    matcher = open_runtime(store, pipeline)
     try:
         photo = lfw_photos()[LFW_PHOTOS + 2]
         register_case(matcher, NewCase(category="child", name="one", age_when_missing=9,
@@ -331,7 +331,7 @@ def test_a_reindex_moves_the_service_to_the_projected_model(
     recorded = json.loads((tmp_path / SERVING_FILE).read_text())
     assert recorded["projection_file"] == str(saved)
     # A restart without MATCHER_PROJECTION_FILE serves the model the vectors were made for.
-    again = open_matcher(store)
+    again = open_runtime(store)
     try:
         assert again.model_id == projection.model_id and len(again.index) == 1
     finally:

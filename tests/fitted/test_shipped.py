@@ -23,7 +23,7 @@ from matcher.embed.projection import (
     load_projection,
 )
 from matcher.fitted import CALIBRATIONS, PROJECTION
-from matcher.service import CasePhotoUpload, open_matcher, register_case
+from matcher.service import CasePhotoUpload, open_runtime, register_case
 from matcher.service.reindex import ReindexJob
 from matcher.service.serving import SERVING_FILE
 from matcher.store import Role
@@ -129,7 +129,7 @@ def test_a_store_of_the_plain_model_keeps_serving_it_until_a_reindex(
     require_test_data()
     photo = next(p for p in fgnet_photos() if p.identity == "fgnet-001")
     plain = default_settings(settings, data_dir=tmp_path, projection_file="none")
-    before = open_matcher(plain)
+    before = open_runtime(plain)
     try:
         _, [added] = register_case(before, new_case("A"),
                                    [CasePhotoUpload(photo.path.read_bytes())])
@@ -137,7 +137,7 @@ def test_a_store_of_the_plain_model_keeps_serving_it_until_a_reindex(
     finally:
         before.close()
     with caplog.at_level(logging.WARNING):
-        upgraded = open_matcher(default_settings(settings, data_dir=tmp_path))
+        upgraded = open_runtime(default_settings(settings, data_dir=tmp_path))
     try:
         assert upgraded.model_id == BASE
         assert json.loads((tmp_path / SERVING_FILE).read_text())["projection_file"] == "none"
@@ -147,7 +147,7 @@ def test_a_store_of_the_plain_model_keeps_serving_it_until_a_reindex(
         assert upgraded.model_id == card_says("model id")
     finally:
         upgraded.close()
-    again = open_matcher(default_settings(settings, data_dir=tmp_path))
+    again = open_runtime(default_settings(settings, data_dir=tmp_path))
     try:
         assert again.model_id == card_says("model id")
     finally:

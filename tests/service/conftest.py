@@ -9,14 +9,14 @@ import pytest
 
 from matcher.config import Settings
 from matcher.embed import FacePipeline
-from matcher.service import Matcher, open_matcher
+from matcher.service import Runtime, open_runtime
 
 
 @pytest.fixture
 def matcher(settings: Settings, pipeline: FacePipeline, db_url: str | None,
-            tmp_path: Path) -> Iterator[Matcher]:
+            tmp_path: Path) -> Iterator[Runtime]:
     """On SQLite and on PostgreSQL (`db_url`)."""
-    opened = open_matcher(settings.model_copy(update={
+    opened = open_runtime(settings.model_copy(update={
         "data_dir": tmp_path, "database_url": db_url}), pipeline)
     yield opened
     opened.close()

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from matcher.api import create_app
 from matcher.config import Settings
 from matcher.embed import FacePipeline
-from matcher.service import Matcher, new_key, open_matcher
+from matcher.service import Runtime, new_key, open_runtime
 from matcher.service.holders import REINDEX, SERVE, StoreBusy, claim
 from matcher.store import Role, session_scope
 from matcher.store.holders import Holder, add_holder, holders
@@ -39,12 +39,12 @@ def _reindex(data_dir: Path, *args: str) -> subprocess.Popen[str]:
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _reindexing(matcher: Matcher) -> bool:
+def _reindexing(matcher: Runtime) -> bool:
     with matcher.sessions() as session:
         return any(holder.kind == REINDEX for holder in holders(session))
 
 
-def test_of_two_claims_at_once_one_wins(matcher: Matcher) -> None:
+def test_of_two_claims_at_once_one_wins(matcher: Runtime) -> None:
     """Decided in one transaction with the table locked, on SQLite and on PostgreSQL."""
     start = threading.Barrier(2)
     won, refused = [], []
@@ -80,7 +80,7 @@ def test_of_two_claims_at_once_one_wins(matcher: Matcher) -> None:
         assert holders(session) == []
 
 
-def test_a_holder_that_died_or_went_silent_is_stale(matcher: Matcher) -> None:
+def test_a_holder_that_died_or_went_silent_is_stale(matcher: Runtime) -> None:
     """A process of this machine that is gone (kill -9) at once; one elsewhere once its
     heartbeat is older than a minute; a live one elsewhere holds."""
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -107,7 +107,7 @@ def test_of_two_cli_reindexes_one_is_refused_cleanly(
     has claimed, so the two overlap however fast the first would run."""
     store = _store(settings.model_copy(update={"data_dir": tmp_path}), pipeline, photos=6)
     first = _reindex(tmp_path, "--flip")
-    watch = open_matcher(store, pipeline)
+    watch = open_runtime(store, pipeline)
     try:
         deadline = time.monotonic() + 120
         while not _reindexing(watch) and first.poll() is None:

@@ -12,7 +12,7 @@ from matcher.embed import FacePipeline
 from matcher.service import (
     CasePhotoUpload,
     ingest_sighting,
-    open_matcher,
+    open_runtime,
     purge_sightings,
     register_case,
     sighting_candidates,
@@ -29,7 +29,7 @@ def test_an_inconclusive_sighting_is_kept_until_settled(
     settings: Settings, pipeline: FacePipeline, tmp_path: Path
 ) -> None:
     require_test_data()
-    matcher = open_matcher(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
+    matcher = open_runtime(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
     try:
         register_case(matcher, NewCase(category="child", name="A", age_when_missing=8,
                                        missing_since=dt.date(2019, 1, 1)),

@@ -16,9 +16,9 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import (
     CasePhotoUpload,
-    Matcher,
+    Runtime,
     ingest_sighting,
-    open_matcher,
+    open_runtime,
     register_case,
 )
 from matcher.service.likelihood import fill_false_match_rates
@@ -56,14 +56,14 @@ def _photo(index: int) -> bytes:
     return lfw_photos()[index].path.read_bytes()
 
 
-def _case(matcher: Matcher, category: str, photo: int) -> int:
+def _case(matcher: Runtime, category: str, photo: int) -> int:
     case, _ = register_case(matcher, NewCase(
         category=category, name=f"{category} {photo}", missing_since=dt.date(2022, 3, 1),
         age_when_missing=8 if category == "child" else 80), [CasePhotoUpload(_photo(photo))])
     return case.id
 
 
-def _candidates(matcher: Matcher) -> list[Candidate]:
+def _candidates(matcher: Runtime) -> list[Candidate]:
     with matcher.sessions() as session:
         rows = list(session.scalars(select(Candidate).order_by(Candidate.id)))
         for row in rows:
@@ -82,7 +82,7 @@ def test_the_queue_orders_by_calibrated_rate_across_models_and_fills_old_rows_at
     old = _calibration(OLD, "child", 12.0, 1.0)  # ten times the scale
 
     # Before any calibration: candidates are stored without a rate.
-    matcher = open_matcher(app, pipeline)
+    matcher = open_runtime(app, pipeline)
     try:
         kid, elder = _case(matcher, "child", SAME), _case(matcher, "elderly", STRANGER)
         ingest_sighting(matcher, _photo(AGAIN), NewSighting(app="test"))
@@ -111,7 +111,7 @@ def test_the_queue_orders_by_calibrated_rate_across_models_and_fills_old_rows_at
     for calibration in (child, anyone, old):
         calibration.save(calibration_path(app.calibration_dir, calibration.category,
                                           calibration.model_id))
-    matcher = open_matcher(app, pipeline)
+    matcher = open_runtime(app, pipeline)
     try:
         # Stored from now on with their rate: a new sighting, and a new case matched against
         # the stored sightings (retro-matching).
@@ -158,7 +158,7 @@ def test_the_queue_orders_by_calibrated_rate_across_models_and_fills_old_rows_at
 
 
 def test_the_fill_rates_open_candidates_of_the_serving_model_a_batch_at_a_time(
-    matcher: Matcher,
+    matcher: Runtime,
 ) -> None:
     """Store rows as earlier versions left them; the fill walks them two at a time."""
     model, data_dir = matcher.model_id, matcher.settings.data_dir

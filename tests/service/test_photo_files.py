@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from matcher.service import (
     CasePhotoUpload,
-    Matcher,
+    Runtime,
     SightingResult,
     erase,
     ingest_sighting,
@@ -44,7 +44,7 @@ from tests.data import REPO_ROOT, fgnet_photo, require_test_data
 from tests.store.builders import pixels
 
 
-def _case_with_photo(matcher: Matcher, photo: bytes) -> tuple[int, Path]:
+def _case_with_photo(matcher: Runtime, photo: bytes) -> tuple[int, Path]:
     """(case id, its photo file)."""
     case, [added] = register_case(
         matcher, NewCase(category="child", name="A", age_when_missing=8,
@@ -52,7 +52,7 @@ def _case_with_photo(matcher: Matcher, photo: bytes) -> tuple[int, Path]:
     return case.id, _file(matcher, CasePhoto, added.photo_id)
 
 
-def _file(matcher: Matcher, kind: type[CasePhoto] | type[Sighting], row_id: int) -> Path:
+def _file(matcher: Runtime, kind: type[CasePhoto] | type[Sighting], row_id: int) -> Path:
     """The stored file of a case photo or a sighting (the service hands out no file path)."""
     with matcher.sessions() as session:
         path = session.scalar(select(kind.path).where(kind.id == row_id))
@@ -122,7 +122,7 @@ Paused = Callable[[Callable[[], SightingResult]], PausedUpload]
 
 
 def test_a_case_erased_while_its_photo_comes_in_as_a_sighting_leaves_the_sighting_its_file(
-    matcher: Matcher, paused: Paused
+    matcher: Runtime, paused: Paused
 ) -> None:
     require_test_data()
     poster = fgnet_photo("001A08.JPG")  # the missing child's poster, photographed and sent in
@@ -139,7 +139,7 @@ def test_a_case_erased_while_its_photo_comes_in_as_a_sighting_leaves_the_sightin
 
 
 def test_a_case_erased_while_a_refused_upload_holds_its_file_loses_the_file_at_the_end(
-    matcher: Matcher, paused: Paused
+    matcher: Runtime, paused: Paused
 ) -> None:
     require_test_data()
     poster = fgnet_photo("001A08.JPG")
@@ -156,7 +156,7 @@ def test_a_case_erased_while_a_refused_upload_holds_its_file_loses_the_file_at_t
 
 
 def test_an_upload_refused_after_storing_keeps_the_file_a_concurrent_one_reuses(
-    matcher: Matcher, paused: Paused
+    matcher: Runtime, paused: Paused
 ) -> None:
     require_test_data()
     photo = fgnet_photo("001A10.JPG")
@@ -176,7 +176,7 @@ def _aged(path: Path, seconds: float = 7200) -> None:
     os.utime(path, (past, past))
 
 
-def test_the_housekeeping_round_sweeps_old_files_no_row_references(matcher: Matcher) -> None:
+def test_the_housekeeping_round_sweeps_old_files_no_row_references(matcher: Runtime) -> None:
     require_test_data()
     _, kept = _case_with_photo(matcher, fgnet_photo("001A08.JPG"))
     data_dir = matcher.settings.data_dir

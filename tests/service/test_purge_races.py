@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from matcher.service import (
     CasePhotoUpload,
-    Matcher,
+    Runtime,
     ingest_sighting,
     purge_sightings,
     register_case,
@@ -44,19 +44,19 @@ from tests.store.builders import pixels
 OLD = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
 
 
-def _case(matcher: Matcher, name: str, photo: str) -> int:
+def _case(matcher: Runtime, name: str, photo: str) -> int:
     case, _ = register_case(matcher, NewCase(category="child", name=name, age_when_missing=8,
                                              missing_since=dt.date(2019, 1, 1)),
                             [CasePhotoUpload(fgnet_photo(photo))])
     return case.id
 
 
-def _old_sighting(matcher: Matcher, photo: str) -> int:
+def _old_sighting(matcher: Runtime, photo: str) -> int:
     return ingest_sighting(matcher, fgnet_photo(photo), NewSighting(app="tips", uploaded_at=OLD)
                            ).sighting_id
 
 
-def _near_miss(matcher: Matcher) -> tuple[int, int]:
+def _near_miss(matcher: Runtime) -> tuple[int, int]:
     """An old sighting whose only candidate is above the threshold: (sighting, candidate)."""
     _case(matcher, "A", "001A08.JPG")
     sighting = _old_sighting(matcher, "009A09.JPG")  # another child
@@ -79,18 +79,18 @@ def _after_the_choice(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], o
     monkeypatch.setattr(service_retention, "unmatched_sightings", chosen_then)
 
 
-def _sightings(matcher: Matcher) -> list[int]:
+def _sightings(matcher: Runtime) -> list[int]:
     with matcher.sessions() as session:
         return list(session.scalars(select(Sighting.id)))
 
 
-def _count(matcher: Matcher, model: type, *where: object) -> int:
+def _count(matcher: Runtime, model: type, *where: object) -> int:
     with matcher.sessions() as session:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
 def test_a_candidate_confirmed_after_the_purge_chose_keeps_its_sighting(
-    matcher: Matcher, monkeypatch: pytest.MonkeyPatch
+    matcher: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_test_data()
     sighting, candidate = _near_miss(matcher)
@@ -108,7 +108,7 @@ def test_a_candidate_confirmed_after_the_purge_chose_keeps_its_sighting(
 
 
 def test_a_sighting_matched_by_a_new_case_after_the_purge_chose_is_kept(
-    matcher: Matcher, monkeypatch: pytest.MonkeyPatch
+    matcher: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_test_data()
     sighting = _old_sighting(matcher, "001A14.JPG")  # no case yet: nobody to match
@@ -125,7 +125,7 @@ def test_a_sighting_matched_by_a_new_case_after_the_purge_chose_is_kept(
 
 
 def test_a_decision_in_flight_while_the_purge_deletes_keeps_the_sighting(
-    matcher: Matcher, monkeypatch: pytest.MonkeyPatch
+    matcher: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     require_test_data()
     sighting, candidate = _near_miss(matcher)
@@ -166,7 +166,7 @@ def test_a_decision_in_flight_while_the_purge_deletes_keeps_the_sighting(
     assert [report.sightings for report in reports] == [0]
 
 
-def test_a_dry_run_counts_every_purgeable_sighting_not_one_batch(matcher: Matcher) -> None:
+def test_a_dry_run_counts_every_purgeable_sighting_not_one_batch(matcher: Runtime) -> None:
     count = service_retention.BATCH + 1
     photo = store_photo(matcher.settings.data_dir, pixels(1))
     with session_scope(matcher.sessions) as session:

@@ -28,7 +28,7 @@ from matcher.service import (
     browse_cases,
     case_matching,
     ingest_sighting,
-    open_matcher,
+    open_runtime,
     register_case,
     reindex,
 )
@@ -53,7 +53,7 @@ FLIP = "dlib-resnet-v1-flip"
 def _store(settings: Settings, pipeline: FacePipeline, photos: int) -> Settings:
     """Cases from the first FG-NET photos, and a sighting of each of the next ones."""
     require_test_data()
-    matcher = open_matcher(settings, pipeline)
+    matcher = open_runtime(settings, pipeline)
     chosen = fgnet_photos()[:photos]
     for i, photo in enumerate(chosen[: photos // 2]):
         register_case(matcher, NewCase(category="child", name=f"c{i}", age_when_missing=9,
@@ -88,7 +88,7 @@ def test_a_killed_reindex_resumes_to_the_vectors_of_a_clean_run(
 ) -> None:
     store = _store(settings.model_copy(update={"data_dir": tmp_path}), pipeline, photos=30)
     job = _reindex_cli(tmp_path)
-    matcher = open_matcher(store, pipeline)  # to watch the store while the job writes
+    matcher = open_runtime(store, pipeline)  # to watch the store while the job writes
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -116,7 +116,7 @@ def test_a_killed_reindex_resumes_to_the_vectors_of_a_clean_run(
 
     # The same vectors as embedding every stored photo afresh with the flip model.
     flip = load_pipeline(store.model_copy(update={"embed_flip": True}))
-    after = open_matcher(store)  # serving.json: opens with the flip model
+    after = open_runtime(store)  # serving.json: opens with the flip model
     try:
         assert after.model_id == FLIP and len(after.index) == 15
         with after.sessions() as session:
@@ -154,7 +154,7 @@ def test_the_ray_path_gives_the_vectors_of_the_local_path(
     for folder in (local_dir, ray_dir):
         store = _store(settings.model_copy(update={"data_dir": folder}), pipeline, photos=6)
         target = store.model_copy(update={"embed_flip": True})
-        matcher = open_matcher(store, pipeline)
+        matcher = open_runtime(store, pipeline)
         try:
             embedding = (RayEmbedding.connect(target, "local", num_cpus=2) if folder == ray_dir
                          else LocalEmbedding(load_pipeline(target)))
@@ -183,7 +183,7 @@ def test_stored_detections_are_embedded_without_detecting_again(
     for forgotten in ("none", "one case's", "every"):
         store = _store(settings.model_copy(update={"data_dir": tmp_path / forgotten}), pipeline,
                        photos=6)
-        matcher = open_matcher(store, pipeline)
+        matcher = open_runtime(store, pipeline)
         try:
             with session_scope(matcher.sessions) as session:
                 stored = session.scalars(select(Face)).all()
@@ -224,7 +224,7 @@ def test_stored_detections_are_embedded_without_detecting_again(
     assert f"the serving model {FLIP} has no descriptor of any of the case's 1 faces" in str(
         matching["one case's"][cases["one case's"][0]].reason)
     with caplog.at_level("WARNING", "matcher.service.startup"):  # and at every start
-        open_matcher(settings.model_copy(update={"data_dir": tmp_path / "one case's"})).close()
+        open_runtime(settings.model_copy(update={"data_dir": tmp_path / "one case's"})).close()
     lost_case = cases["one case's"]
     assert f"1 active cases have no face {FLIP} can match: {lost_case}" in caplog.text
     # And the vectors are those of the flip model on the stored faces.
@@ -250,7 +250,7 @@ def test_a_model_set_without_a_reindex_is_refused_at_start_and_a_reindex_embeds_
     with pytest.raises(ModelNotEmbedded, match="run `matcher reindex`"), \
             TestClient(create_app(flipped, pipeline)):
         pass
-    matcher = open_matcher(flipped)  # as `matcher reindex` opens it
+    matcher = open_runtime(flipped)  # as `matcher reindex` opens it
     assert matcher.model_id == FLIP and len(matcher.index) == 0
     with matcher.sessions() as session:
         faces = int(session.scalar(select(func.count()).select_from(Face)) or 0)
@@ -273,7 +273,7 @@ def test_sightings_purged_while_a_reindex_runs_leave_its_sighting_index_too(
     only; the new model's index, built before, kept them and was swapped in with them."""
     require_test_data()
     store = settings.model_copy(update={"data_dir": tmp_path / "data"})
-    matcher = open_matcher(store, pipeline)
+    matcher = open_runtime(store, pipeline)
     recent_photo, old_photo = (photo.path.read_bytes() for photo in lfw_photos()[:2])
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
     kept = ingest_sighting(matcher, recent_photo, NewSighting(app="tips"))

@@ -16,7 +16,7 @@ import pytest
 from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.embed.projection import Projection, Recipe
-from matcher.service import ingest_sighting, open_matcher
+from matcher.service import ingest_sighting, open_runtime
 from matcher.service.reindex import ReindexJob
 from matcher.store import NewSighting
 from tests.data import REPO_ROOT, lfw_photos
@@ -39,7 +39,7 @@ def test_a_relative_projection_path_is_recorded_absolute(
     Projection(np.eye(128, dtype=np.float32), pipeline.model_id, 0.6, (), Recipe()).save(
         fits / "fit.npz")
     monkeypatch.chdir(fits)
-    matcher = open_matcher(store, pipeline)
+    matcher = open_runtime(store, pipeline)
     try:
         report = ReindexJob(matcher, store.model_copy(
             update={"projection_file": Path("fit.npz")})).run()
@@ -52,7 +52,7 @@ def test_a_relative_projection_path_is_recorded_absolute(
     assert Settings(projection_file=Path("fit.npz")).projection_file == (fits / "fit.npz"
                                                                         ).resolve()
     monkeypatch.chdir(tmp_path)
-    again = open_matcher(store)
+    again = open_runtime(store)
     try:
         assert again.model_id == report.to_model and len(again.index) > 0
     finally:
@@ -65,7 +65,7 @@ def test_progress_never_passes_its_total_when_faces_arrive_meanwhile(
     """Uploads during a live reindex are embedded by it too: progress ran to "113 of 103"."""
     store = _store(settings.model_copy(update={
         "data_dir": tmp_path, "detect_batch_size": 2, "workers": 1}), pipeline, photos=6)
-    matcher = open_matcher(store, pipeline)
+    matcher = open_runtime(store, pipeline)
     seen: list[tuple[int, int]] = []
     photo = lfw_photos()[0].path.read_bytes()
 

@@ -14,10 +14,10 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import (
     CasePhotoUpload,
-    Matcher,
+    Runtime,
     erase,
     ingest_sighting,
-    open_matcher,
+    open_runtime,
     purge_sightings,
     register_case,
     sighting_candidates,
@@ -51,7 +51,7 @@ def test_purge_takes_old_unmatched_sightings_with_every_trace(
     settings: Settings, pipeline: FacePipeline, tmp_path: Path
 ) -> None:
     require_test_data()
-    matcher = open_matcher(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
+    matcher = open_runtime(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
     try:
         register_case(matcher, NewCase(category="child", name="A", age_when_missing=8,
                                        missing_since=dt.date(2019, 1, 1)),
@@ -103,7 +103,7 @@ def test_an_erased_case_leaves_nothing_a_reindex_could_bring_back(
 ) -> None:
     require_test_data()
     store = settings.model_copy(update={"data_dir": tmp_path})
-    matcher = open_matcher(store, pipeline)
+    matcher = open_runtime(store, pipeline)
     try:
         erased, _ = register_case(matcher, NewCase(category="child", name="A", age_when_missing=8,
                                                    missing_since=dt.date(2019, 1, 1)),
@@ -144,7 +144,7 @@ def test_the_purge_command_takes_zero_days_as_every_unmatched_sighting(
     """0 is a retention period (everything that matched nobody, however recent); it was
     refused as "no retention period" (issue 19, defect 15)."""
     require_test_data()
-    matcher = open_matcher(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
+    matcher = open_runtime(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
     try:
         ingest_sighting(matcher, fgnet_photo("001A10.JPG"), NewSighting(app="tips"))
     finally:
@@ -162,7 +162,7 @@ def test_the_purge_command_takes_zero_days_as_every_unmatched_sighting(
     done = purge("--older-than-days", "0")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("purged 1 sightings uploaded before ")
-    matcher = open_matcher(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
+    matcher = open_runtime(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
     try:
         assert _count(matcher, Sighting) == 0
     finally:
@@ -170,7 +170,7 @@ def test_the_purge_command_takes_zero_days_as_every_unmatched_sighting(
 
 
 def test_sightings_purged_by_another_process_do_not_fail_later_case_photos(
-    matcher: Matcher, pipeline: FacePipeline
+    matcher: Runtime, pipeline: FacePipeline
 ) -> None:
     """`matcher purge` run beside the server: the server's sighting index still holds the
     purged faces. A case photo near one of them failed after its commit (a candidate for a
@@ -179,7 +179,7 @@ def test_sightings_purged_by_another_process_do_not_fail_later_case_photos(
     purged = ingest_sighting(matcher, fgnet_photo("001A10.JPG"),
                              NewSighting(app="tips", uploaded_at=OLD)).sighting_id
     kept = ingest_sighting(matcher, fgnet_photo("001A14.JPG"), NewSighting(app="tips"))
-    other_process = open_matcher(matcher.settings, pipeline)
+    other_process = open_runtime(matcher.settings, pipeline)
     try:
         assert purge_sightings(other_process, 365).sightings == 1
     finally:

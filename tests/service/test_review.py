@@ -13,7 +13,7 @@ from matcher.embed import FacePipeline
 from matcher.service import (
     CasePhotoUpload,
     ingest_sighting,
-    open_matcher,
+    open_runtime,
     register_case,
     sighting_candidates,
     update_case,
@@ -49,7 +49,7 @@ def test_retro_matching_skips_closed_cases_and_an_empty_sighting_index(
     settings: Settings, pipeline: FacePipeline, tmp_path: Path
 ) -> None:
     require_test_data()
-    matcher = open_matcher(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
+    matcher = open_runtime(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
     try:
         jpeg = lfw_photos()[0].path.read_bytes()
         assert retro_match(matcher, 1, [1], np.zeros((1, 128), np.float32)) == 0  # no sightings

@@ -19,11 +19,11 @@ from matcher.embed import FacePipeline
 from matcher.index import persist
 from matcher.service import (
     CasePhotoUpload,
-    Matcher,
+    Runtime,
     add_photo,
     erase,
     ingest_sighting,
-    open_matcher,
+    open_runtime,
     register_case,
     remove_photo,
     sighting_candidates,
@@ -63,7 +63,7 @@ def new_case(name: str) -> NewCase:
                    age_when_missing=81)
 
 
-def assert_found_first(matcher: Matcher, photo: bytes, case_id: int) -> None:
+def assert_found_first(matcher: Runtime, photo: bytes, case_id: int) -> None:
     """A sighting of a case's own photo finds that case first, at about distance 0."""
     result = ingest_sighting(matcher, photo, NewSighting(app="test"))
     best = sighting_candidates(matcher, result.sighting_id)[0]
@@ -81,12 +81,12 @@ def test_a_crash_after_an_id_was_deleted_and_given_out_again_loads_no_stale_inde
     (count, id sum, largest id) matched, since SQLite gave B's face the id of A's deleted one: a
     sighting of the deleted photo then matched A at distance 0 and B was not searchable."""
     deleted, current = photos(0, 4)
-    first = open_matcher(app_settings, pipeline)
+    first = open_runtime(app_settings, pipeline)
     a, added = register_case(first, new_case("A"), [CasePhotoUpload(deleted)])
     b, _ = register_case(first, new_case("B"))
     first.close()
 
-    second = open_matcher(app_settings, pipeline)
+    second = open_runtime(app_settings, pipeline)
     assert saved_files(app_settings) == []  # read once, then gone
     old_face = second.index.faces_of(a.id).tolist()
     remove_photo(second, a.id, added[0].photo_id)
@@ -96,7 +96,7 @@ def test_a_crash_after_an_id_was_deleted_and_given_out_again_loads_no_stale_inde
     second.engine.dispose()  # killed: close() never ran
 
     with caplog.at_level(logging.INFO, logger=SAVED_INDEX):
-        third = open_matcher(app_settings, pipeline)
+        third = open_runtime(app_settings, pipeline)
     try:
         assert "loaded the saved" not in caplog.text
         assert third.index.faces_of(a.id).size == 0
@@ -115,7 +115,7 @@ def test_a_clean_copy_of_a_different_face_set_with_the_same_count_sum_and_max_is
     """Active faces {2, 3, 5} saved at a clean stop; the store changed behind the service's back
     (a restore, another process) to {1, 4, 5}: same count, id sum and largest id."""
     x0, y0, y1, x1, z0 = photos(0, 4, 5, 1, 6)
-    first = open_matcher(app_settings, pipeline)
+    first = open_runtime(app_settings, pipeline)
     x, _ = register_case(first, new_case("X"), [CasePhotoUpload(x0)])
     y, _ = register_case(first, new_case("Y"), [CasePhotoUpload(y0), CasePhotoUpload(y1)])
     add_photo(first, x.id, CasePhotoUpload(x1))
@@ -134,7 +134,7 @@ def test_a_clean_copy_of_a_different_face_set_with_the_same_count_sum_and_max_is
         engine.dispose()
 
     with caplog.at_level(logging.INFO, logger=SAVED_INDEX):
-        second = open_matcher(app_settings, pipeline)
+        second = open_runtime(app_settings, pipeline)
     try:
         assert "saved active case index is stale" in caplog.text
         held = {case.name: second.index.faces_of(case.id).tolist() for case in (x, y, z)}
@@ -149,7 +149,7 @@ def test_only_a_copy_saved_by_a_clean_stop_is_loaded(
     """A copy saved while serving went on (earlier versions saved one after a reindex's swap)
     is not loaded after a crash, even when nothing changed since: it was never a clean
     stop's."""
-    first = open_matcher(app_settings, pipeline)
+    first = open_runtime(app_settings, pipeline)
     register_case(first, new_case("A"), [CasePhotoUpload(photos(0)[0])])
     with first.index.read_state() as state:
         held = fingerprint(state.owners)
@@ -158,7 +158,7 @@ def test_only_a_copy_saved_by_a_clean_stop_is_loaded(
     first.engine.dispose()  # killed
 
     with caplog.at_level(logging.INFO, logger=SAVED_INDEX):
-        second = open_matcher(app_settings, pipeline)
+        second = open_runtime(app_settings, pipeline)
     assert "loaded the saved" not in caplog.text
     assert "was not saved at a clean stop" in caplog.text
     assert len(second.index) == 1 and saved_files(app_settings) == []
@@ -166,7 +166,7 @@ def test_only_a_copy_saved_by_a_clean_stop_is_loaded(
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger=SAVED_INDEX):
-        third = open_matcher(app_settings, pipeline)
+        third = open_runtime(app_settings, pipeline)
     third.close()
     assert "loaded the saved active case index: 1 faces" in caplog.text
 
@@ -175,18 +175,18 @@ def test_an_erased_case_leaves_no_vector_in_a_saved_index_after_a_crash(
     app_settings: Settings, pipeline: FacePipeline
 ) -> None:
     kept_photo, erased_photo = photos(0, 4)
-    first = open_matcher(app_settings, pipeline)
+    first = open_runtime(app_settings, pipeline)
     kept, _ = register_case(first, new_case("kept"), [CasePhotoUpload(kept_photo)])
     erased, _ = register_case(first, new_case("erased"), [CasePhotoUpload(erased_photo)])
     first.close()
     assert any(name.endswith(".npz") for name in saved_files(app_settings))
 
-    second = open_matcher(app_settings, pipeline)
+    second = open_runtime(app_settings, pipeline)
     erase(second, erased.id)
     second.engine.dispose()  # killed before a clean stop rewrote the saved copy
     assert saved_files(app_settings) == []  # nothing of the erased child's face on disk
 
-    third = open_matcher(app_settings, pipeline)
+    third = open_runtime(app_settings, pipeline)
     try:
         assert third.index.owner_count == 1 and third.index.faces_of(kept.id).size == 1
     finally:
@@ -197,7 +197,7 @@ def test_a_copy_saved_before_a_migration_is_not_loaded(
     app_settings: Settings, pipeline: FacePipeline, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Revision 0007 copies every table; one saved before a migration is not trusted."""
-    first = open_matcher(app_settings, pipeline)
+    first = open_runtime(app_settings, pipeline)
     register_case(first, new_case("A"), [CasePhotoUpload(photos(0)[0])])
     first.close()
     engine = make_engine(app_settings)
@@ -207,7 +207,7 @@ def test_a_copy_saved_before_a_migration_is_not_loaded(
         engine.dispose()
 
     with caplog.at_level(logging.INFO, logger=SAVED_INDEX):
-        second = open_matcher(app_settings, pipeline)
+        second = open_runtime(app_settings, pipeline)
     try:
         assert "the store was migrated: the saved active case index is not used" in caplog.text
         assert "loaded the saved" not in caplog.text
@@ -222,7 +222,7 @@ def test_a_face_removed_from_an_hnsw_index_does_not_block_the_next_photo(
     """HNSW (the kind from 100,000 faces up) keeps a removed id as a tombstone and refuses it
     back: with SQLite reusing the id, the next photo was stored but never searchable (500)."""
     wrong, right = photos(4, 0)
-    matcher = open_matcher(app_settings.model_copy(update={"index_kind": "hnsw"}), pipeline)
+    matcher = open_runtime(app_settings.model_copy(update={"index_kind": "hnsw"}), pipeline)
     try:
         case, added = register_case(matcher, new_case("A"), [CasePhotoUpload(wrong)])
         remove_photo(matcher, case.id, added[0].photo_id)
@@ -241,7 +241,7 @@ def test_an_erased_case_leaves_no_vector_in_the_copy_a_clean_stop_saves(
     back to disk at every clean stop, and survived every restart."""
     kept_photo, erased_photo = photos(0, 4)
     hnsw = app_settings.model_copy(update={"index_kind": "hnsw"})
-    matcher = open_matcher(hnsw, pipeline)
+    matcher = open_runtime(hnsw, pipeline)
     kept, _ = register_case(matcher, new_case("kept"), [CasePhotoUpload(kept_photo)])
     erased, _ = register_case(matcher, new_case("erased"), [CasePhotoUpload(erased_photo)])
     erased_faces = matcher.index.faces_of(erased.id).tolist()
@@ -255,7 +255,7 @@ def test_an_erased_case_leaves_no_vector_in_the_copy_a_clean_stop_saves(
         vectors = faiss.deserialize_index(arrays["index"]).ntotal
     assert not (ids["ids"] | ids["tombstones"]) & set(erased_faces)
     assert erased.id not in ids["owners"] and vectors == len(ids["ids"]) == 1
-    again = open_matcher(hnsw, pipeline)
+    again = open_runtime(hnsw, pipeline)
     try:
         assert again.index.owner_count == 1 and again.index.tombstone_count == 0
     finally:

@@ -15,10 +15,10 @@ from matcher.embed import FacePipeline
 from matcher.service import (
     CasePhotoUpload,
     DuplicatePhoto,
-    Matcher,
+    Runtime,
     create_case,
     ingest_sighting,
-    open_matcher,
+    open_runtime,
     register_case,
     sighting_candidates,
     update_case,
@@ -45,7 +45,7 @@ def test_the_index_is_rebuilt_from_the_store_at_start_up(
     require_test_data()
     app_settings = settings.model_copy(update={"data_dir": tmp_path})
     photos = [p.path.read_bytes() for p in lfw_photos()[:3]]
-    first = open_matcher(app_settings, pipeline)
+    first = open_runtime(app_settings, pipeline)
     kept, _ = register_case(first, new_case("kept"), [CasePhotoUpload(photos[0])])
     closed, _ = register_case(first, new_case("closed"), [CasePhotoUpload(photos[1])])
     assert first.index.owner_count == 2
@@ -55,7 +55,7 @@ def test_the_index_is_rebuilt_from_the_store_at_start_up(
         register_case(first, new_case("twice"), [CasePhotoUpload(photos[2])] * 2)
     first.close()
 
-    second = open_matcher(app_settings, pipeline)
+    second = open_runtime(app_settings, pipeline)
     try:
         # kept + "twice" (its first photo went in): the closed case stays out.
         assert second.index.owner_count == 2
@@ -75,13 +75,13 @@ def test_a_clean_restart_loads_the_saved_index_and_a_changed_store_rebuilds_it(
     require_test_data()
     app_settings = settings.model_copy(update={"data_dir": tmp_path})
     photos = [p.path.read_bytes() for p in lfw_photos()[:2]]
-    first = open_matcher(app_settings, pipeline)
+    first = open_runtime(app_settings, pipeline)
     kept, _ = register_case(first, new_case("kept"), [CasePhotoUpload(photos[0])])
     hidden, _ = register_case(first, new_case("hidden"), [CasePhotoUpload(photos[1])])
     first.close()  # saves the index
 
     with caplog.at_level(logging.INFO, logger="matcher.service.saved_index"):
-        second = open_matcher(app_settings, pipeline)
+        second = open_runtime(app_settings, pipeline)
     assert "loaded the saved active case index: 2 faces" in caplog.text
     assert second.index.owner_count == 2
     # Changed behind the service's back while it serves (another process): the clean stop
@@ -92,7 +92,7 @@ def test_a_clean_restart_loads_the_saved_index_and_a_changed_store_rebuilds_it(
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="matcher.service.saved_index"):
-        third = open_matcher(app_settings, pipeline)
+        third = open_runtime(app_settings, pipeline)
     assert "loaded the saved active case index: 1 faces" in caplog.text
     assert third.index.owner_count == 1 and third.index.faces_of(hidden.id).size == 0
     third.close()
@@ -103,7 +103,7 @@ def test_a_clean_restart_loads_the_saved_index_and_a_changed_store_rebuilds_it(
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="matcher.service.saved_index"):
-        fourth = open_matcher(app_settings, pipeline)
+        fourth = open_runtime(app_settings, pipeline)
     try:
         assert "saved active case index is stale" in caplog.text
         assert fourth.index.owner_count == 2 and fourth.index.faces_of(hidden.id).size == 1
@@ -116,7 +116,7 @@ def test_a_case_closed_while_a_sighting_is_searched_gets_no_candidate(
     settings: Settings, pipeline: FacePipeline, tmp_path: Path
 ) -> None:
     require_test_data()
-    matcher = open_matcher(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
+    matcher = open_runtime(settings.model_copy(update={"data_dir": tmp_path}), pipeline)
     try:
         photos = [p.path.read_bytes() for p in lfw_photos()[:2]]
         closing, _ = register_case(matcher, new_case("closing"), [CasePhotoUpload(photos[0])])
@@ -133,7 +133,7 @@ def test_a_case_closed_while_a_sighting_is_searched_gets_no_candidate(
         matcher.close()
 
 
-def test_a_status_change_is_audited_with_the_status_before_it(matcher: Matcher) -> None:
+def test_a_status_change_is_audited_with_the_status_before_it(matcher: Runtime) -> None:
     case = create_case(matcher, new_case("found"))
     update_case(matcher, case.id, status=CaseStatus.FOUND)
     with matcher.sessions() as session:
@@ -148,12 +148,12 @@ def test_the_sighting_index_is_saved_and_one_left_behind_by_a_crash_is_not_trust
     require_test_data()
     app_settings = settings.model_copy(update={"data_dir": tmp_path})
     photos = [p.path.read_bytes() for p in lfw_photos()[4:6]]
-    first = open_matcher(app_settings, pipeline)
+    first = open_runtime(app_settings, pipeline)
     ingest_sighting(first, photos[0], NewSighting(app="test"))
     first.close()
 
     with caplog.at_level(logging.INFO, logger="matcher.service.saved_index"):
-        second = open_matcher(app_settings, pipeline)
+        second = open_runtime(app_settings, pipeline)
     assert "loaded the saved sighting index: 1 faces" in caplog.text
     assert second.sighting_index.owner_count == 1
     later = ingest_sighting(second, photos[1], NewSighting(app="test"))
@@ -161,7 +161,7 @@ def test_the_sighting_index_is_saved_and_one_left_behind_by_a_crash_is_not_trust
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="matcher.service.saved_index"):
-        third = open_matcher(app_settings, pipeline)
+        third = open_runtime(app_settings, pipeline)
     try:
         # The second start deleted the copy it loaded: there is none left to trust.
         assert "loaded the saved sighting index" not in caplog.text
@@ -180,7 +180,7 @@ def test_a_missing_child_calibration_is_reported_at_start(
 ) -> None:
     app_settings = settings.model_copy(update={"data_dir": tmp_path})
     with caplog.at_level(logging.WARNING, logger="matcher.service.startup"):
-        open_matcher(app_settings, pipeline).close()
+        open_runtime(app_settings, pipeline).close()
     assert "no child calibration for " + pipeline.model_id in caplog.text
     assert "the raw threshold 0.600" in caplog.text
 
@@ -189,7 +189,7 @@ def test_a_missing_child_calibration_is_reported_at_start(
         calibration_path(app_settings.calibration_dir, "child"))
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="matcher.service.startup"):
-        matcher = open_matcher(app_settings, pipeline)
+        matcher = open_runtime(app_settings, pipeline)
     matcher.close()
     assert set(matcher.calibrations) == {"child"}
     assert "no child calibration" not in caplog.text
@@ -204,6 +204,6 @@ def test_the_data_dir_is_its_owners_alone(
         if before is not None:
             data_dir.mkdir(mode=before)
             data_dir.chmod(before)
-        open_matcher(settings.model_copy(update={"data_dir": data_dir}), pipeline).close()
+        open_runtime(settings.model_copy(update={"data_dir": data_dir}), pipeline).close()
         assert data_dir.stat().st_mode & 0o777 == 0o700
         assert (data_dir / "matcher.db").is_file()

@@ -34,10 +34,10 @@ from matcher.embed.projection import (
 )
 from matcher.service import (
     CasePhotoUpload,
-    Matcher,
+    Runtime,
     ingest_sighting,
     new_key,
-    open_matcher,
+    open_runtime,
     register_case,
     sighting_candidates,
     store_fit,
@@ -81,7 +81,7 @@ def lag_people(count: int, skip: int = 0) -> list[Person]:
             for name in sorted(photos)[skip : skip + count]]
 
 
-def add_people(matcher: Matcher, people: list[Person]) -> int:
+def add_people(matcher: Runtime, people: list[Person]) -> int:
     """Registers each person as a case, uploads their adult photos as sightings and confirms
     each as the case; returns how many photos went in."""
     for person in people:
@@ -128,7 +128,7 @@ def template(settings: Settings, pipeline: FacePipeline,
     store = settings.model_copy(update={
         "data_dir": tmp_path_factory.mktemp("store-fit") / "data", "match_top_k": 100})
     shutil.copytree(settings.cache_dir, store.cache_dir)  # the weights: no second download
-    matcher = open_matcher(store, pipeline)
+    matcher = open_runtime(store, pipeline)
     try:
         add_people(matcher, lag_people(PEOPLE))
     finally:
@@ -139,7 +139,7 @@ def template(settings: Settings, pipeline: FacePipeline,
 def test_too_few_people_are_refused_with_the_counts(
     template: Settings, pipeline: FacePipeline, tmp_path: Path
 ) -> None:
-    matcher = open_matcher(copy_store(template, tmp_path), pipeline)
+    matcher = open_runtime(copy_store(template, tmp_path), pipeline)
     try:
         with pytest.raises(StoreFitRefused) as refused:
             fit_from_store(matcher, PldaRecipe(), min_people=PEOPLE + 1)
@@ -191,7 +191,7 @@ def fitted(template: Settings, pipeline: FacePipeline,
     matrix = np.zeros((128, 128), np.float32)
     matrix[:4, :4] = np.eye(4)
     Projection(matrix, pipeline.model_id, 0.6, (), Recipe()).save(poor)
-    matcher = open_matcher(settings, pipeline)
+    matcher = open_runtime(settings, pipeline)
     try:
         assert ReindexJob(matcher, settings.model_copy(
             update={"projection_file": poor})).run().swapped
@@ -245,14 +245,14 @@ def test_erasing_a_fitted_case_is_logged_and_counted_in_metrics(
     fitted: Fitted, pipeline: FacePipeline, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = fitted.settings
-    matcher = open_matcher(settings, pipeline)
+    matcher = open_runtime(settings, pipeline)
     try:
         assert ReindexJob(matcher, settings.model_copy(
             update={"projection_file": fitted.path})).run().swapped
     finally:
         matcher.close()
     with TestClient(create_app(settings, pipeline)) as client:
-        served: Matcher = client.app.state.matcher  # type: ignore[attr-defined]
+        served: Runtime = client.app.state.matcher  # type: ignore[attr-defined]
         assert fitted.fit.projection is not None
         assert served.model_id == fitted.fit.projection.model_id
         admin, manager = ({"Authorization": f"Bearer {new_key(served.sessions, role, 'k')[1]}"}

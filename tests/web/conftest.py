@@ -24,7 +24,7 @@ import uvicorn
 from matcher.api import create_app
 from matcher.config import Settings
 from matcher.embed import FacePipeline
-from matcher.service import Matcher
+from matcher.service import Runtime
 
 CHROMIUM = Path(os.environ.get("MATCHER_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -42,7 +42,7 @@ def _require(reason: str) -> None:
 @dataclass
 class LiveServer:
     url: str
-    matcher: Matcher
+    matcher: Runtime
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=60)

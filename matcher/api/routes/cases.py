@@ -26,8 +26,8 @@ from matcher.api.urls import JPEG, jpeg
 from matcher.service import (
     CasePhotoUpload,
     CaseRecord,
-    Matcher,
     NewCase,
+    Runtime,
     add_photo,
     browse_cases,
     case_matching,
@@ -47,7 +47,7 @@ Model = TypeVar("Model", bound=CaseSummary)
 
 
 async def _with_matching(
-    model: type[Model], cases: Sequence[CaseRecord], matcher: Matcher, worker: Worker
+    model: type[Model], cases: Sequence[CaseRecord], matcher: Runtime, worker: Worker
 ) -> list[Model]:
     """The response bodies of `cases`, each with whether a sighting can find it today."""
     matching = await worker(case_matching, matcher, cases)

@@ -22,8 +22,8 @@ from matcher.api.upload import multipart_body, read_form, read_upload, taken_at_
 from matcher.api.urls import JPEG, case_photo_url, crop_url, jpeg
 from matcher.service import (
     CandidateRecord,
-    Matcher,
     NewSighting,
+    Runtime,
     browse_sightings,
     expected_false,
     face_crop,
@@ -58,7 +58,7 @@ async def post_sighting(
         hint=hint_of(result.faces))
 
 
-def _candidate(matcher: Matcher, row: CandidateRecord, faces: dict[str, int]
+def _candidate(matcher: Runtime, row: CandidateRecord, faces: dict[str, int]
                ) -> CandidatePublic:
     photo_id = row.case_photo_id
     return CandidatePublic(
