@@ -15,7 +15,7 @@ from typing import Any
 
 from matcher.config import Settings
 from matcher.embed import FacePipeline
-from matcher.service.reindex import Job, Vector, embed_photos
+from matcher.service.embedding import Job, Vector, embed_photos
 from matcher.wiring import load_pipeline
 
 _PIPELINES: dict[str, FacePipeline] = {}  # per Ray worker process, by settings

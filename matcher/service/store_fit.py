@@ -39,7 +39,7 @@ from matcher.embed.projection import (
 )
 from matcher.eval.folds import person_fold
 from matcher.files import write_atomic
-from matcher.service.reindex import embed_photos
+from matcher.service.embedding import embed_photos
 from matcher.service.runtime import Runtime
 from matcher.store import read_photo
 from matcher.store.fitting import LabelledFace, case_ids, faces_to_embed, labelled_faces

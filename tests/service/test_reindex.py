@@ -32,7 +32,8 @@ from matcher.service import (
     register_case,
     reindex,
 )
-from matcher.service.reindex import LocalEmbedding, ReindexError, ReindexJob, embed_photos
+from matcher.service.embedding import LocalEmbedding, embed_photos
+from matcher.service.reindex import ReindexError, ReindexJob
 from matcher.service.retention import purge_sightings
 from matcher.store import (
     Face,
