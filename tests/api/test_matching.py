@@ -81,7 +81,7 @@ def test_a_later_photo_of_the_child_ranks_the_case_first_until_it_is_found(
     receipt = upload(client, tip, child_photo(SIGHTING_AGE), lat="51.5", lon="-0.12",
                      reporter_contact="+44 20 7946 0000", note="near the bus stop")
     # The tip app hears about faces only: no case ids, names, distances or contacts.
-    assert set(receipt) == {"id", "faces"}
+    assert set(receipt) == {"id", "faces", "hint"}
     assert len(receipt["faces"]) == 1 and receipt["faces"][0]["fit"]
     assert set(receipt["faces"][0]) == {"box", "fit", "reasons"}
 
