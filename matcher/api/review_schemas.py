@@ -22,6 +22,9 @@ class ReviewSighting(BaseModel):
     lat: float | None
     lon: float | None
     photo_url: str
+    # The first sighting of its burst group: near-identical shots of one moment share it (the
+    # same photo sent again is one sighting); null when it is alone.
+    burst_group: int | None = None
 
 
 class ReviewCase(BaseModel):

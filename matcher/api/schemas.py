@@ -121,6 +121,21 @@ class FaceRecord(BaseModel):
     unfit_reasons: list[str]
 
 
+class ReportPublic(BaseModel):
+    """One upload of a sighting's photo (the same photo sent again is one more report); never
+    the reporter's contact."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    uploaded_at: dt.datetime
+    taken_at: dt.datetime | None
+    lat: float | None
+    lon: float | None
+    app: str
+    note: str | None
+    alert_case_id: int | None
+
+
 class SightingPublic(BaseModel):
     """A sighting as investigators see it; the reporter's contact stays in the store."""
 
@@ -137,6 +152,9 @@ class SightingPublic(BaseModel):
     height: int
     faces: list[FaceRecord]
     alert_case_id: int | None  # the case whose alert the reporter answered
+    reports: list[ReportPublic]  # every upload of this photo, the first included
+    # The first sighting of its burst group (near-identical shots of one moment), null alone.
+    burst_group: int | None
 
 
 class CaseCreate(InputModel):

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from matcher.service.alert_reports import LastSeenGap, last_seen_gap
+from matcher.service.repeats import ReportRecord
 from matcher.store import ApiKey, AuditEvent, Candidate, Case, CasePhoto, Face, Sighting
+from matcher.store.reports import SightingReport
 from matcher.vocabulary import CandidateStatus, CaseStatus, Category, Role, Sex
 
 
@@ -107,12 +110,16 @@ class SightingRecord:
     height: int
     faces: list[FaceRecord]
     alert_case_id: int | None = None  # the case whose alert the reporter answered
+    # Tips that repeat (repeats.py): each upload of this photo, the first included, and the
+    # first sighting of its burst group (None: no other shot of the same moment).
+    reports: list[ReportRecord] = dataclasses.field(default_factory=list)
+    burst_group: int | None = None
 
     @classmethod
-    def of(cls, row: Sighting) -> SightingRecord:
+    def of(cls, row: Sighting, reports: Sequence[SightingReport] = ()) -> SightingRecord:
         return cls(row.id, row.uploaded_at, row.taken_at, row.lat, row.lon, row.app, row.note,
                    row.width, row.height, [FaceRecord.of(face) for face in row.faces],
-                   row.alert_case_id)
+                   row.alert_case_id, [ReportRecord.of(r) for r in reports], row.burst_of)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ class Place:
     uploaded_at: dt.datetime
     lat: float | None
     lon: float | None
+    burst_group: int | None = None  # near-identical shots of one moment share it (repeats.py)
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def age_gap_years(
 
 def _place(sighting: Sighting) -> Place:
     return Place(sighting.id, sighting.taken_at, sighting.uploaded_at, sighting.lat,
-                 sighting.lon)
+                 sighting.lon, sighting.burst_of)
 
 
 def _case(case: Case) -> CaseSummary:

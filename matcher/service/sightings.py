@@ -21,6 +21,7 @@ from matcher.service.alert_reports import check_reportable, reported_hits, with_
 from matcher.service.confidence import case_thresholds
 from matcher.service.likelihood import rated
 from matcher.service.records import CandidateRecord, SightingRecord
+from matcher.service.repeats import link_burst, report_again
 from matcher.service.retro import index_sighting
 from matcher.service.runtime import Runtime, holds_model
 from matcher.store import (
@@ -37,6 +38,7 @@ from matcher.store import (
     record,
     session_scope,
 )
+from matcher.store.reports import add_report, reports_of, sighting_with_photo
 from matcher.vocabulary import SYSTEM, Actor
 
 log = logging.getLogger(__name__)
@@ -86,21 +88,31 @@ def ingest_sighting(matcher: Runtime, data: bytes, new: NewSighting) -> Sighting
                 hits = matcher.index.search(vectors, k=k)
                 if answer is not None and reported is not None:
                     answer = reported_hits(matcher, vectors, reported)
-            sighting = create_sighting(
-                session, new, stored, face_ops.new_faces(found, matcher.pipeline)
-            )
-            face_ids = [sighting.faces[i].id for i in fit]
-            proposed = _candidates(matcher, face_ids, hits)
-            if answer is not None and reported is not None:
-                proposed = with_reported(proposed, face_ids, answer, reported, matcher.model_id,
-                                         matcher.match_threshold)
+            twin = sighting_with_photo(session, stored.sha256)
+            if twin is None:
+                sighting = create_sighting(
+                    session, new, stored, face_ops.new_faces(found, matcher.pipeline)
+                )
+                face_ids = [sighting.faces[i].id for i in fit]
+                proposed = _candidates(matcher, face_ids, hits)
+                if answer is not None and reported is not None:
+                    proposed = with_reported(proposed, face_ids, answer, reported,
+                                             matcher.model_id, matcher.match_threshold)
+                add_report(session, sighting.id, new)
+                link_burst(session, sighting.id, image, new.taken_at or sighting.uploaded_at,
+                           sighting.uploaded_at)
+            else:  # the same photo again: a report of the sighting it is (repeats.py)
+                sighting, face_ids = twin, []
+                proposed = report_again(session, twin, new, answer, matcher.model_id,
+                                        matcher.match_threshold)
             rows = matchable(session, proposed)
             thresholds = case_thresholds(matcher, session, {row.case_id for row in rows})
             rows = rated(matcher, session, [replace(row, threshold=thresholds[row.case_id])
                                             for row in rows])
             add_candidates(session, rows)
             session.commit()
-            index_sighting(matcher, sighting.id, face_ids, vectors)  # committed: retro-matchable
+            if twin is None:  # committed: retro-matchable
+                index_sighting(matcher, sighting.id, face_ids, vectors)
         sighting_id = sighting.id
     best = min((row.distance for row in rows), default=None)
     log.info("sighting %d: %d faces, %d fit, %d candidates, best distance %s", sighting_id,
@@ -144,7 +156,8 @@ def read_sighting(matcher: Runtime, sighting_id: int, actor: Actor = SYSTEM
                   ) -> SightingRecord:
     """The sighting with its faces (SightingNotFound for an unknown id); audited."""
     with session_scope(matcher.sessions) as session:
-        sighting = SightingRecord.of(get_sighting(session, sighting_id))
+        sighting = SightingRecord.of(get_sighting(session, sighting_id),
+                                     reports_of(session, [sighting_id])[sighting_id])
         record(session, actor, AuditEntry("read", "sighting", sighting_id))
         return sighting
 
@@ -157,4 +170,5 @@ def browse_sightings(
         rows = list_sightings(session, limit=limit, before_id=before_id)
         record(session, actor, *(AuditEntry("read", "sighting", row.id, {"via": "list"})
                                  for row in rows))
-        return [SightingRecord.of(row) for row in rows]
+        reports = reports_of(session, [row.id for row in rows])
+        return [SightingRecord.of(row, reports[row.id]) for row in rows]

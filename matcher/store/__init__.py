@@ -105,6 +105,7 @@ from matcher.store.photos import (
     remove_orphans,
     store_photo,
 )
+from matcher.store.reports import SightingReport
 from matcher.store.sightings import NewSighting, create_sighting, get_sighting, list_sightings
 
 # The shared words, defined in matcher/vocabulary.py: re-exported so that the importers that
@@ -159,6 +160,7 @@ __all__ = [
     "Role",
     "Sex",
     "Sighting",
+    "SightingReport",
     "SightingNotFound",
     "StoreError",
     "StoredPhoto",

@@ -26,8 +26,32 @@ def photo_file(photo: Photo | Path) -> dict[str, tuple[str, bytes, str]]:
     return {"photo": (path.name, path.read_bytes(), "image/jpeg")}
 
 
-def sky_png() -> bytes:
-    """A photo with no face in it."""
+def resaved(photo: Photo | Path | bytes, quality: int = 90) -> bytes:
+    """The picture saved again as a JPEG: other pixels, so another sighting (the same photo
+    sent again is one sighting with two reports, issue 22)."""
+    data = photo if isinstance(photo, bytes) else (
+        photo.path if isinstance(photo, Photo) else photo).read_bytes()
     out = io.BytesIO()
-    Image.new("RGB", (64, 48), (90, 140, 200)).save(out, format="PNG")
+    Image.open(io.BytesIO(data)).convert("RGB").save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def marked(photo: Photo | Path | bytes, n: int) -> bytes:
+    """The picture with its top left 8 x 8 pixels in a shade of `n`, far from any face: the
+    nth of as many different photos of one picture (the same photo sent again would be one
+    sighting with several reports, issue 22)."""
+    data = photo if isinstance(photo, bytes) else (
+        photo.path if isinstance(photo, Photo) else photo).read_bytes()
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    image.paste((n * 37 % 256, n * 91 % 256, n * 53 % 256), (0, 0, 8, 8))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+def sky_png(shade: int = 0) -> bytes:
+    """A photo with no face in it; another `shade` is another photo (the same photo sent
+    again is one sighting, issue 22)."""
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (90, 140, 200 - 20 * shade)).save(out, format="PNG")
     return out.getvalue()

@@ -140,7 +140,8 @@ def test_text_that_is_not_utf8_is_refused_naming_its_field(
                          ('name="note"', "rote Jacke, Größe 128, 红色".encode()))
     kept = client.post("/v1/sightings", content=body, headers={**tip, **headers})
     assert kept.status_code == 201, kept.text
-    body, headers = form(('name="photo"; filename="p.jpg"', photo),
+    # Another photo: the same one again would be one sighting, its note a second report's.
+    body, headers = form(('name="photo"; filename="p.jpg"', lfw_photos()[1].path.read_bytes()),
                          ('name="note"', "Größe".encode("latin-1")))
     latin = client.post("/v1/sightings", content=body, headers={
         **tip, "Content-Type": headers["Content-Type"] + "; charset=iso-8859-1"})

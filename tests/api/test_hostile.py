@@ -5,6 +5,7 @@ answers the next request; the store holds no partial row and no orphan file."""
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,11 +30,19 @@ from tests.data import lfw_photos, require_test_data
 UPRIGHT_MEAN_DIFF = 8.0
 
 
-@pytest.fixture(scope="module")
+_PROBES = itertools.count()
+
+
+@pytest.fixture
 def materials() -> hostile.Materials:
+    """The face photo, one corner pixel of it changed for each probe: another photo each time
+    (the same photo sent again is one sighting with two reports, issue 22)."""
     require_test_data()
     with Image.open(lfw_photos()[0].path) as photo:
-        return hostile.Materials(photo.convert("RGB").crop((0, 30, 250, 220)))
+        face = photo.convert("RGB").crop((0, 30, 250, 220))
+    n = next(_PROBES)
+    face.paste((n * 37 % 256, n * 91 % 256, n * 53 % 256), (0, 0, 16, 16))
+    return hostile.Materials(face)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from matcher.store import Role
-from tests.api.builders import case_body, photo_file
+from tests.api.builders import case_body, photo_file, resaved
 from tests.api.conftest import auth
 from tests.api.databases import on_both_databases  # noqa: F401
 from tests.data import Photo, fgnet_photos, lfw_photos, require_test_data
@@ -103,7 +103,7 @@ def test_a_later_photo_of_the_child_ranks_the_case_first_until_it_is_found(
     marked = client.patch(f"/v1/cases/{world['child']}", json={"status": "found"},
                           headers=auth(keys[Role.CASE_MANAGER]))
     assert marked.status_code == 200 and marked.json()["status"] == "found"
-    again = upload(client, tip, child_photo(SIGHTING_AGE))
+    again = upload(client, tip, data=resaved(child_photo(SIGHTING_AGE), 90))
     assert world["child"] not in {c["case_id"] for c in candidates(
         client, investigator, again["id"])}
     alerts = client.get("/v1/alerts", headers=auth(tip)).json()["alerts"]
@@ -112,7 +112,7 @@ def test_a_later_photo_of_the_child_ranks_the_case_first_until_it_is_found(
     # Active again: back in the index (rebuilt from the store) and ranked first once more.
     client.patch(f"/v1/cases/{world['child']}", json={"status": "active"},
                  headers=auth(keys[Role.CASE_MANAGER]))
-    third = upload(client, tip, child_photo(SIGHTING_AGE))
+    third = upload(client, tip, data=resaved(child_photo(SIGHTING_AGE), 80))
     assert candidates(client, investigator, third["id"])[0]["case_id"] == world["child"]
 
 

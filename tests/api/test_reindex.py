@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from matcher.store import Role
+from tests.api.builders import marked
 from tests.api.conftest import auth, matcher_of
 from tests.api.review_helpers import (
     add_photo,
@@ -28,8 +30,11 @@ def _keep_busy(client: TestClient, keys: dict[Role, str], world: dict[str, Any],
                stop: threading.Event, failures: list[str], done: list[int]) -> None:
     """A tip app and an investigator at work: uploads and candidate reads, nonstop."""
     photo = fgnet("001A14.JPG").path.read_bytes()
-    while not stop.is_set():
-        sent = client.post("/v1/sightings", files={"photo": ("s.jpg", photo, "image/jpeg")},
+    for n in itertools.count():  # other photos each time: the same one is one sighting
+        if stop.is_set():
+            break
+        sent = client.post("/v1/sightings", files={"photo": ("s.jpg", marked(photo, n),
+                                                             "image/jpeg")},
                            headers=auth(keys[Role.TIP_APP]))
         read = client.get(f"/v1/sightings/{world['s'][1]}/candidates",
                           headers=auth(keys[Role.INVESTIGATOR]))
@@ -76,9 +81,9 @@ def test_a_live_reindex_swaps_the_model_and_keeps_every_decision(
     # model: a new one finds child A first, with candidates of the new model.
     matcher = matcher_of(client)
     assert len(matcher.sighting_index) == 4 + len(uploaded)
-    new = client.post("/v1/sightings", files={"photo": ("s.jpg", fgnet("001A10.JPG").path
-                                                        .read_bytes(), "image/jpeg")},
-                      headers=auth(keys[Role.TIP_APP])).json()["id"]
+    # A new photo of a picture the world holds already (that very photo is its sighting).
+    new = client.post("/v1/sightings", files={"photo": ("s.jpg", marked(
+        fgnet("001A10.JPG"), 1000), "image/jpeg")}, headers=auth(keys[Role.TIP_APP])).json()["id"]
     found = get(client, investigator, f"/v1/sightings/{new}/candidates")
     assert found[0]["case_id"] == world["a"] and found[0]["model_id"] == FLIP
     # The decision stands, and the rejected pair did not come back under the new model.

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from matcher.service import new_key
 from matcher.store import Role
-from tests.api.builders import case_body, photo_file
+from tests.api.builders import case_body, marked, photo_file
 from tests.api.conftest import auth, matcher_of
 from tests.api.databases import on_both_databases  # noqa: F401  (a fixture override)
 from tests.data import Photo, fgnet_photos, lfw_photos, require_test_data
@@ -85,8 +85,10 @@ def test_every_earlier_sighting_under_the_threshold_becomes_a_candidate(
     found = client.patch(f"/v1/cases/{reopened}", json={"status": "found"}, headers=manager)
     assert found.status_code == 200, found.text
     sightings = []
-    for photo in itertools.islice(itertools.cycle(child[1:]), SIGHTINGS):
-        sent = client.post("/v1/sightings", files=photo_file(photo), headers=tips)
+    for n, photo in enumerate(itertools.islice(itertools.cycle(child[1:]), SIGHTINGS)):
+        # Other pixels each time: the same photo sent again is one sighting (issue 22).
+        sent = client.post("/v1/sightings", files={"photo": ("s.jpg", marked(photo, n),
+                                                             "image/jpeg")}, headers=tips)
         assert sent.status_code == 201, sent.text
         sightings.append(sent.json()["id"])
     assert client.patch(f"/v1/cases/{reopened}", json={"status": "active"},

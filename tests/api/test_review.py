@@ -58,7 +58,7 @@ def test_the_queue_lists_likely_matches_closest_first_with_what_a_reviewer_needs
     assert first["sighting"] == {
         "id": s[1], "taken_at": "2021-01-01T10:00:00Z", "uploaded_at": first["sighting"][
             "uploaded_at"], "lat": BERLIN[0], "lon": BERLIN[1],
-        "photo_url": f"/v1/sightings/{s[1]}/photo"}
+        "photo_url": f"/v1/sightings/{s[1]}/photo", "burst_group": None}
     assert first["case"] == {
         "id": a, "name": "Child A", "category": "child", "status": "active",
         "last_seen_place": "Central station", "last_seen_lat": BERLIN[0],

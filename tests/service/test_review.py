@@ -21,6 +21,7 @@ from matcher.service import (
 from matcher.service.retro import retro_match
 from matcher.service.review import age_gap_years
 from matcher.store import CasePhoto, CaseStatus, Face, NewCase, NewSighting
+from tests.api.builders import resaved
 from tests.data import lfw_photos, require_test_data
 
 SEEN = dt.date(2024, 6, 1)
@@ -63,7 +64,8 @@ def test_retro_matching_skips_closed_cases_and_an_empty_sighting_index(
         assert rows[0].distance < 0.1  # the same picture, sighted before the case existed
 
         update_case(matcher, case.id, status=CaseStatus.CLOSED)
-        second = ingest_sighting(matcher, jpeg, NewSighting(app="test"))  # no candidate: closed
+        # Another shot (the same photo again would be the first sighting): no candidate, closed.
+        second = ingest_sighting(matcher, resaved(jpeg), NewSighting(app="test"))
         with matcher.sessions() as session:
             faces = list(session.scalars(select(Face).join(CasePhoto).where(
                 CasePhoto.case_id == case.id)))

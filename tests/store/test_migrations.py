@@ -21,14 +21,14 @@ from matcher.wiring import database_url, make_engine
 # Those of revision 0007, then those created with AUTOINCREMENT since.
 ID_TABLES = ("cases", "case_photos", "sightings", "faces", "candidates", "decisions",
              "audit_events", "api_keys")
-LATER_ID_TABLES = ("alerts", "partners", "partner_deliveries")
+LATER_ID_TABLES = ("alerts", "partners", "partner_deliveries", "sighting_reports")
 
 TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors", "store_holders", "alerts", "alert_sequence", "partners",
-    "partner_deliveries",
+    "partner_deliveries", "sighting_reports",
 }
-HEAD = "0016"
+HEAD = "0017"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -522,3 +522,28 @@ def test_0015_tells_partners_of_the_steps_of_alerts_issued_before_it(
     command.downgrade(alembic_config(empty_engine), "0014")
     assert not {"partners", "partner_deliveries"} & set(inspect(empty_engine).get_table_names())
     assert "next_step_at" not in {c["name"] for c in inspect(empty_engine).get_columns("alerts")}
+
+
+def test_0017_gives_each_stored_sighting_the_report_of_its_upload(empty_engine: Engine) -> None:
+    """Tips that repeat: every sighting stored before has one report, of its own upload (the
+    contact kept with it); going down drops the reports and the burst links, keeping the
+    sightings."""
+    migrate(empty_engine, "0016")
+    with empty_engine.begin() as connection:
+        _sighting_with_face_7(connection)
+        connection.execute(text("UPDATE sightings SET lat = 51.5, lon = -0.1, note = 'red coat', "
+                                "reporter_contact = '+44 1'"))
+    migrate(empty_engine, "0017")
+    with empty_engine.begin() as connection:
+        assert connection.execute(text(
+            "SELECT sighting_id, app, lat, note, reporter_contact FROM sighting_reports")
+        ).all() == [(1, "tips", 51.5, "red coat", "+44 1")]
+        assert connection.execute(text("SELECT phash, burst_of FROM sightings")).all() == [
+            (None, None)]
+        connection.execute(text("UPDATE sightings SET burst_of = 1, phash = -5"))
+    command.downgrade(alembic_config(empty_engine), "0016")
+    assert "sighting_reports" not in set(inspect(empty_engine).get_table_names())
+    columns = {c["name"] for c in inspect(empty_engine).get_columns("sightings")}
+    assert not {"phash", "burst_of"} & columns
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM faces")).scalar_one() == 1

@@ -58,7 +58,8 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 def _sighting(place: Place) -> ReviewSighting:
     return ReviewSighting(id=place.sighting_id, taken_at=place.taken_at,
                           uploaded_at=place.uploaded_at, lat=place.lat, lon=place.lon,
-                          photo_url=sighting_photo_url(place.sighting_id))
+                          photo_url=sighting_photo_url(place.sighting_id),
+                          burst_group=place.burst_group)
 
 
 def _decision(row: DecisionRecord) -> DecisionPublic:

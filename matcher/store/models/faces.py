@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
@@ -61,6 +62,11 @@ class Sighting(Base):
     # is among the candidates of each of its fit faces, whatever its rank.
     alert_case_id: Mapped[int | None] = mapped_column(
         Id, ForeignKey("cases.id", ondelete="SET NULL"), index=True)
+    # Burst shots of one moment (revision 0017): the photo's perceptual hash, and the first
+    # sighting of its group (that one's own id too, once another joined it); None: alone.
+    phash: Mapped[int | None] = mapped_column(BigInteger)
+    burst_of: Mapped[int | None] = mapped_column(
+        Id, ForeignKey("sightings.id", ondelete="SET NULL"), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(String(200))
     width: Mapped[int] = mapped_column(Integer)
