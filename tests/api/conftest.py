@@ -13,6 +13,7 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import Runtime, new_key
 from matcher.store import Role
+from tests.seed import seed_store
 
 ROLES = tuple(Role)
 
@@ -26,7 +27,8 @@ def api_database_url() -> str | None:
 
 @pytest.fixture
 def make_client(
-    settings: Settings, pipeline: FacePipeline, tmp_path: Path, api_database_url: str | None
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path, api_database_url: str | None,
+    migrated_sqlite: Path,
 ) -> Iterator[Callable[..., TestClient]]:
     """Builds `with TestClient(app)` clients over tmp_path (lifespan runs); closes them after."""
     opened: list[TestClient] = []
@@ -34,6 +36,8 @@ def make_client(
     def make(**overrides: object) -> TestClient:
         app_settings = settings.model_copy(update={
             "data_dir": tmp_path / "data", "database_url": api_database_url, **overrides})
+        if app_settings.database_url is None:
+            seed_store(app_settings.data_dir, migrated_sqlite)
         client = TestClient(create_app(app_settings, pipeline))
         client.__enter__()
         opened.append(client)

@@ -10,12 +10,15 @@ import pytest
 from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import Runtime, open_runtime
+from tests.seed import seed_store
 
 
 @pytest.fixture
 def matcher(settings: Settings, pipeline: FacePipeline, db_url: str | None,
-            tmp_path: Path) -> Iterator[Runtime]:
+            tmp_path: Path, migrated_sqlite: Path) -> Iterator[Runtime]:
     """On SQLite and on PostgreSQL (`db_url`)."""
+    if db_url is None:
+        seed_store(tmp_path, migrated_sqlite)
     opened = open_runtime(settings.model_copy(update={
         "data_dir": tmp_path, "database_url": db_url}), pipeline)
     yield opened

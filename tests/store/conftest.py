@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from matcher.config import Settings
 from matcher.store import migrate, session_factory
 from matcher.wiring import make_engine
+from tests.seed import seed_store
 
 
 @pytest.fixture
@@ -33,7 +34,9 @@ def empty_engine(store_settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def engine(empty_engine: Engine) -> Engine:
+def engine(store_settings: Settings, empty_engine: Engine, migrated_sqlite: Path) -> Engine:
+    if store_settings.database_url is None:
+        seed_store(store_settings.data_dir, migrated_sqlite)
     migrate(empty_engine)
     return empty_engine
 
