@@ -80,10 +80,10 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
     errors.install(app)
     caching.install(app)
     limits.install(app, settings)  # inside the metrics middleware: its 413s are counted too
-    metrics.install(app)
+    observed = metrics.install(app)
     for module in (sightings, alerts, cases, keys, review, desk, audit, admin, partners):
-        app.include_router(module.router, prefix="/v1")
-    app.include_router(page.router)  # the review page: no key, no data (matcher/web)
+        observed.include(module.router, prefix="/v1")
+    observed.include(page.router)  # the review page: no key, no data (matcher/web)
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz(request: Request) -> Health:

@@ -29,7 +29,6 @@ from prometheus_client import (
 )
 from starlette.datastructures import MutableHeaders
 from starlette.requests import ClientDisconnect
-from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from matcher import logs
@@ -109,7 +108,7 @@ class Metrics:
             "partner's oldest undelivered event: above 0, its webhook is failing.", ["partner"],
             registry=reg)
         self._app = app
-        self._routes: list[tuple[re.Pattern[str], str, frozenset[str]]] | None = None
+        self._templates: dict[int, str] = {}  # id of an included router's route: template
 
     def sighting_ingested(self, result: SightingResult) -> None:
         self.sightings.inc()
@@ -126,41 +125,26 @@ class Metrics:
             if count:
                 self.faces.labels(source=source, fit=str(fit).lower()).inc(count)
 
-    def route_template(self, scope: Scope) -> str:
-        """The template of the route that served `scope`, or "unmatched".
+    def include(self, router: APIRouter, prefix: str = "") -> None:
+        """Includes `router` in the app under `prefix`, and learns its routes' full templates:
+        Starlette's `scope["route"]` is the router's own route, whose path lacks the prefix."""
+        self._app.include_router(router, prefix=prefix)
+        for route in router.routes:
+            path = getattr(route, "path", None)
+            if isinstance(path, str):
+                self._templates[id(route)] = prefix + path
 
-        Starlette's `scope["route"]` says whether a route matched, but an included router's
-        route has no prefix in recent FastAPI; the full templates come from the app's OpenAPI
-        paths, matched as the router does (method first, then path alone for a 405).
-        """
+    def route_template(self, scope: Scope) -> str:
+        """The template of the route that served `scope` (also for a 405: the route whose path
+        matched), or "unmatched"."""
         route = scope.get("route")
         if route is None:
             return UNMATCHED
-        path = scope["path"]
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root):]
-        routes = self._route_table()
-        method = scope.get("method", "")
-        for wanted in (True, False):
-            for regex, template, methods in routes:
-                if (not wanted or method in methods) and regex.match(path):
-                    return template
-        # A route left out of the schema (/docs, /openapi.json): its own path is a template.
-        own = getattr(route, "path", None)
+        template = self._templates.get(id(route))
+        if template is not None:
+            return template
+        own = getattr(route, "path", None)  # a route of the app itself: its path is whole
         return own if isinstance(own, str) else UNMATCHED
-
-    def _route_table(self) -> list[tuple[re.Pattern[str], str, frozenset[str]]]:
-        if self._routes is None:
-            try:
-                paths = self._app.openapi().get("paths", {})
-            except Exception:  # a broken schema must not break every request
-                log.exception("no OpenAPI schema: route labels fall back to route paths")
-                paths = {}
-            self._routes = [(compile_path(template)[0], template,
-                             frozenset(op.upper() for op in operations))
-                            for template, operations in paths.items()]
-        return self._routes
 
 
 def _index_size(app: FastAPI, attribute: str) -> float:
@@ -302,9 +286,11 @@ def _set_partner_gauges(metrics: Metrics, states: list[DeliveryState]) -> None:
         metrics.partner_failing.labels(partner=partner).set(state.head_attempts)
 
 
-def install(app: FastAPI) -> None:
-    """Metrics, the access log and request ids for `app`, and its `GET /metrics`."""
+def install(app: FastAPI) -> Metrics:
+    """Metrics, the access log and request ids for `app`, and its `GET /metrics`. The app's
+    routers go in through the returned `Metrics.include`, which labels their requests."""
     metrics = Metrics(app)
     app.state.metrics = metrics
     app.add_middleware(ObserveRequests, metrics=metrics)
-    app.include_router(router)
+    metrics.include(router)
+    return metrics

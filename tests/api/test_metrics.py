@@ -64,6 +64,7 @@ def test_uploads_count_and_requests_are_timed_by_route_template(
     assert client.get(f"/v1/sightings/{sid}", headers=investigator).status_code == 200
     assert client.get(f"/v1/sightings/{sid + 1000}", headers=investigator).status_code == 404
     assert client.get("/no/such/route/4242").status_code == 404
+    assert client.put(f"/v1/sightings/{sid}", headers=investigator).status_code == 405
 
     samples, text = scrape(client, admin)
     assert value(samples, "matcher_sightings_uploaded_total") == 1
@@ -88,6 +89,7 @@ def test_uploads_count_and_requests_are_timed_by_route_template(
     assert count("GET", "/v1/sightings/{sighting_id}", "200") == 1
     assert count("GET", "/v1/sightings/{sighting_id}", "404") == 1
     assert count("GET", UNMATCHED, "404") == 1
+    assert count("PUT", "/v1/sightings/{sighting_id}", "405") == 1  # its path matched
     assert value(samples, f"{LATENCY}_sum", method="POST", route="/v1/sightings",
                  status="201") > 0
     # Route labels are templates the app declares; no id or client path became a label.
