@@ -84,6 +84,7 @@ class AlertChange(StrEnum):
     ISSUED = "issued"
     WIDENED = "widened"  # its area grew to cover the app's point
     RESOLVED = "resolved"
+    UPDATED = "updated"  # what it shows changed: the case's public fields or photos
 
 
 class DeliveryStatus(StrEnum):

@@ -27,7 +27,7 @@ class FeedAlert(BaseModel):
         "without a point"))
     change: AlertChange | None = Field(description=(
         "with updated_since: why it is in the answer (issued, widened into the point, "
-        "resolved); null otherwise"))
+        "resolved, or updated: its public fields or photos changed); null otherwise"))
     fields: dict[str, object] = Field(description="the fields its case manager made public")
     photo_urls: list[str] = Field(description="its public photos, while the alert is active")
 

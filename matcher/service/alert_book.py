@@ -40,6 +40,7 @@ class Snapshot:
     resolved: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))  # inf: active
     issued_seq: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
     resolved_seq: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
+    updated_seq: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))  # 0
     schedule_of: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
     schedules: tuple[Schedule, ...] = ()
 
@@ -64,6 +65,7 @@ class Snapshot:
             issued_seq=np.asarray([row.issued_seq for row in ordered], dtype=np.int64),
             resolved_seq=np.asarray([NEVER if row.resolved_seq is None else row.resolved_seq
                                      for row in ordered], dtype=np.int64),
+            updated_seq=np.asarray([row.updated_seq or 0 for row in ordered], dtype=np.int64),
             schedule_of=np.asarray(schedule_of, dtype=np.int64),
             schedules=tuple(Schedule(steps) for steps in distinct),
         )

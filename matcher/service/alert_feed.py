@@ -9,8 +9,9 @@ found). Without a point: every active alert, and the recently resolved ones.
 A view is (change number, moment): the feed as the store was at that number, the radii as they
 were at that moment. `updated_since=<cursor>` answers the alerts whose place in the feed
 changed between the cursor's view and now: new (`issued`), grown to cover the point
-(`widened`) or `resolved`; nothing else, and nothing twice across polls that chain their
-cursors. Pages are keyset-paged on (distance, alert id), or (newest first) on the alert id,
+(`widened`), `resolved`, or shown before and showing something else now (`updated`: the case's
+public fields or photos were edited); nothing else, and nothing twice across polls that chain
+their cursors. Pages are keyset-paged on (distance, alert id), or (newest first) on the alert id,
 and every page of a listing is computed at the view of its first page, so paging neither skips
 nor repeats an alert however the feed changes meanwhile. Cursors live as long as a resolved
 alert stays in the feed: an older one answers CursorExpired (start again without it).
@@ -169,6 +170,9 @@ def _select(snapshot: Snapshot, page: _Page, window_s: float,
         kinds[new & (snapshot.issued_seq > page.since.seq)] = 1
         kinds[new & (snapshot.issued_seq <= page.since.seq)] = 2
         kinds[shown & resolved & (snapshot.resolved_seq > page.since.seq)] = 3
+        # Edited within (since, view]: a later edit is the next poll's (its view is this one).
+        edited = (snapshot.updated_seq > page.since.seq) & (snapshot.updated_seq <= page.view.seq)
+        kinds[(kinds == 0) & shown & ~resolved & before & ~resolved_before & edited] = 4
         shown = kinds > 0
     keys = (np.where(np.isnan(distance), -1.0, distance) if page.point is not None
             else -snapshot.ids.astype(np.float64))
@@ -178,7 +182,8 @@ def _select(snapshot: Snapshot, page: _Page, window_s: float,
     order = candidates[np.lexsort((snapshot.ids[candidates], keys[candidates]))]
     more = len(order) > limit
     rows = order[:limit]
-    names = (None, AlertChange.ISSUED, AlertChange.WIDENED, AlertChange.RESOLVED)
+    names = (None, AlertChange.ISSUED, AlertChange.WIDENED, AlertChange.RESOLVED,
+             AlertChange.UPDATED)
     chosen = _Chosen(snapshot.ids[rows], rows, radius[rows], distance[rows], resolved[rows],
                      [names[int(kind)] for kind in kinds[rows]])
     return chosen, keys[rows], more

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from matcher.service.alert_areas import Schedule, schedules
 from matcher.service.errors import ServiceError
-from matcher.service.partner_events import tell_issued, tell_resolved
+from matcher.service.partner_events import tell_issued, tell_resolved, tell_updated
 from matcher.service.runtime import Runtime
 from matcher.store import (
     AuditEntry,
@@ -35,8 +37,10 @@ from matcher.store.alerts import (
     forget_place,
     insert_alert,
     latest_alert,
+    mark_updated,
     next_seq,
     open_alert,
+    public_cases,
     resolve_alert,
 )
 from matcher.vocabulary import SYSTEM, Actor, AlertOutcome, AlertStatus, CaseStatus, Category
@@ -161,6 +165,33 @@ def resolve_case_alert(session: Session, case_id: int, outcome: AlertOutcome,
         "case_id": case_id, "outcome": outcome.value, "partners_told": told}))
     log.info("alert %d of case %d resolved: %s", alert.id, case_id, outcome.value)
     return alert
+
+
+@contextmanager
+def public_edit(session: Session, case_id: int, at: dt.datetime, actor: Actor) -> Iterator[None]:
+    """Around an edit of a case in the caller's transaction (its fields, public fields or
+    photos): when what its active alert shows changed, the alert takes a change number (apps
+    polling the feed see it `updated`) and every partner told of it hears, audited. An active
+    alert must keep showing something: making nothing public raises AlertRefused."""
+    before = public_cases(session, [case_id]).get(case_id)
+    yield
+    alert = open_alert(session, case_id)
+    if alert is None:
+        return
+    after = public_cases(session, [case_id]).get(case_id)
+    if after == before:
+        return
+    if after is None or not (after.fields or after.photo_ids):
+        raise AlertRefused(f"case {case_id} has an active alert: it must publish something "
+                           "(withdraw the alert first)")
+    seq = next_seq(session)
+    session.refresh(alert)  # another process may have resolved it before the lock
+    if alert.status is not AlertStatus.ACTIVE:
+        return
+    mark_updated(session, alert, seq)
+    told = tell_updated(session, alert, at)
+    record(session, actor, AuditEntry("update", "alert", alert.id, {
+        "case_id": case_id, "partners_told": told}))
 
 
 def outcome_of(status: CaseStatus) -> AlertOutcome:

@@ -18,7 +18,7 @@ import numpy as np
 from matcher.embed.types import Face as DetectedFace
 from matcher.embed.types import Image
 from matcher.service import faces as face_ops
-from matcher.service.alerts import outcome_of, resolve_case_alert
+from matcher.service.alerts import outcome_of, public_edit, resolve_case_alert
 from matcher.service.errors import DuplicatePhoto
 from matcher.service.records import CaseDetail, CaseRecord
 from matcher.service.retention import drop_faces, remove_unreferenced_files
@@ -118,10 +118,11 @@ def _store_photo(matcher: Runtime, case_id: int, upload: CasePhotoUpload, image:
         twin = case_photo_with(session, case_id, stored.sha256)
         if twin is not None:
             raise DuplicatePhoto(f"case {case_id} already has this photo ({twin})", twin)
-        row = add_case_photo(
-            session, case_id, stored, face_ops.new_faces(found, matcher.pipeline),
-            taken_on=upload.taken_on, age_at_photo=upload.age_at_photo,
-        )
+        with public_edit(session, case_id, matcher.clock(), actor):
+            row = add_case_photo(
+                session, case_id, stored, face_ops.new_faces(found, matcher.pipeline),
+                taken_on=upload.taken_on, age_at_photo=upload.age_at_photo,
+            )
         face_ids = [face.id for face in row.faces]
         record(session, actor, AuditEntry("create", "case_photo", row.id,
                                           {"case_id": case_id, "faces": len(face_ids)}))
@@ -152,7 +153,8 @@ def remove_photo(matcher: Runtime, case_id: int, photo_id: int, actor: Actor = S
     candidates they produced; the file goes too unless another row uses the same pixels."""
     with matcher.case_lock:
         with session_scope(matcher.sessions) as session:
-            face_ids, sha256 = delete_case_photo(session, case_id, photo_id)
+            with public_edit(session, case_id, matcher.clock(), actor):
+                face_ids, sha256 = delete_case_photo(session, case_id, photo_id)
             record(session, actor, AuditEntry("delete", "case_photo", photo_id,
                                               {"case_id": case_id, "faces": len(face_ids)}))
         gone = drop_faces(matcher.index, face_ids)
@@ -179,16 +181,17 @@ def update_case(
             if was is None:
                 raise CaseNotFound(f"no case {case_id}")
             was_active = was is CaseStatus.ACTIVE
-            if changes:
-                edit_case(session, case_id, dict(changes))
-            if public_fields is not None:
-                set_public_fields(session, case_id, public_fields)
-            if status is not None:
-                set_case_status(session, case_id, status)
-                if was_active and CaseStatus(status) is not CaseStatus.ACTIVE:
-                    # Found or closed: its alert tells the apps so, in the same commit.
-                    resolve_case_alert(session, case_id, outcome_of(CaseStatus(status)),
-                                       matcher.clock(), actor)
+            with public_edit(session, case_id, matcher.clock(), actor):
+                if changes:
+                    edit_case(session, case_id, dict(changes))
+                if public_fields is not None:
+                    set_public_fields(session, case_id, public_fields)
+                if status is not None:
+                    set_case_status(session, case_id, status)
+                    if was_active and CaseStatus(status) is not CaseStatus.ACTIVE:
+                        # Found or closed: its alert tells the apps so, in the same commit.
+                        resolve_case_alert(session, case_id, outcome_of(CaseStatus(status)),
+                                           matcher.clock(), actor)
             record(session, actor, AuditEntry("update", "case", case_id, {
                 "fields": sorted(changes or ()),
                 "status": None if status is None else CaseStatus(status).value,

@@ -5,7 +5,8 @@ A partner is told of an alert of a category it shows once the alert's area reach
 area (a partner without one covers the whole territory): `issued` when it does from the start,
 else `widened` when it grows to; a partner without a home area is also told of each later
 step (`widened`), as its users everywhere see the area grow. Every partner told of an alert is
-told when it is `resolved`. The body is fixed when the event happens and carries the alert as
+told when what the alert shows changes (`updated`: the case's public fields or photos) and
+when it is `resolved`. The body is fixed when the event happens and carries the alert as
 the feed shows it, with its area; the event id is the partner's key to drop a repeat.
 """
 
@@ -26,7 +27,8 @@ from matcher.store.partners import NewDelivery, Partner, enqueue, live_partners,
 from matcher.vocabulary import AlertChange, AlertStatus
 
 # The event keys (one row per partner and key): "<alert id>:notice", a partner's first event of
-# the alert (issued, or widened into its area), "<alert id>:widened:<step>", "<alert id>:resolved".
+# the alert (issued, or widened into its area), "<alert id>:widened:<step>",
+# "<alert id>:updated:<change number>", "<alert id>:resolved".
 NOTICE = "notice"
 
 
@@ -78,13 +80,23 @@ def tell_widened(session: Session, alert: Alert, at: dt.datetime) -> int:
     return _enqueue(session, alert, AlertChange.WIDENED, radius, at, chosen)
 
 
+def tell_updated(session: Session, alert: Alert, at: dt.datetime) -> int:
+    """Outbox rows telling every partner told of the alert what it shows now."""
+    return _tell_those_told(session, alert, AlertChange.UPDATED, at,
+                            f"{alert.id}:updated:{alert.updated_seq}")
+
+
 def tell_resolved(session: Session, alert: Alert, at: dt.datetime) -> int:
     """Outbox rows telling every partner told of the alert that it is resolved."""
+    return _tell_those_told(session, alert, AlertChange.RESOLVED, at, f"{alert.id}:resolved")
+
+
+def _tell_those_told(session: Session, alert: Alert, kind: AlertChange, at: dt.datetime,
+                     key: str) -> int:
     already = told(session, alert.id)
     partners = [p for p in live_partners(session) if p.id in already]
     _, radius = step_of(alert, at)
-    return _enqueue(session, alert, AlertChange.RESOLVED, radius, at,
-                    [(p, f"{alert.id}:resolved") for p in partners])
+    return _enqueue(session, alert, kind, radius, at, [(p, key) for p in partners])
 
 
 def _enqueue(session: Session, alert: Alert, kind: AlertChange, radius: float,

@@ -86,7 +86,9 @@ class Alert(Base):
     resolved_at: Mapped[dt.datetime | None] = mapped_column()
     issued_seq: Mapped[int] = mapped_column(BigInteger)
     resolved_seq: Mapped[int | None] = mapped_column(BigInteger)
-    changed_seq: Mapped[int] = mapped_column(BigInteger)  # the last of the two
+    # Its latest edit of what apps show (the case's public fields or photos), None: none.
+    updated_seq: Mapped[int | None] = mapped_column(BigInteger)
+    changed_seq: Mapped[int] = mapped_column(BigInteger)  # the last of the three
     # When its area next grows, while partners have not been told of that step yet (revision
     # 0015); None once it covers all it ever will, or is resolved.
     next_step_at: Mapped[dt.datetime | None] = mapped_column()
@@ -129,6 +131,7 @@ class AlertRow:
     resolved_at: dt.datetime | None
     issued_seq: int
     resolved_seq: int | None
+    updated_seq: int | None
     changed_seq: int
 
 
@@ -214,6 +217,14 @@ def told_step(session: Session, alert: Alert, now: dt.datetime) -> None:
     session.flush()
 
 
+def mark_updated(session: Session, alert: Alert, seq: int) -> None:
+    """What the active alert shows changed, with change number `seq` (from `next_seq`)."""
+    if alert.status is not AlertStatus.ACTIVE:
+        raise InvalidRecord(f"alert {alert.id} is resolved: it shows nothing more")
+    alert.updated_seq, alert.changed_seq = seq, seq
+    session.flush()
+
+
 def forget_place(session: Session, case_id: int, seq: int) -> None:
     """An erased case's alerts keep no point nor moment (the place went with the case); `seq`
     (from `next_seq`) marks them changed, so every reader drops the place too."""
@@ -223,7 +234,7 @@ def forget_place(session: Session, case_id: int, seq: int) -> None:
 
 _ROW_COLUMNS = (Alert.id, Alert.case_id, Alert.category, Alert.lat, Alert.lon, Alert.schedule,
                 Alert.status, Alert.outcome, Alert.issued_at, Alert.resolved_at,
-                Alert.issued_seq, Alert.resolved_seq, Alert.changed_seq)
+                Alert.issued_seq, Alert.resolved_seq, Alert.updated_seq, Alert.changed_seq)
 
 
 def alerts_changed_since(session: Session, seq: int,

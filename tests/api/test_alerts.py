@@ -151,6 +151,60 @@ def test_updated_since_returns_exactly_the_changes(
         (near, "resolved"), (later, "resolved"), (new, "active")}
 
 
+def test_an_edit_of_what_an_alert_shows_is_an_update_in_the_feed(
+    client: TestClient, keys: dict[Role, str]
+) -> None:
+    """Apps must hear when a name is corrected, a photo added or a field withdrawn; an edit
+    apps cannot see (a field not public) is no change."""
+    require_test_data()
+    clock = install_clock(client)
+    tip, manager_key = keys[Role.TIP_APP], keys[Role.CASE_MANAGER]
+    manager = auth(manager_key)
+    app = north_of(LONDON, 10)
+    edited = alert_case(client, manager_key, "Edited")
+    quiet = alert_case(client, manager_key, "Quiet")
+    clock.advance(minutes=5)
+    cursor = feed(client, tip, app)["changes_cursor"]
+
+    def changes() -> list[tuple[int, str, dict[str, Any], int]]:
+        nonlocal cursor
+        page = feed(client, tip, app, updated_since=cursor)
+        cursor = page["changes_cursor"]
+        return [(a["case_id"], a["change"], a["fields"], len(a["photo_urls"]))
+                for a in page["alerts"]]
+
+    hidden = client.patch(f"/v1/cases/{edited}", json={"description": "in a red coat"},
+                          headers=manager)
+    assert hidden.status_code == 200, hidden.text
+    assert changes() == []  # the description is not public
+    renamed = client.patch(f"/v1/cases/{edited}", json={"name": "Edith"}, headers=manager)
+    assert renamed.status_code == 200, renamed.text
+    assert changes() == [(edited, "updated", {"name": "Edith"}, 0)]
+    assert changes() == []  # said once
+    added = client.post(f"/v1/cases/{edited}/photos", files=photo_file(lfw_photos()[0]),
+                        headers=manager)
+    assert added.status_code == 201, added.text
+    assert changes() == [(edited, "updated", {"name": "Edith"}, 1)]
+    photo_id = added.json()["photo_id"]
+    narrowed = client.patch(f"/v1/cases/{edited}", json={"public_fields": ["name"]},
+                            headers=manager)
+    assert narrowed.status_code == 200, narrowed.text
+    assert changes() == [(edited, "updated", {"name": "Edith"}, 0)]  # photos withdrawn
+
+    # An active alert shows something: making nothing public is refused, and changes nothing.
+    refused = client.patch(f"/v1/cases/{edited}", json={"public_fields": []}, headers=manager)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"] == "alert_refused"
+    assert "withdraw the alert first" in refused.json()["detail"]
+    assert changes() == []
+    assert client.delete(f"/v1/cases/{edited}/photos/{photo_id}",
+                         headers=manager).status_code == 204
+    assert changes() == []  # the photos are not public any more: apps see the same
+    listing, _ = every_page(client, tip, app)
+    assert {a["case_id"]: a["fields"] for a in listing} == {
+        edited: {"name": "Edith"}, quiet: {"name": "Quiet"}}
+
+
 def test_the_territory_feed_lists_every_active_alert_newest_first(
     client: TestClient, keys: dict[Role, str]
 ) -> None:
@@ -159,12 +213,10 @@ def test_the_territory_feed_lists_every_active_alert_newest_first(
     first = alert_case(client, manager, "First")
     second = alert_case(client, manager, "Second", at=north_of(LONDON, 800))
     quiet = alert_case(client, manager, "Not issued", issue=False)
-    hidden = alert_case(client, manager, "Hidden")
-    client.patch(f"/v1/cases/{hidden}", json={"public_fields": []}, headers=auth(manager))
     clock.advance(minutes=1)
     page = feed(client, tip)
-    assert case_ids(page) == [second, first]  # not the case without an alert, nor one
-    assert all(a["distance_km"] is None for a in page["alerts"])  # that publishes nothing
+    assert case_ids(page) == [second, first]  # not the case without an alert
+    assert all(a["distance_km"] is None for a in page["alerts"])
     assert quiet not in case_ids(page)
     cursor = page["changes_cursor"]
     third = alert_case(client, manager, "Third", at=north_of(LONDON, -2000))

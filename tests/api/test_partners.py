@@ -97,6 +97,10 @@ def test_each_partner_hears_of_the_alerts_that_reach_it_in_order(
     clock.advance(hours=1, minutes=1)
     assert tell_widenings(matcher) == 1
     assert tell_widenings(matcher) == 0  # told once
+    # What the alert shows changed: those told of it hear (not yet "away", 1,000 km off).
+    renamed = client.patch(f"/v1/cases/{case}", json={"name": "Ada King"},
+                           headers=auth(manager))
+    assert renamed.status_code == 200, renamed.text
     clock.advance(hours=2)
     tell_widenings(matcher)
     clock.advance(hours=5)
@@ -104,20 +108,27 @@ def test_each_partner_hears_of_the_alerts_that_reach_it_in_order(
     client.patch(f"/v1/cases/{case}", json={"status": "found"}, headers=auth(manager))
     assert _log(client, admin, everywhere) == [
         (alert, "issued", "pending"), (alert, "widened", "pending"),
-        (alert, "widened", "pending"), (alert, "resolved", "pending")]
+        (alert, "updated", "pending"), (alert, "widened", "pending"),
+        (alert, "resolved", "pending")]
     # 1,000 km away: first told when the area became the whole territory, at 3 h.
     assert _log(client, admin, away) == [(alert, "widened", "pending"),
                                          (alert, "resolved", "pending")]
     assert _log(client, admin, nearby) == [(alert, "issued", "pending"),
+                                           (alert, "updated", "pending"),
                                            (alert, "resolved", "pending")]
     assert _log(client, admin, elderly_only) == []
     # The body is the alert as the feed shows it, with its area, fixed when it happened.
     rows = client.get(f"/v1/partners/{everywhere}/deliveries", headers=auth(admin)).json()
     assert all(r["attempts"] == 0 and r["next_attempt_at"] for r in rows)
+    with matcher.sessions() as session:
+        sent = session.query(Delivery).filter_by(partner_id=everywhere).order_by(Delivery.id)
+        names = [(row.kind, json.loads(row.body)["alert"]["fields"]["name"]) for row in sent]
+    assert names[1:3] == [("widened", "Ada"), ("updated", "Ada King")]
     trail = client.get("/v1/audit", params={"object_type": "alert"},
                        headers=auth(admin)).json()["items"]
     assert [(e["action"], e["detail"].get("partners_told")) for e in trail] == [
-        ("create", 2), ("read", None), ("notify", 1), ("notify", 2), ("resolve", 3)]
+        ("create", 2), ("read", None), ("notify", 1), ("update", 2), ("notify", 2),
+        ("resolve", 3)]
 
 
 def test_a_body_is_signed_as_the_readme_checks_and_a_tampered_one_fails(

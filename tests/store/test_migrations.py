@@ -28,7 +28,7 @@ TABLES = {
     "audit_events", "face_vectors", "store_holders", "alerts", "alert_sequence", "partners",
     "partner_deliveries", "sighting_reports",
 }
-HEAD = "0017"
+HEAD = "0018"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -547,3 +547,34 @@ def test_0017_gives_each_stored_sighting_the_report_of_its_upload(empty_engine: 
     assert not {"phash", "burst_of"} & columns
     with empty_engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM faces")).scalar_one() == 1
+
+
+DELIVERY = ("INSERT INTO partner_deliveries (partner_id, event_id, event_key, alert_id, kind, "
+            "body, status, attempts, created_at, next_attempt_at) VALUES (1, :event, :event, 1, "
+            f":kind, '{{}}', 'pending', 0, {_AT}, {_AT})")
+
+
+def test_0018_lets_alerts_be_updated_and_drops_those_events_going_down(
+        empty_engine: Engine) -> None:
+    migrate(empty_engine, "0017")
+    with empty_engine.begin() as connection:
+        connection.execute(text(ALERT), {"case": 3, "open": 3, "status": "active",
+                                         "outcome": None, "at": None, "resolved_seq": None})
+        connection.execute(text(
+            "INSERT INTO partners (name, url, secret, categories, created_at) VALUES "
+            f"('news', 'https://news.example/hook', 's', '[\"child\"]', {_AT})"))
+        connection.execute(text(DELIVERY), {"event": "e1", "kind": "issued"})
+    with pytest.raises(IntegrityError), empty_engine.begin() as connection:
+        connection.execute(text(DELIVERY), {"event": "e2", "kind": "updated"})
+    migrate(empty_engine, "0018")
+    with empty_engine.begin() as connection:
+        assert connection.execute(text("SELECT updated_seq FROM alerts")).all() == [(None,)]
+        connection.execute(text("UPDATE alerts SET updated_seq = 2, changed_seq = 2"))
+        connection.execute(text(DELIVERY), {"event": "e2", "kind": "updated"})
+    with pytest.raises(IntegrityError), empty_engine.begin() as connection:
+        connection.execute(text(DELIVERY), {"event": "e3", "kind": "edited"})
+    command.downgrade(alembic_config(empty_engine), "0017")
+    assert "updated_seq" not in {c["name"] for c in inspect(empty_engine).get_columns("alerts")}
+    with empty_engine.connect() as connection:
+        assert connection.execute(text(
+            "SELECT event_id, kind FROM partner_deliveries")).all() == [("e1", "issued")]
