@@ -10,6 +10,8 @@ import datetime as dt
 from pydantic import BaseModel, ConfigDict, Field
 
 from matcher.api.schemas import InputModel
+from matcher.api.urls import sighting_photo_url
+from matcher.service.review import Place
 from matcher.vocabulary import NOTE_MAX, CandidateStatus, CaseStatus, Category, Verdict
 
 
@@ -25,6 +27,12 @@ class ReviewSighting(BaseModel):
     # The first sighting of its burst group: near-identical shots of one moment share it (the
     # same photo sent again is one sighting); null when it is alone.
     burst_group: int | None = None
+
+    @classmethod
+    def of(cls, place: Place) -> ReviewSighting:
+        return cls(id=place.sighting_id, taken_at=place.taken_at, uploaded_at=place.uploaded_at,
+                   lat=place.lat, lon=place.lon, photo_url=sighting_photo_url(place.sighting_id),
+                   burst_group=place.burst_group)
 
 
 class ReviewCase(BaseModel):

@@ -83,7 +83,7 @@ def _event(row: HistoryRow, born: Born) -> CaseEvent:
         candidate_id=c.id, status=c.status, distance=c.distance, threshold=c.threshold,
         false_match_rate=c.false_match_rate,
         sighting=Place(sighting.id, sighting.taken_at, sighting.uploaded_at, sighting.lat,
-                       sighting.lon),
+                       sighting.lon, sighting.burst_of),
         sighting_face_id=c.sighting_face_id, case_face_id=c.case_face_id,
         age_at_sighting=age_on(born, row.seen_at.date()),
         reviewed_by=c.reviewed_by, reviewed_at=c.reviewed_at,

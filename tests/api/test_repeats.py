@@ -122,3 +122,10 @@ def test_shots_of_one_moment_are_linked_as_one_burst_group(world: dict[str, Any]
                        headers=investigator).json()["items"]
     groups = {e["sighting"]["id"]: e["sighting"]["burst_group"] for e in queue}
     assert groups == {first: first, second: first, later: None}
+    # The desk shows the group too: the lineup of a face, and the case's history.
+    for entry in queue:
+        lineup = client.get(f"/v1/review/lineup/{entry['sighting_face_id']}",
+                            headers=investigator).json()
+        assert lineup["sighting"]["burst_group"] == groups[entry["sighting"]["id"]]
+    history = client.get(f"/v1/review/cases/{child}", headers=investigator).json()["history"]
+    assert {e["sighting"]["id"]: e["sighting"]["burst_group"] for e in history} == groups

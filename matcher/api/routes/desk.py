@@ -27,19 +27,13 @@ from matcher.service import KeyRecord
 from matcher.service.case_view import AgedPhoto, CaseEvent, case_view
 from matcher.service.lineup import Lineup as LineupRecord
 from matcher.service.lineup import LineupCard, PersonRecord, face_lineup
-from matcher.service.review import DecisionRecord, Place
+from matcher.service.review import DecisionRecord
 
 router = APIRouter(tags=["review"])
 
 
 def _decision(decision: DecisionRecord) -> DecisionPublic:
     return DecisionPublic.model_validate(decision, from_attributes=True)
-
-
-def _sighting(place: Place) -> ReviewSighting:
-    return ReviewSighting(id=place.sighting_id, taken_at=place.taken_at,
-                          uploaded_at=place.uploaded_at, lat=place.lat, lon=place.lon,
-                          photo_url=sighting_photo_url(place.sighting_id))
 
 
 def _person(case: PersonRecord) -> PersonPublic:
@@ -67,8 +61,8 @@ def _lineup(lineup: LineupRecord) -> LineupPublic:
     s = lineup.sighting
     sighting = LineupSighting(
         id=s.id, taken_at=s.taken_at, uploaded_at=s.uploaded_at, lat=s.lat, lon=s.lon,
-        photo_url=sighting_photo_url(s.id), note=s.note, width=s.width, height=s.height,
-        faces=[FaceRecord.model_validate(face, from_attributes=True) for face in s.faces])
+        photo_url=sighting_photo_url(s.id), burst_group=s.burst_group, note=s.note,
+        width=s.width, height=s.height, faces=[FaceRecord.model_validate(face, from_attributes=True) for face in s.faces])
     return LineupPublic(face_id=lineup.face_id, face_crop_url=crop_url(lineup.face_id),
                         sighting=sighting, cards=[_card(c) for c in lineup.cards],
                         near_misses=lineup.near_misses)
@@ -92,7 +86,7 @@ def _event(event: CaseEvent) -> CaseEventPublic:
     return CaseEventPublic(
         candidate_id=event.candidate_id, status=event.status, distance=event.distance,
         threshold=event.threshold, under_threshold=event.under_threshold,
-        false_match_rate=event.false_match_rate, sighting=_sighting(event.sighting),
+        false_match_rate=event.false_match_rate, sighting=ReviewSighting.of(event.sighting),
         sighting_face_id=event.sighting_face_id, face_crop_url=crop_url(event.sighting_face_id),
         case_face_id=event.case_face_id, age_at_sighting=event.age_at_sighting,
         reviewed_by=event.reviewed_by, reviewed_at=event.reviewed_at,

@@ -21,12 +21,11 @@ from matcher.api.review_schemas import (
     SightingLinkPublic,
     SightingLinks,
 )
-from matcher.api.urls import case_photo_url, crop_url, sighting_photo_url
+from matcher.api.urls import case_photo_url, crop_url
 from matcher.service import GeoCircle, ReviewQuery, TimeField
 from matcher.service.review import (
     MAX_PAGE,
     DecisionRecord,
-    Place,
     ReviewEntry,
     SightingLink,
     case_matches,
@@ -55,13 +54,6 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-def _sighting(place: Place) -> ReviewSighting:
-    return ReviewSighting(id=place.sighting_id, taken_at=place.taken_at,
-                          uploaded_at=place.uploaded_at, lat=place.lat, lon=place.lon,
-                          photo_url=sighting_photo_url(place.sighting_id),
-                          burst_group=place.burst_group)
-
-
 def _decision(row: DecisionRecord) -> DecisionPublic:
     return DecisionPublic(id=row.id, candidate_id=row.candidate_id,
                           sighting_face_id=row.sighting_face_id, case_id=row.case_id,
@@ -70,7 +62,7 @@ def _decision(row: DecisionRecord) -> DecisionPublic:
 
 
 def _link(link: SightingLink) -> SightingLinkPublic:
-    return SightingLinkPublic(sighting=_sighting(link.place), face_id=link.face_id,
+    return SightingLinkPublic(sighting=ReviewSighting.of(link.place), face_id=link.face_id,
                               face_crop_url=crop_url(link.face_id),
                               from_face_id=link.from_face_id, distance=link.distance)
 
@@ -87,7 +79,7 @@ def _entry(entry: ReviewEntry) -> ReviewEntryPublic:
         case_photo_id=entry.case_photo_id,
         case_photo_url=(case_photo_url(case.id, entry.case_photo_id)
                         if entry.case_photo_id is not None else None),
-        sighting=_sighting(entry.sighting),
+        sighting=ReviewSighting.of(entry.sighting),
         case=ReviewCase(id=case.id, name=case.name, category=case.category, status=case.status,
                         last_seen_place=case.last_seen_place, last_seen_lat=case.last_seen_lat,
                         last_seen_lon=case.last_seen_lon, missing_since=case.missing_since,
