@@ -7,7 +7,8 @@ order per partner, retried until acknowledged or given up, and kept as the deliv
 
 A row is claimed before it is sent (`lease_until`): another process serving the same store
 skips it until the lease runs out, so a row is in flight once at a time, and a process killed
-mid-send leaves a lease that simply expires. Like repo.py, functions flush but never commit.
+mid-send leaves a lease that simply expires. Like the other store modules, functions flush
+but never commit.
 """
 
 from __future__ import annotations

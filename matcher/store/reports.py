@@ -4,8 +4,8 @@ sightings of one moment.
 The same photo sent twice (by one app or several) is one sighting: its pixels, re-encoded,
 have one SHA-256, and each upload of them is a report (who sent it, when, from where, with
 what words). Near-identical photos of one moment are separate sightings linked in a group
-(`Sighting.burst_of`, the group's first sighting). Like repo.py, functions flush but never
-commit.
+(`Sighting.burst_of`, the group's first sighting). Like the other store modules, functions
+flush but never commit.
 """
 
 from __future__ import annotations

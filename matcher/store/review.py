@@ -19,11 +19,6 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from matcher.store.errors import CandidateNotFound, InvalidRecord
-
-# Re-exported only for tests/adversarial, written beside the split that moved them to
-# face_rows.py (see repo.py); delete once that suite imports them from there.
-from matcher.store.face_rows import sighting_face_pairs as sighting_face_pairs
-from matcher.store.face_rows import sighting_face_summary as sighting_face_summary
 from matcher.store.models import Candidate, Case, CasePhoto, Face, Sighting
 from matcher.vocabulary import MAX_ID, CandidateStatus, Category
 

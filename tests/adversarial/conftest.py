@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from matcher.config import Settings
-from matcher.store.repo import active_case_face_pairs
-from matcher.store.review import sighting_face_pairs
+from matcher.store.face_rows import active_case_face_pairs, sighting_face_pairs
 from tests.adversarial.harness import (
     SERVER_SETTINGS,
     Attack,

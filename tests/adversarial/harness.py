@@ -48,7 +48,7 @@ from matcher.store import (
     active_case_face_summary,
     session_factory,
 )
-from matcher.store.review import sighting_face_summary
+from matcher.store.face_rows import sighting_face_summary
 from matcher.wiring import make_engine
 from tests.adversarial.ledger import STATUS_OF, Ledger
 from tests.api.builders import case_body, photo_file

@@ -62,7 +62,8 @@ def _lineup(lineup: LineupRecord) -> LineupPublic:
     sighting = LineupSighting(
         id=s.id, taken_at=s.taken_at, uploaded_at=s.uploaded_at, lat=s.lat, lon=s.lon,
         photo_url=sighting_photo_url(s.id), burst_group=s.burst_group, note=s.note,
-        width=s.width, height=s.height, faces=[FaceRecord.model_validate(face, from_attributes=True) for face in s.faces])
+        width=s.width, height=s.height,
+        faces=[FaceRecord.model_validate(face, from_attributes=True) for face in s.faces])
     return LineupPublic(face_id=lineup.face_id, face_crop_url=crop_url(lineup.face_id),
                         sighting=sighting, cards=[_card(c) for c in lineup.cards],
                         near_misses=lineup.near_misses)
