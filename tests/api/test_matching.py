@@ -166,10 +166,12 @@ def test_alerts_show_public_fields_and_honour_if_none_match(
     forged = client.get("/v1/alerts", headers={**auth(tip), "Host": "attacker.example"})
     assert all(url.startswith("/v1/alerts/")
                for a in forged.json()["alerts"] for url in a["photo_urls"])
-    # A case with nothing public is not in the feed at all (not even its id).
-    client.patch(f"/v1/cases/{world['others'][0]}", json={"public_fields": []},
-                 headers=auth(manager))
-    assert world["others"][0] not in {a["case_id"] for a in client.get(
+    # A case under an alert publishes something: making nothing public is refused, and
+    # changes nothing (tests/api/test_alerts.py: an edit apps see is an update).
+    refused = client.patch(f"/v1/cases/{world['others'][0]}", json={"public_fields": []},
+                           headers=auth(manager))
+    assert refused.status_code == 409 and refused.json()["error"] == "alert_refused"
+    assert world["others"][0] in {a["case_id"] for a in client.get(
         "/v1/alerts", headers=auth(tip)).json()["alerts"]}
     response = client.get("/v1/alerts", headers=auth(tip))
     assert response.headers["Cache-Control"] == "no-cache"  # kept, but asked again each time
