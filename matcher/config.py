@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     sighting_retention_days: float | None = Field(default=365.0, gt=0)
     # How often the server compacts its indexes when removals piled up, and purges.
     maintenance_interval_s: float = Field(default=3600.0, gt=0)
+    # Several servers on one store: how often each reads the store's index change log for what
+    # the others changed (PostgreSQL also wakes it at once with LISTEN/NOTIFY; on SQLite this is
+    # how long another process's new case photo may take to be searchable here).
+    index_follow_s: float = Field(default=0.5, gt=0, le=60)
     # A first start with no admin key stores this one (format `mk_<12 hex>_<secret>`) instead of
     # printing a random one. Never logged.
     admin_key: SecretStr | None = None

@@ -32,12 +32,13 @@ class LiveServer:
     """Start, stop (SIGTERM, a clean shutdown) and kill (SIGKILL) one data dir's server."""
 
     def __init__(self, data_dir: Path, cache_from: Path | None = None,
-                 **settings: str) -> None:
+                 log_name: str | None = None, **settings: str) -> None:
+        """`log_name` names the log file of one of several servers of one data dir."""
         self.data_dir = data_dir
         self.admin = admin_key()
         self.env = {**os.environ, "MATCHER_ADMIN_KEY": self.admin, "MATCHER_THREADS": "1",
                     **{f"MATCHER_{name.upper()}": value for name, value in settings.items()}}
-        self.log_path = data_dir.parent / f"{data_dir.name}-serve.log"
+        self.log_path = data_dir.parent / f"{data_dir.name}-{log_name or 'serve'}.log"
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from matcher.api import caching, errors, limits, metrics
 from matcher.api.deps import Worker
@@ -29,6 +30,7 @@ from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import Runtime, open_runtime
 from matcher.service.holders import SERVE, claim
+from matcher.service.index_follow import IndexFollower
 from matcher.service.maintenance import Maintenance
 from matcher.service.reindex import ReindexRunner
 from matcher.service.webhooks import Dispatcher
@@ -56,11 +58,15 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
         maintenance.start()
         webhooks = Dispatcher(matcher)  # partners' outbox: sent from the store, resumed here
         webhooks.start()
+        follower = IndexFollower(matcher)  # what other processes of the store change
+        app.state.follower = follower
+        follower.start()
         log.info("serving model %s with %d active case faces", matcher.model_id,
                  len(matcher.index))
         try:
             yield
         finally:
+            follower.stop()
             webhooks.stop()
             maintenance.stop()
             app.state.reindex.stop(wait_s=60)  # its vectors so far stay; a new run resumes
@@ -85,9 +91,14 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
         observed.include(module.router, prefix="/v1")
     observed.include(page.router)  # the review page: no key, no data (matcher/web)
 
-    @app.get("/healthz", response_model=Health, tags=["operations"])
-    async def healthz(request: Request) -> Health:
+    @app.get("/healthz", response_model=Health, tags=["operations"],
+             responses={503: {"model": Health, "description": "not ready: rebuilding"}})
+    async def healthz(request: Request) -> JSONResponse:
         matcher: Runtime = request.app.state.matcher
-        return Health(status="ok", model_id=matcher.model_id)
+        follow = request.app.state.follower.last_status
+        health = Health(status="rebuilding" if follow.rebuilding else "ok",
+                        model_id=matcher.model_id, index_changes_behind=follow.behind,
+                        index_lag_s=round(follow.lag_s, 3))
+        return JSONResponse(health.model_dump(), status_code=503 if follow.rebuilding else 200)
 
     return app

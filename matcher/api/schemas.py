@@ -335,5 +335,9 @@ class KeyCreated(KeyPublic):
 
 
 class Health(BaseModel):
-    status: str
+    status: str  # "ok", or "rebuilding" (503: its indexes are being read from the store again)
     model_id: str
+    # Several processes on one store: the index changes other processes committed that this
+    # one has not applied yet, and how long the oldest has waited (as of its last round).
+    index_changes_behind: int = 0
+    index_lag_s: float = 0.0

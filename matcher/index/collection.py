@@ -129,6 +129,23 @@ class FaceIndex:
             stop = start + ADD_SLICE
             self._add_slice(face_ids[start:stop], owner_ids[start:stop], array[start:stop])
 
+    def add_new(self, ids: ArrayLike, owners: ArrayLike, vectors: ArrayLike) -> tuple[int, int]:
+        """Adds the faces the index does not hold: applying a change twice, or one the index
+        already saw, is harmless. Faces removed since the last rebuild cannot come back before
+        the next (FAISS keeps their ids): they are left out. Returns (added, left out). The
+        choice and the add are one step under the write lock."""
+        face_ids, owner_ids = as_ids(ids), as_ids(owners, "owners")
+        array = check_vectors(vectors, self.dim)
+        kinds.set_threads(self.params.threads)
+        with self._lock.write():
+            state = self._state
+            absent = ~state.owners.contains(face_ids)
+            removed = absent & np.isin(face_ids, state.tombstones)
+            new = absent & ~removed
+            if new.any():
+                self._put(state, face_ids[new], owner_ids[new], array[new])
+        return int(new.sum()), int(removed.sum())
+
     def _add_slice(self, ids: Ids, owners: Ids, vectors: Vectors) -> None:
         kinds.set_threads(self.params.threads)
         with self._lock.write():
@@ -137,11 +154,17 @@ class FaceIndex:
             if state.tombstones.size and np.isin(ids, state.tombstones).any():
                 raise DuplicateFaceId("a face id removed from this index is reused before a "
                                       "rebuild; give new faces new ids")
-            state.index.add_with_ids(vectors, ids)
-            if state.exact is not None:
-                state.exact.add_with_ids(vectors, ids)
-            state.owners = updated
-            self._record(Change("add", ids, owners, vectors))
+            self._put(state, ids, owners, vectors, updated)
+
+    def _put(self, state: State, ids: Ids, owners: Ids, vectors: Vectors,
+             updated: OwnerMap | None = None) -> None:
+        """Adds checked new faces to `state` (under the write lock)."""
+        updated = updated or state.owners.with_added(ids, owners)
+        state.index.add_with_ids(vectors, ids)
+        if state.exact is not None:
+            state.exact.add_with_ids(vectors, ids)
+        state.owners = updated
+        self._record(Change("add", ids, owners, vectors))
 
     def remove(self, face_ids: ArrayLike) -> None:
         """Remove faces by id; FaceNotFound if any is absent (then nothing is removed)."""

@@ -42,6 +42,7 @@ from matcher.store import (
 )
 from matcher.store import create_case as store_case
 from matcher.store.cases import case_photo_with, case_status
+from matcher.store.index_log import ChangeKind, log_change
 from matcher.store.vectors import CaseFaceCounts, case_face_counts
 from matcher.vocabulary import SYSTEM, Actor, CaseStatus, Category
 
@@ -126,6 +127,8 @@ def _store_photo(matcher: Runtime, case_id: int, upload: CasePhotoUpload, image:
         face_ids = [face.id for face in row.faces]
         record(session, actor, AuditEntry("create", "case_photo", row.id,
                                           {"case_id": case_id, "faces": len(face_ids)}))
+        if status is CaseStatus.ACTIVE and face_ids:
+            log_change(session, ChangeKind.CASE_FACES, case_id, face_ids)
         return face_ids, row.id, status is CaseStatus.ACTIVE
 
 
@@ -157,6 +160,8 @@ def remove_photo(matcher: Runtime, case_id: int, photo_id: int, actor: Actor = S
                 face_ids, sha256 = delete_case_photo(session, case_id, photo_id)
             record(session, actor, AuditEntry("delete", "case_photo", photo_id,
                                               {"case_id": case_id, "faces": len(face_ids)}))
+            if face_ids:
+                log_change(session, ChangeKind.CASE_FACES_GONE, case_id, face_ids)
         gone = drop_faces(matcher.index, face_ids)
         # A sighting searched before this must not write a candidate for a face now gone.
         matcher.case_index_changes += 1
@@ -197,6 +202,9 @@ def update_case(
                 "status": None if status is None else CaseStatus(status).value,
                 "was": was.value if status is not None else None,
                 "public_fields": None if public_fields is None else list(public_fields)}))
+            if status is not None and (CaseStatus(status) is CaseStatus.ACTIVE) != was_active:
+                log_change(session, ChangeKind.CASE_OUT if was_active else ChangeKind.CASE_IN,
+                           case_id)
         with matcher.sessions() as session:
             case = CaseDetail.of(get_case(session, case_id))
         now_active = case.status is CaseStatus.ACTIVE

@@ -6,18 +6,26 @@ erasure whose own checkpoint a reader blocked is wiped here at the latest)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 
 from matcher.service.retention import purge_sightings, sweep_orphans, wipe_deleted
 from matcher.service.runtime import Runtime
+from matcher.store import session_scope
+from matcher.store.index_log import forget_changes
+from matcher.store.models import utcnow
 
 log = logging.getLogger(__name__)
+
+# How long the index change log keeps a change (index_follow.py).
+CHANGES_KEPT = dt.timedelta(days=1)
 
 
 def maintain(matcher: Runtime) -> None:
     """One round: faces gone from the store dropped, compaction where needed, the retention
-    purge, the orphan sweep, then the write-ahead log emptied (SQLite)."""
+    purge, the orphan sweep, the index changes older than a day forgotten, then the
+    write-ahead log emptied (SQLite)."""
     matcher.drop_removed_faces()
     serving = matcher.serving
     for name, index in (("case", serving.index), ("sighting", serving.sighting_index)):
@@ -29,6 +37,8 @@ def maintain(matcher: Runtime) -> None:
     if days is not None:
         purge_sightings(matcher, days)
     sweep_orphans(matcher)
+    with session_scope(matcher.sessions) as session:  # a process a day behind rebuilds
+        forget_changes(session, utcnow() - CHANGES_KEPT)
     wipe_deleted(matcher, "housekeeping")
 
 

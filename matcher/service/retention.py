@@ -19,6 +19,7 @@ from matcher.service.alerts import erase_case_alerts
 from matcher.service.runtime import Runtime, holds_model
 from matcher.service.store_fit import note_erased_case
 from matcher.store import AuditEntry, orphan_files, record, remove_orphans, truncate_wal
+from matcher.store.index_log import ChangeKind, log_change
 from matcher.store.photos import remove_if_unreferenced
 from matcher.store.retention import (
     DeletedSightings,
@@ -121,6 +122,8 @@ def _purge_batch(matcher: Runtime, before: dt.datetime, actor: Actor
         if ids:
             record(session, actor, AuditEntry("purge", "sightings", f"{ids[0]}-{ids[-1]}",
                                               {"count": len(ids)}))
+        if deleted.face_ids:
+            log_change(session, ChangeKind.SIGHTING_FACES_GONE, None, deleted.face_ids)
     return len(chosen), deleted
 
 
@@ -143,6 +146,7 @@ def erase(matcher: Runtime, case_id: int, actor: Actor = SYSTEM) -> None:
             deleted = erase_case(session, case_id)
             record(session, actor, AuditEntry("erase", "case", case_id,
                                               {"faces": len(deleted.face_ids)}))
+            log_change(session, ChangeKind.CASE_OUT, case_id)
         matcher.index.remove_owner(case_id)
     wipe_deleted(matcher, f"case {case_id} erased")  # before the caller answers
     files = remove_unreferenced_files(matcher, deleted.sha256s)

@@ -71,6 +71,9 @@ class Runtime:
     # Counts changes to the case index (faces added or removed, a case back in matching; under
     # case_lock): a sighting searched before a change searches again before it commits.
     case_index_changes: int = 0
+    # The number of the last change of the store's index log this process's indexes hold
+    # (index_follow.py): read before the indexes were, moved on by the follower.
+    index_seq: int = 0
     # What time it is, for alerts (issued, resolved, how far each has widened): tests move it
     # instead of sleeping.
     clock: Callable[[], dt.datetime] = field(default_factory=lambda: utcnow)

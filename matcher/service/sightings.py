@@ -38,6 +38,7 @@ from matcher.store import (
     record,
     session_scope,
 )
+from matcher.store.index_log import ChangeKind, log_change
 from matcher.store.reports import add_report, reports_of, sighting_with_photo
 from matcher.vocabulary import SYSTEM, Actor
 
@@ -110,6 +111,8 @@ def ingest_sighting(matcher: Runtime, data: bytes, new: NewSighting) -> Sighting
             rows = rated(matcher, session, [replace(row, threshold=thresholds[row.case_id])
                                             for row in rows])
             add_candidates(session, rows)
+            if face_ids:  # the other processes add them to their sighting indexes
+                log_change(session, ChangeKind.SIGHTING_FACES, sighting.id, face_ids)
             session.commit()
             if twin is None:  # committed: retro-matchable
                 index_sighting(matcher, sighting.id, face_ids, vectors)

@@ -32,6 +32,7 @@ from matcher.service.serving import (
     serving_settings,
 )
 from matcher.store import current_revision, migrate, session_factory
+from matcher.store.index_log import latest_change
 from matcher.store.vectors import Coverage, count_vectors, coverage, vector_models
 from matcher.wiring import index_params, load_pipeline, make_engine
 
@@ -107,6 +108,8 @@ def open_runtime(settings: Settings, pipeline: FacePipeline | None = None,
     if unmatchable:
         log.warning("%d active cases have no face %s can match: %s", len(unmatchable),
                     pipeline.model_id, unmatchable)
+    with sessions() as session:  # before the indexes are read: later changes are applied
+        index_seq = latest_change(session)
     params = index_params(settings)
     loaded = {saved.attribute: load_saved(saved, settings.index_dir, params, sessions,
                                           pipeline.model_id, pipeline.embedder.dim,
@@ -115,7 +118,7 @@ def open_runtime(settings: Settings, pipeline: FacePipeline | None = None,
     empty = empty_serving(settings, pipeline)
     serving = Serving(pipeline, loaded["index"] or empty.index,
                       loaded["sighting_index"] or empty.sighting_index)
-    matcher = Runtime(settings, engine, sessions, serving)
+    matcher = Runtime(settings, engine, sessions, serving, index_seq=index_seq)
     if loaded["index"] is None:
         matcher.rebuild_index()
     if loaded["sighting_index"] is None:

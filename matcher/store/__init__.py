@@ -72,6 +72,7 @@ from matcher.store.face_rows import (
     case_face_rows,
 )
 from matcher.store.faces import NewFace, get_faces
+from matcher.store.index_log import IndexChange
 from matcher.store.keys import (
     ApiKeyNotFound,
     LastAdminKey,
@@ -128,6 +129,7 @@ __all__ = [
     "Actor",
     "Alert",
     "AlertSequence",
+    "IndexChange",
     "Delivery",
     "Partner",
     "AuditEntry",

@@ -66,7 +66,8 @@ def _rate(value: float | None) -> float | None:
 def matchable(session: Session, candidates: Sequence[NewCandidate]) -> list[NewCandidate]:
     """The candidates still worth an investigator's time, ranks renumbered per face.
 
-    Drops cases that are no longer active (closed while the search ran) and pairs of sighting
+    Drops cases that are no longer active (closed while the search ran, by any process) and
+    pairs of sighting
     face and case already settled by an investigator, whatever model found them: the latest
     decision on the pair is `not_match` (look-alikes and siblings would otherwise come back at
     every re-match) or `match` (its confirmed candidate stands).
@@ -74,8 +75,11 @@ def matchable(session: Session, candidates: Sequence[NewCandidate]) -> list[NewC
     if not candidates:
         return []
     case_ids = {c.case_id for c in candidates}
+    # FOR SHARE on PostgreSQL: a case being closed by another process is read once that
+    # commits, and a close that comes after waits for the caller's commit; so no candidate
+    # outlives its case's closing (SQLite has one writer at a time).
     active = set(session.scalars(select(Case.id).where(
-        Case.id.in_(case_ids), Case.status == CaseStatus.ACTIVE)))
+        Case.id.in_(case_ids), Case.status == CaseStatus.ACTIVE).with_for_update(read=True)))
     face_ids = {c.sighting_face_id for c in candidates}
     latest = (
         select(func.max(Decision.id))

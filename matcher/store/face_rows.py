@@ -147,6 +147,14 @@ def sighting_face_rows(
     return face_row_batches(session, _sighting_index_faces(model_id), model_id, batch_size)
 
 
+def one_sighting_face_rows(
+    session: Session, sighting_id: int, model_id: str
+) -> Iterator[FaceRowBatch]:
+    """`sighting_face_rows` of one sighting."""
+    query = _sighting_index_faces(model_id).where(Face.sighting_id == sighting_id)
+    return face_row_batches(session, query, model_id)
+
+
 def sighting_face_summary(session: Session, model_id: str) -> FaceSetSummary:
     """The fingerprint of what `sighting_face_rows` reads: is a saved sighting index current?"""
     return face_set_summary(session, _sighting_index_faces(model_id))

@@ -1,7 +1,8 @@
 """`matcher purge` beside a running server (issue 19, defect 13): the purged faces stayed in the
 server's sighting index, pushed real "seen" links out, and a clean stop wrote them back to disk
 (155 faces saved while the store held 89). The server now drops what the store no longer has:
-in its housekeeping round, and before it saves at a clean stop."""
+as soon as its follower reads the purge in the store's index change log (issue 23), and, as
+a safety net, in its housekeeping round and before it saves at a clean stop."""
 
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ from matcher.wiring import make_engine
 from tests.api.builders import case_body, photo_file, resaved
 from tests.data import REPO_ROOT, fgnet_photos, lfw_photos, require_test_data
 from tests.live import LiveServer
-
-GONE = "were gone from the store"
 
 
 def _purge(data_dir: Path) -> None:
@@ -64,7 +63,8 @@ def test_a_clean_stop_saves_no_face_purged_beside_the_server(
     with np.load(saved) as arrays:
         assert set(arrays["ids"].tolist()) == stored
         assert set(arrays["tombstones"].tolist()) == set()
-    assert GONE in server.log_path.read_text()
+    # Which of the two dropped them depends on timing: the index change log's follower
+    # (within half a second), else the check before the save at the stop.
 
 
 def test_the_housekeeping_round_drops_purged_faces_so_real_links_show(
@@ -109,4 +109,3 @@ def test_the_housekeeping_round_drops_purged_faces_so_real_links_show(
                 time.sleep(0.5)
     assert purged not in links
     assert links[seen] == [other] and links[other] == [seen]
-    assert GONE in server.log_path.read_text()

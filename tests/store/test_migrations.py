@@ -21,14 +21,15 @@ from matcher.wiring import database_url, make_engine
 # Those of revision 0007, then those created with AUTOINCREMENT since.
 ID_TABLES = ("cases", "case_photos", "sightings", "faces", "candidates", "decisions",
              "audit_events", "api_keys")
-LATER_ID_TABLES = ("alerts", "partners", "partner_deliveries", "sighting_reports")
+LATER_ID_TABLES = ("alerts", "partners", "partner_deliveries", "sighting_reports",
+                   "index_changes")
 
 TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors", "store_holders", "alerts", "alert_sequence", "partners",
-    "partner_deliveries", "sighting_reports",
+    "partner_deliveries", "sighting_reports", "index_changes",
 }
-HEAD = "0018"
+HEAD = "0019"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
