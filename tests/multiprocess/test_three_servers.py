@@ -4,7 +4,9 @@
 - a case registered through A is found by a sighting uploaded through C within a second;
 - a case closed through B gets no candidate from the sightings racing the close on A and C;
 - a `matcher purge` run as a separate process leaves every process's indexes equal to the
-  store.
+  store;
+- a `kill -9` of one process during a burst loses no acknowledged sighting, and the others
+  keep serving (it runs last: the trio is down to two).
 """
 
 from __future__ import annotations
@@ -174,3 +176,44 @@ def test_a_purge_beside_the_three_leaves_every_index_equal_to_the_store(
             break
         time.sleep(0.1)
     assert held == [stored] * 3, (held, stored, dt.datetime.now())
+
+
+def test_a_process_killed_in_a_burst_loses_nothing_and_the_others_serve_on(
+        trio: dict[str, Any]) -> None:
+    servers, keys = trio["servers"], trio["keys"]
+    victim, survivors = servers[1], [servers[0], servers[2]]
+    acknowledged: list[int] = []
+    failed: list[str] = []
+    photos = iter([p for p in fgnet_photos() if p.identity != PERSON][200:])
+    take = threading.Lock()
+
+    def burst(server: LiveServer, count: int) -> None:
+        with server.client(keys[Role.TIP_APP], timeout=30) as client:
+            for _ in range(count):
+                with take:
+                    photo = next(photos)
+                try:
+                    sent = client.post("/v1/sightings", files=photo_file(photo))
+                except httpx.TransportError as error:  # the killed one's, in flight
+                    failed.append(type(error).__name__)
+                    continue
+                if sent.status_code == 201:
+                    acknowledged.append(int(sent.json()["id"]))
+                else:
+                    failed.append(str(sent.status_code))
+
+    workers = [threading.Thread(target=burst, args=(server, 12)) for server in servers]
+    for worker in workers:
+        worker.start()
+    time.sleep(1.5)
+    victim.kill()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert len(acknowledged) >= 20, (len(acknowledged), failed)
+    with survivors[1].client(keys[Role.INVESTIGATOR]) as desk:
+        for sighting in acknowledged:  # every acknowledged one is in the store, whole
+            got = desk.get(f"/v1/sightings/{sighting}")
+            assert got.status_code == 200, (sighting, got.text)
+    for server in survivors:  # and the others still take sightings
+        assert _sighting(server, keys[Role.TIP_APP], next(photos)) > 0
+        assert httpx.get(f"{server.base}/healthz", timeout=5).json()["status"] == "ok"
