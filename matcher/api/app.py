@@ -54,7 +54,7 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
         app.state.matcher = matcher
         app.state.worker = Worker(settings.workers, settings.store_workers)
         app.state.reindex = ReindexRunner(hold)
-        maintenance = Maintenance(matcher)
+        maintenance = Maintenance(matcher, hold)
         maintenance.start()
         webhooks = Dispatcher(matcher)  # partners' outbox: sent from the store, resumed here
         webhooks.start()

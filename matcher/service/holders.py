@@ -157,6 +157,19 @@ def claim(sessions: sessionmaker[Session], kind: str, server: Hold | None = None
     return Hold(sessions, holder, on_lost)
 
 
+def keeps_house(sessions: sessionmaker[Session], hold: Hold) -> bool:
+    """Whether this server does the store's housekeeping (retention purge, the orphan sweep,
+    trimming the index change log): the longest-running live server does, so it is done
+    once for all the servers of a store. When that one dies, the next takes over once its
+    row is stale (at once on the same machine). Every step is safe to run twice, so the
+    moment two servers both think it theirs does no harm."""
+    now = dt.datetime.now(dt.UTC)
+    with sessions() as session:
+        found = holders(session)  # oldest first
+    servers = [h for h in found if h.kind == SERVE and _alive(h, now)]
+    return not servers or servers[0].id == hold.id
+
+
 def check_reindex_allowed(settings: Settings) -> None:
     """A look before a `matcher reindex` opens the store (loads the models, reads the saved
     indexes): StoreBusy when a server or a reindex holds it now. The claim that decides comes

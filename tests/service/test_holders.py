@@ -18,14 +18,16 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from matcher.api import create_app
 from matcher.config import Settings
 from matcher.embed import FacePipeline
 from matcher.service import Runtime, new_key, open_runtime
-from matcher.service.holders import REINDEX, SERVE, StoreBusy, claim
+from matcher.service.holders import REINDEX, SERVE, StoreBusy, claim, keeps_house
 from matcher.store import Role, session_scope
 from matcher.store.holders import Holder, add_holder, holders
+from matcher.store.models import StoreHolder
 from tests.data import REPO_ROOT
 from tests.live import LiveServer
 from tests.service.test_reindex import FLIP, _store
@@ -98,6 +100,23 @@ def test_a_holder_that_died_or_went_silent_is_stale(matcher: Runtime) -> None:
         add_holder(session, Holder("live", SERVE, "elsewhere", 1, now, now))
     with pytest.raises(StoreBusy, match="a server \\(pid 1 on elsewhere"):
         claim(matcher.sessions, REINDEX)
+
+
+def test_one_server_of_a_store_keeps_house_and_the_next_takes_over(
+        matcher: Runtime) -> None:
+    """The longest-running live server runs the store's housekeeping, once for all; a dead
+    one (its process gone) hands it to the next at once."""
+    first = claim(matcher.sessions, SERVE)
+    second = claim(matcher.sessions, SERVE)
+    assert keeps_house(matcher.sessions, first) and not keeps_house(matcher.sessions, second)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with session_scope(matcher.sessions) as session:  # first's row, as if its process died
+        session.execute(update(StoreHolder).where(StoreHolder.id == first.id)
+                        .values(pid=gone.pid))
+    assert keeps_house(matcher.sessions, second)
+    first.release()
+    second.release()
 
 
 def test_of_two_cli_reindexes_one_is_refused_cleanly(
