@@ -12,6 +12,12 @@ A file is shared by every row with the same pixels, so a file is deleted only wh
 row references it and no transaction of this process in flight has stored or reused it
 (`FileUsers`): otherwise a sighting reusing a case photo's file could commit just after the
 erased case's file went.
+
+Another process (several servers of one store, a `matcher purge` beside them) is not in that
+count. Between processes the order is kept through the store: a deletion sets the file aside,
+reads the references again, and puts it back if a row committed meanwhile; a transaction that
+stored or reused a file writes it again after its commit if it is gone. Whichever order the
+two take, the committed row keeps its file.
 """
 
 from __future__ import annotations
@@ -190,8 +196,9 @@ class FileUsers:
     asked for while the file is in use is left to its last user, which checks the references
     again when its transaction is over.
 
-    In memory: it orders the threads of one process. Another process (`matcher purge` beside
-    the server) is held off only by the orphan sweep's age guard.
+    In memory: it orders the threads of one process. Between processes (several servers,
+    `matcher purge` beside them) the order is kept through the store: see the module's
+    docstring.
     """
 
     def __init__(self, stripes: int = 64) -> None:
@@ -226,13 +233,26 @@ def remove_if_unreferenced(session: Session, data_dir: Path, sha256: str) -> boo
 def _unlink_unreferenced(session: Session, sha256: str, path: Path) -> bool:
     """Called under the file's lock. Each statement reads the latest commits (READ COMMITTED
     on PostgreSQL; on SQLite reads run outside a transaction, see store/db.py), so a commit
-    made before the lock was taken is seen."""
+    made before the lock was taken is seen. Another process's commit after that read is
+    caught by the second read, made once the file is set aside (or by that process's own
+    check after its commit, `PhotoWriter.keep_files`)."""
     if is_referenced(session, sha256):
         return False
+    aside = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.deleting")
     try:
-        path.unlink()
+        path.rename(aside)
     except FileNotFoundError:
         return False
+    if is_referenced(session, sha256):  # committed by another process meanwhile: keep it
+        try:
+            os.link(aside, path)
+        except FileExistsError:  # that process wrote it again already
+            pass
+        aside.unlink()
+        log.info("kept photo %s: a row referencing it committed while it was deleted",
+                 sha256[:12])
+        return False
+    aside.unlink()
     log.info("removed photo %s, no row references it", sha256[:12])
     return True
 
@@ -246,15 +266,28 @@ class PhotoWriter:
     max_pixels: int = DEFAULT_MAX_PIXELS
     created: list[StoredPhoto] = field(default_factory=list)
     used: list[str] = field(default_factory=list)  # sha256 of every file stored or reused
+    cleans: dict[str, CleanJpeg] = field(default_factory=dict)  # their bytes, by sha256
 
     def store(self, image: NDArray[np.uint8] | bytes | CleanJpeg) -> StoredPhoto:
         clean = _as_clean(image, self.max_pixels)
         # A user before looking for the file: a deletion from now on leaves it to us.
         self._use(clean.sha256)
+        self.cleans[clean.sha256] = clean
         photo = _store_clean(self.data_dir, clean)
         if photo.created:
             self.created.append(photo)
         return photo
+
+    def keep_files(self, session: Session) -> None:
+        """After the commit: a file another process deleted since it was stored or reused
+        (it read no reference before ours committed) is written again, if a row still
+        references it."""
+        for sha256, clean in self.cleans.items():
+            if not (self.data_dir / photo_path(sha256)).exists() and is_referenced(session,
+                                                                                   sha256):
+                _store_clean(self.data_dir, clean)
+                log.warning("photo %s was deleted by another process while this "
+                            "transaction committed a row using it: written again", sha256[:12])
 
     def _use(self, sha256: str) -> None:
         path = _file(self.data_dir, sha256)
@@ -285,7 +318,10 @@ def photo_transaction(
         finally:
             _release(session, writer, failed=True)
         raise
-    _release(session, writer, failed=False)
+    try:
+        writer.keep_files(session)
+    finally:
+        _release(session, writer, failed=False)
 
 
 def _release(session: Session, writer: PhotoWriter, failed: bool) -> None:

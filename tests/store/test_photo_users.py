@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from matcher.store import (
@@ -133,3 +134,45 @@ def test_the_sweep_spares_a_file_reused_and_committed_after_it_listed_the_orphan
     with factory() as session:
         assert remove_orphans(session, data_dir) == []
     assert (data_dir / stray.path).is_file()
+
+
+def test_a_file_another_process_deleted_before_our_commit_is_written_again(
+    factory: sessionmaker[Session], data_dir: Path
+) -> None:
+    """Another process's deletion is not in this process's count of users: it read no row
+    using the file (ours had not committed) and deleted it. Our commit writes it again."""
+    with factory() as session, photo_transaction(session, data_dir) as photos:
+        photo = photos.store(pixels(7))
+        create_sighting(session, NewSighting(app="tips"), photo)
+        (data_dir / photo.path).unlink()  # what that process did, between our store and commit
+    assert (data_dir / photo.path).is_file()
+    assert photo_store.clean_jpeg(pixels(7)).data == (data_dir / photo.path).read_bytes()
+
+
+def test_a_deletion_keeps_a_file_whose_row_another_process_commits_meanwhile(
+    factory: sessionmaker[Session], data_dir: Path
+) -> None:
+    """The deletion read no reference; another process commits a row using the file before
+    the deletion reads again (with the file set aside): the file is put back."""
+    photo = store_photo(data_dir, pixels(8))
+    deleting = factory()
+    statements = 0
+
+    def commit_elsewhere(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+        if statements == 3:  # the first check's two reads are done: the file is aside now
+            assert not (data_dir / photo.path).exists()
+            with factory() as other:
+                create_sighting(other, NewSighting(app="tips"), photo)
+                other.commit()
+
+    engine = deleting.get_bind()
+    event.listen(engine, "before_cursor_execute", commit_elsewhere)
+    try:
+        assert not remove_if_unreferenced(deleting, data_dir, photo.sha256)
+    finally:
+        event.remove(engine, "before_cursor_execute", commit_elsewhere)
+        deleting.close()
+    assert statements >= 3 and (data_dir / photo.path).is_file()
+    assert not list((data_dir / photo.path).parent.glob("*.deleting"))
