@@ -128,6 +128,7 @@ SLOW = (
     "tests/api/test_partner_delivery.py",  # 22
     # Three servers on one PostgreSQL, uploads racing a close and a purge beside them.
     "tests/multiprocess/",
+    "tests/bench/test_follow.py",
     "tests/index/test_concurrency.py::test_searches_during_adds_removals_and_swaps[ivfpq]",  # 6
     # Live reindexes and the like: a few seconds each, together what kept the fast tier over
     # two minutes.

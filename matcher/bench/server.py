@@ -47,12 +47,13 @@ def free_port() -> int:
 
 
 def start_server(data_dir: Path, admin_key: str, timeout_s: float = 600.0,
-                 settings: dict[str, str] | None = None) -> Server:
+                 settings: dict[str, str] | None = None, log_name: str = "serve.log") -> Server:
     """The server on a free port of loopback, once /healthz answers (the networks load and the
     index is built first); stopped again if it exits or does not answer in time. `settings`:
-    MATCHER_* variables of this run on top of the environment's (a database URL...)."""
+    MATCHER_* variables of this run on top of the environment's (a database URL...);
+    `log_name`: its log file in the data dir (several servers of one data dir)."""
     port = free_port()
-    log = data_dir / "serve.log"
+    log = data_dir / log_name
     # One tip-app key sends every upload: lift its rate limit (a deployment has many apps).
     env = {"MATCHER_TIP_RATE_PER_MINUTE": "1000000", "MATCHER_TIP_BURST": "1000000",
            **os.environ, **(settings or {}), "MATCHER_ADMIN_KEY": admin_key}
