@@ -36,6 +36,10 @@ from matcher.vocabulary import CaseStatus
 
 log = logging.getLogger(__name__)
 
+# How often the listening thread looks up from its wait to see whether it should stop: a
+# server's stop waits for it at most this long.
+STOP_CHECK_S = 0.2
+
 
 @dataclass(frozen=True)
 class FollowStatus:
@@ -178,9 +182,11 @@ class IndexFollower:
                 with change_listener(self.matcher.engine) as wait:
                     self._wake.set()  # changes committed before the LISTEN
                     while not self._stop.is_set():
-                        if wait(1.0):
+                        if wait(STOP_CHECK_S):
                             self._wake.set()
             except Exception:  # the loop's polling goes on meanwhile
+                if self._stop.is_set():
+                    return
                 log.warning("listening for index changes failed; polling every %.1f s until "
                             "it is back", self.matcher.settings.index_follow_s, exc_info=True)
                 self._stop.wait(5.0)
