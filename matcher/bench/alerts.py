@@ -17,13 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-import shutil
 import statistics
-import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,12 +28,11 @@ import numpy as np
 from sqlalchemy import Engine, insert, update
 
 from matcher.bench.queue import machine
-from matcher.bench.server import auth, create_key, start_server
+from matcher.bench.server import auth, create_key, start_server, workplace
 from matcher.config import Settings
 from matcher.service.alert_areas import schedules
 from matcher.store import migrate
 from matcher.store.alerts import Alert, AlertSequence
-from matcher.store.db import fresh_database
 from matcher.store.models import Case
 from matcher.vocabulary import AlertOutcome, AlertStatus, CaseStatus, Category
 from matcher.wiring import make_engine
@@ -63,14 +59,8 @@ class AlertBench:
 def run(bench: AlertBench) -> dict[str, Any]:
     """Fill a throwaway store, serve it, time the answers; the report."""
     with ExitStack() as cleanup:
-        work = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
-        cleanup.callback(shutil.rmtree, work, ignore_errors=True)
-        overrides: dict[str, str] = {}
-        url = None
-        if bench.database_url is not None:
-            url = cleanup.enter_context(fresh_database(bench.database_url, "bench_alerts"))
-            overrides["MATCHER_DATABASE_URL"] = url
-        settings = Settings(data_dir=work, database_url=url)
+        place = workplace(cleanup, "bench-alerts", bench.database_url)
+        work, settings, overrides = place.work, place.settings, place.overrides
         engine = make_engine(settings)
         try:
             migrate(engine)

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-import shutil
 import statistics
-import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -27,11 +25,9 @@ import httpx
 
 from matcher.bench.phone import lfw_people
 from matcher.bench.queue import machine
-from matcher.bench.server import Server, create_key, register_case, start_server
-from matcher.config import Settings
+from matcher.bench.server import Server, create_key, register_case, start_server, workplace
 from matcher.eval.manifest import research_data_dir
 from matcher.store import migrate
-from matcher.store.db import fresh_database
 from matcher.wiring import make_engine
 
 log = logging.getLogger(__name__)
@@ -49,14 +45,8 @@ class FollowBench:
 
 def run(bench: FollowBench) -> dict[str, Any]:
     with ExitStack() as cleanup:
-        work = Path(tempfile.mkdtemp(prefix="bench-follow-"))
-        cleanup.callback(shutil.rmtree, work, ignore_errors=True)
-        overrides: dict[str, str] = {}
-        url = None
-        if bench.database_url is not None:
-            url = cleanup.enter_context(fresh_database(bench.database_url, "bench_follow"))
-            overrides["MATCHER_DATABASE_URL"] = url
-        engine = make_engine(Settings(data_dir=work, database_url=url))
+        place = workplace(cleanup, "bench-follow", bench.database_url)
+        engine = make_engine(place.settings)
         try:
             migrate(engine)
             about = machine(engine)
@@ -65,7 +55,7 @@ def run(bench: FollowBench) -> dict[str, Any]:
         admin = f"mk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
         servers: list[Server] = []
         for number in range(bench.processes):
-            servers.append(start_server(work, admin, settings=overrides,
+            servers.append(start_server(place.work, admin, settings=place.overrides,
                                         log_name=f"serve-{number}.log"))
             cleanup.callback(servers[-1].stop)
         log.info("%d servers up on one store", len(servers))

@@ -9,15 +9,20 @@ operator runs.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from matcher.bench.phone import Person
+from matcher.config import Settings
+from matcher.store.db import fresh_database
 
 VENV_MATCHER = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "matcher"
 
@@ -38,6 +43,27 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+@dataclass(frozen=True)
+class Workplace:
+    """A throwaway data dir and the store the servers of a benchmark run on."""
+
+    work: Path
+    settings: Settings  # for this process: the data dir and database URL
+    overrides: dict[str, str] = field(default_factory=dict)  # the same, for the servers
+
+
+def workplace(cleanup: ExitStack, prefix: str, database_url: str | None) -> Workplace:
+    """A data dir removed when `cleanup` closes, and a fresh database on the PostgreSQL server
+    `database_url` (dropped then too), or SQLite in the data dir."""
+    work = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+    if database_url is None:
+        return Workplace(work, Settings(data_dir=work))
+    url = cleanup.enter_context(fresh_database(database_url, prefix.replace("-", "_")))
+    return Workplace(work, Settings(data_dir=work, database_url=url),
+                     {"MATCHER_DATABASE_URL": url})
 
 
 def free_port() -> int:
