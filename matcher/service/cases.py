@@ -93,9 +93,10 @@ def add_photo(
             _match_earlier_sightings(matcher, case_id)
             raise
         if active and face_ids:
-            matcher.index.add(np.asarray(face_ids, dtype=np.int64),
-                              np.full(len(face_ids), case_id, dtype=np.int64),
-                              face_ops.vectors(found))
+            # add_new: idempotent, as the change log's follower applies the same change.
+            matcher.index.add_new(np.asarray(face_ids, dtype=np.int64),
+                                  np.full(len(face_ids), case_id, dtype=np.int64),
+                                  face_ops.vectors(found))
             matcher.case_index_changes += 1
             retro_match(matcher, case_id, face_ids, face_ops.vectors(found))  # earlier sightings
             indexed = len(face_ids)

@@ -36,11 +36,13 @@ WIDEN = 4  # a retro search short of new sightings asks for this many times more
 def index_sighting(
     matcher: Runtime, sighting_id: int, face_ids: Sequence[int], vectors: ArrayLike
 ) -> None:
-    """Adds a committed sighting's fit faces to the sighting index (nothing when none)."""
+    """Adds a committed sighting's fit faces to the sighting index (nothing when none). The
+    follower of the store's change log may have added them first (index_follow.py): adding
+    what the index holds already changes nothing."""
     if not len(face_ids):
         return
-    matcher.sighting_index.add(np.asarray(face_ids, dtype=np.int64),
-                               np.full(len(face_ids), sighting_id, dtype=np.int64), vectors)
+    matcher.sighting_index.add_new(np.asarray(face_ids, dtype=np.int64),
+                                   np.full(len(face_ids), sighting_id, dtype=np.int64), vectors)
 
 
 def retro_match(

@@ -28,7 +28,9 @@ from matcher.service import (
 )
 from matcher.service.index_follow import IndexFollower
 from matcher.service.retention import purge_sightings
+from matcher.service.retro import index_sighting
 from matcher.store import NewCase, NewSighting, Sighting, session_scope
+from matcher.store.face_rows import one_sighting_face_rows
 from matcher.store.index_log import forget_changes, latest_change
 from matcher.store.models import utcnow
 from tests.data import lfw_photos, require_test_data
@@ -131,3 +133,20 @@ def test_the_server_follows_in_its_own_thread(settings: Settings, pipeline: Face
         follower.stop()
         first.close()
         second.close()
+
+
+def test_an_upload_indexing_its_faces_after_its_own_follower_did_is_harmless(
+    matcher: Runtime
+) -> None:
+    """The follower may apply a process's own change before the upload's thread adds the
+    faces itself (the soak run hit it: a 500 "the face index refused the change")."""
+    require_test_data()
+    seen = ingest_sighting(matcher, lfw_photos()[0].path.read_bytes(), NewSighting(app="tips"))
+    held = _held(matcher, seen.sighting_id, sightings=True)
+    assert held >= 1
+    IndexFollower(matcher).catch_up()
+    with matcher.sessions() as session:
+        [(ids, _, vectors)] = list(one_sighting_face_rows(session, seen.sighting_id,
+                                                          matcher.model_id))
+    index_sighting(matcher, seen.sighting_id, ids.tolist(), vectors)  # once more: late
+    assert _held(matcher, seen.sighting_id, sightings=True) == held
