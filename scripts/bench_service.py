@@ -1,7 +1,7 @@
 """End-to-end benchmark of the service: sighting upload -> candidates stored, on a live server.
 
     .venv/bin/python scripts/bench_service.py [--faces 100000] [--clients 8] [--duration 30]
-        [--sequential 40] [--repeats 3] [--json]
+        [--sequential 40] [--repeats 3] [--processes N --database-url URL] [--json]
     .venv/bin/python scripts/bench_service.py --stages [--repeats 15]
 
 A store of --faces synthetic case faces and --people real cases, `matcher serve` on it, phone
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                         "identities, model_id) of the serving model; default: computed once "
                         "into bench-out/")
     parser.add_argument("--data", type=Path, default=research_data_dir())
+    parser.add_argument("--processes", type=int, default=1, help="servers on one store")
+    parser.add_argument("--database-url", help="PostgreSQL server (default: SQLite)")
     args = parser.parse_args(argv)
     show_progress()
     # A terminated benchmark unwinds like an interrupted one: the server stops, the dir goes.

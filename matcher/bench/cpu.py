@@ -14,17 +14,17 @@ class CpuMeter:
     """CPU seconds used by the server, by this client and by everything else on the machine
     (Linux /proc), so a run on a busy machine shows it: "others" should be near 0."""
 
-    server_pid: int | None  # None: this process is the server (in-process stages)
+    server_pids: tuple[int, ...]  # (): this process is the server (in-process stages)
     _start: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
     def _now(self) -> tuple[float, float, float, float]:
         try:
             tick = os.sysconf("SC_CLK_TCK")
             server = 0.0
-            if self.server_pid is not None:
-                stat = Path(f"/proc/{self.server_pid}/stat").read_text()
+            for pid in self.server_pids:  # several serving processes: their sum
+                stat = Path(f"/proc/{pid}/stat").read_text()
                 fields = stat.rsplit(")", 1)[1].split()
-                server = (int(fields[11]) + int(fields[12])) / tick
+                server += (int(fields[11]) + int(fields[12])) / tick
             total = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
             busy = (sum(total[:8]) - total[3] - total[4]) / tick  # all but idle and iowait
         except (OSError, ValueError, IndexError):

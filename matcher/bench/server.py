@@ -59,11 +59,18 @@ def workplace(cleanup: ExitStack, prefix: str, database_url: str | None) -> Work
     `database_url` (dropped then too), or SQLite in the data dir."""
     work = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+    url, overrides = throwaway_database(cleanup, prefix, database_url)
+    return Workplace(work, Settings(data_dir=work, database_url=url), overrides)
+
+
+def throwaway_database(cleanup: ExitStack, prefix: str, database_url: str | None
+                       ) -> tuple[str | None, dict[str, str]]:
+    """A fresh database on the PostgreSQL server `database_url`, dropped when `cleanup`
+    closes, and the settings that give it to a server; (None, {}) for SQLite."""
     if database_url is None:
-        return Workplace(work, Settings(data_dir=work))
+        return None, {}
     url = cleanup.enter_context(fresh_database(database_url, prefix.replace("-", "_")))
-    return Workplace(work, Settings(data_dir=work, database_url=url),
-                     {"MATCHER_DATABASE_URL": url})
+    return url, {"MATCHER_DATABASE_URL": url}
 
 
 def free_port() -> int:

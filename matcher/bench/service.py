@@ -27,6 +27,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from matcher.bench.cpu import CpuMeter
 from matcher.bench.descriptors import BENCH_OUT, cached_face_model, descriptors_file
 from matcher.bench.machine import describe_machine
 from matcher.bench.phone import Person, PhoneJpeg, describe_photos, lfw_people, phone_jpeg
-from matcher.bench.server import create_key, register_case, start_server
+from matcher.bench.server import create_key, register_case, start_server, throwaway_database
 from matcher.bench.stages import stages
 from matcher.bench.uploads import Uploader, concurrent, sequential, verify
 from matcher.config import Settings
@@ -68,6 +69,8 @@ class ServiceBench:
     data: Path = field(default_factory=research_data_dir)
     work: Path | None = None  # where the throwaway data dir goes
     keep: bool = False  # keep the data dir
+    processes: int = 1  # serving processes on the one store (issue 23), clients in turn
+    database_url: str | None = None  # a PostgreSQL server for the store (default: SQLite)
 
 
 def run(bench: ServiceBench) -> dict[str, Any]:
@@ -93,7 +96,15 @@ def run(bench: ServiceBench) -> dict[str, Any]:
 
 def run_service(bench: ServiceBench, people: list[Person], work: Path,
                 about: str) -> dict[str, Any]:
-    settings = Settings(data_dir=work)
+    with ExitStack() as cleanup:
+        url, overrides = throwaway_database(cleanup, "bench-service", bench.database_url)
+        return _run_service(bench, people, Settings(data_dir=work, database_url=url),
+                            overrides, about)
+
+
+def _run_service(bench: ServiceBench, people: list[Person], settings: Settings,
+                 overrides: dict[str, str], about: str) -> dict[str, Any]:
+    work = settings.data_dir
     model, model_id = face_model(bench.data, bench.descriptors)
     step = time.perf_counter()
     cases = fill_case_faces(settings, bench.faces, model, model_id, seed=0)
@@ -101,9 +112,14 @@ def run_service(bench: ServiceBench, people: list[Person], work: Path,
              time.perf_counter() - step)
     admin = f"mk_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
     step = time.perf_counter()
-    server = start_server(work, admin)
-    log.info("server up at %s (%.0f s)", server.url, time.perf_counter() - step)
+    servers = []
     try:
+        for number in range(bench.processes):
+            servers.append(start_server(work, admin, settings=overrides,
+                                        log_name=f"serve-{number}.log"))
+        server = servers[0]
+        log.info("%d servers up, the first at %s (%.0f s)", len(servers), server.url,
+                 time.perf_counter() - step)
         serving = httpx.get(server.url + "/healthz").json()["model_id"]
         if serving != model_id:
             raise RuntimeError(f"the server runs {serving}; the synthetic faces are {model_id}'s")
@@ -112,8 +128,8 @@ def run_service(bench: ServiceBench, people: list[Person], work: Path,
             tip = create_key(client, admin, "tip_app")
             investigator = create_key(client, admin, "investigator")
             photos = planted_photos(client, manager, people, bench)
-        uploader = Uploader(server.url, tip, photos)
-        meter = CpuMeter(server.process.pid)
+        uploader = Uploader([s.url for s in servers], tip, photos)
+        meter = CpuMeter(tuple(s.process.pid for s in servers))
         with httpx.Client(base_url=server.url, timeout=120) as client:  # warm-up, one each
             warm = [uploader.send(client, photo) for photo in photos]
         runs_seq, runs_con, uploads = [], [], list(warm)
@@ -133,9 +149,12 @@ def run_service(bench: ServiceBench, people: list[Person], work: Path,
             checked["problems"].append(f"{stored} sightings stored, "
                                        f"{checked['acknowledged']} acknowledged")
     finally:
-        server.stop()
+        for running in servers:
+            running.stop()
     return {
-        "machine": about, "model_id": model_id, "faces": bench.faces + len(photos),
+        "machine": about, "model_id": model_id, "processes": bench.processes,
+        "store": "sqlite" if settings.database_url is None else "postgresql",
+        "faces": bench.faces + len(photos),
         "cases": cases + len(photos),
         "photo": describe_photos([photo for photo, _ in photos], bench.orientation),
         "repeats": bench.repeats,
@@ -207,7 +226,8 @@ def table(report: dict[str, Any]) -> str:
         return "\n".join(lines)
     seq, con = report["sequential"], report["concurrent"]
     lines += [
-        f"model {report['model_id']}; {report['faces']} case faces of {report['cases']} cases",
+        f"model {report['model_id']}; {report['faces']} case faces of {report['cases']} cases; "
+        f"{report['processes']} serving process(es) on one {report['store']} store",
         report["photo"],
         f"medians of {report['repeats']} runs; CPU in cores busy (others: not this benchmark)",
         "phase                 sightings/s  p50 ms  p99 ms  non-201  server CPU ms/sighting"

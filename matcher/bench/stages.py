@@ -37,7 +37,7 @@ def stages(
         times.setdefault(name, []).append((time.perf_counter() - start) * 1000)
         return result
 
-    meter = CpuMeter(None)
+    meter = CpuMeter(())
     for number in range(repeats + 1):  # the first round warms up and is dropped
         if number == 1:
             meter.start()

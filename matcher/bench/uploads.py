@@ -35,7 +35,7 @@ class Upload:
 class Uploader:
     """Sends sighting photos; every upload gets pixels no other upload had."""
 
-    url: str
+    urls: list[str]  # the serving processes: the concurrent clients take them in turn
     tip: str
     photos: list[tuple[PhoneJpeg, int]]  # photo, its person's case
     numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -62,7 +62,7 @@ def percentile(values: list[float], q: float) -> float:
 def sequential(
     uploader: Uploader, count: int, meter: CpuMeter
 ) -> tuple[dict[str, float], list[Upload]]:
-    with httpx.Client(base_url=uploader.url, timeout=120) as client:
+    with httpx.Client(base_url=uploader.urls[0], timeout=120) as client:
         meter.start()
         uploads = [uploader.send(client) for _ in range(count)]
         cpu = cpu_figures(meter.stop(), count)
@@ -81,14 +81,16 @@ def concurrent(
     t0 = time.perf_counter()
     measure_from, stop_at = t0 + warmup_s, t0 + warmup_s + duration_s
 
-    def client_loop() -> None:
-        with httpx.Client(base_url=uploader.url, timeout=300) as client:
+    def client_loop(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=300) as client:
             while time.perf_counter() < stop_at:
                 upload = uploader.send(client)
                 with done:
                     uploads.append(upload)
 
-    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    threads = [threading.Thread(target=client_loop,
+                                args=(uploader.urls[i % len(uploader.urls)],))
+               for i in range(clients)]
     for thread in threads:
         thread.start()
     time.sleep(max(0.0, measure_from - time.perf_counter()))
