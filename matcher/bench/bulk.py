@@ -65,6 +65,10 @@ def fill_case_faces(
             connection.execute(insert(FaceVector), [
                 {"face_id": i + 1, "model_id": model_id, "dim": data.vectors.shape[1],
                  "descriptor": data.vectors[i].astype("<f4").tobytes()} for i in ids])
+        if engine.dialect.name == "postgresql":  # the ids given: the sequences go past them
+            for table in ("cases", "case_photos", "faces"):
+                connection.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                        f"(SELECT max(id) FROM {table}))"))
     engine.dispose()
     return n_cases
 
