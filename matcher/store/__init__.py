@@ -5,8 +5,8 @@ Every query lives here, in a function named for what it does, in the module of i
 `cases` (and their photos), `sightings`, `faces`, `candidates`, `decisions`, `review` (the
 queue), `vectors` (descriptors by model), `face_rows` (what the indexes hold) and `digest`
 (its fingerprint), `keys`, `audit`, `holders`, `retention`, `fitting`; `photos` keeps the
-photo files, `models` the tables, `db` engines and migrations. The functions add and flush
-but never commit: the caller owns the transaction.
+photo files (`orphans` sweeps those no row references), `models` the tables, `db` engines and
+migrations. The functions add and flush but never commit: the caller owns the transaction.
 
 ```python
 engine = open_engine(store_url(database_url, data_dir)); migrate(engine)
@@ -94,16 +94,15 @@ from matcher.store.models import (
     descriptor_from_bytes,
     descriptor_to_bytes,
 )
+from matcher.store.orphans import orphan_files, remove_orphans
 from matcher.store.partners import Delivery, Partner
 from matcher.store.photos import (
     PhotoWriter,
     StoredPhoto,
     is_referenced,
-    orphan_files,
     photo_path,
     photo_transaction,
     read_photo,
-    remove_orphans,
     store_photo,
 )
 from matcher.store.reports import SightingReport

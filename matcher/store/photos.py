@@ -28,7 +28,6 @@ import logging
 import os
 import tempfile
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -227,10 +226,10 @@ def remove_if_unreferenced(session: Session, data_dir: Path, sha256: str) -> boo
         if stripe.users[path]:
             stripe.recheck.add(path)
             return False
-        return _unlink_unreferenced(session, sha256, path)
+        return unlink_unreferenced(session, sha256, path)
 
 
-def _unlink_unreferenced(session: Session, sha256: str, path: Path) -> bool:
+def unlink_unreferenced(session: Session, sha256: str, path: Path) -> bool:
     """Called under the file's lock. Each statement reads the latest commits (READ COMMITTED
     on PostgreSQL; on SQLite reads run outside a transaction, see store/db.py), so a commit
     made before the lock was taken is seen. Another process's commit after that read is
@@ -347,7 +346,7 @@ def _release(session: Session, writer: PhotoWriter, failed: bool) -> None:
 
 def _check_quietly(session: Session, sha256: str, path: Path) -> None:
     try:
-        _unlink_unreferenced(session, sha256, path)
+        unlink_unreferenced(session, sha256, path)
     except Exception:  # the database may be what failed: keep the file, the sweep takes it
         log.warning("could not check photo %s at the end of a transaction", sha256[:12])
 
@@ -357,58 +356,3 @@ def _end_read(session: Session) -> None:
         session.rollback()  # no transaction left open by the checks
     except Exception:
         log.warning("could not roll back after checking the photos of a failed transaction")
-
-
-def _photo_files(data_dir: Path) -> Iterator[Path]:
-    root = Path(data_dir) / PHOTOS
-    if root.is_dir():
-        yield from root.glob("*/*/*")
-
-
-def orphan_files(session: Session, data_dir: Path, min_age_s: float = 3600.0) -> list[Path]:
-    """Files under photos/ that no row references (and leftover temp files).
-
-    Only files older than `min_age_s` are listed: a younger one may belong to a transaction that
-    has not committed yet.
-    """
-    referenced = referenced_hashes(session)
-    cutoff = time.time() - min_age_s
-    orphans = []
-    for path in _photo_files(data_dir):
-        if not path.is_file() or path.stat().st_mtime > cutoff:
-            continue
-        if path.name.endswith(".tmp") or path.stem not in referenced:
-            orphans.append(path)
-    return sorted(orphans)
-
-
-def remove_orphans(session: Session, data_dir: Path, min_age_s: float = 3600.0) -> list[Path]:
-    """Deletes what `orphan_files` finds, each file checked again under its lock (still old,
-    unused, unreferenced: a transaction may have reused it since the listing); returns the
-    paths removed."""
-    removed = [path for path in orphan_files(session, data_dir, min_age_s)
-               if _remove_orphan(session, path, min_age_s)]
-    if removed:
-        log.info("removed %d orphan photo files", len(removed))
-    return removed
-
-
-def _remove_orphan(session: Session, path: Path, min_age_s: float) -> bool:
-    if path.name.endswith(".tmp"):  # an old write cut off by a crash: nothing will use it
-        path.unlink(missing_ok=True)
-        return True
-    key = path.absolute()
-    stripe = FILE_USERS.stripe(key)
-    with stripe.lock:
-        if stripe.users[key] or _too_young_to_sweep(path, min_age_s):
-            return False
-        return _unlink_unreferenced(session, path.stem, path)
-
-
-def _too_young_to_sweep(path: Path, min_age_s: float) -> bool:
-    """True for a file touched within `min_age_s` (a reuse makes it young), and for one
-    already gone."""
-    try:
-        return path.stat().st_mtime > time.time() - min_age_s
-    except FileNotFoundError:
-        return True

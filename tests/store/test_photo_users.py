@@ -27,6 +27,7 @@ from matcher.store import (
     remove_orphans,
     store_photo,
 )
+from matcher.store import orphans as orphan_store
 from matcher.store import photos as photo_store
 from matcher.store.photos import remove_if_unreferenced
 from tests.store.builders import new_case, pixels
@@ -95,7 +96,7 @@ def test_the_sweep_spares_a_file_reused_after_it_listed_the_orphans(
 ) -> None:
     stray = store_photo(data_dir, pixels(3))  # left by a crash, an hour ago
     _aged(data_dir / stray.path)
-    listing = photo_store.orphan_files
+    listing = orphan_store.orphan_files
     late = factory()
     flight = ExitStack()
 
@@ -108,7 +109,7 @@ def test_the_sweep_spares_a_file_reused_after_it_listed_the_orphans(
         create_sighting(late, NewSighting(app="tips"), stray)
         return found
 
-    monkeypatch.setattr(photo_store, "orphan_files", listed_then_reused)
+    monkeypatch.setattr(orphan_store, "orphan_files", listed_then_reused)
     with factory() as session:
         assert remove_orphans(session, data_dir) == []
     flight.close()  # commits
@@ -121,7 +122,7 @@ def test_the_sweep_spares_a_file_reused_and_committed_after_it_listed_the_orphan
 ) -> None:
     stray = store_photo(data_dir, pixels(4))
     _aged(data_dir / stray.path)
-    listing = photo_store.orphan_files
+    listing = orphan_store.orphan_files
 
     def listed_then_committed(session: Session, root: Path, min_age_s: float) -> list[Path]:
         found = listing(session, root, min_age_s)
@@ -130,7 +131,7 @@ def test_the_sweep_spares_a_file_reused_and_committed_after_it_listed_the_orphan
         _aged(data_dir / stray.path)  # even were the file old, the row now keeps it
         return found
 
-    monkeypatch.setattr(photo_store, "orphan_files", listed_then_committed)
+    monkeypatch.setattr(orphan_store, "orphan_files", listed_then_committed)
     with factory() as session:
         assert remove_orphans(session, data_dir) == []
     assert (data_dir / stray.path).is_file()
