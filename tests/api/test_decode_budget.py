@@ -117,5 +117,7 @@ def test_huge_canvases_at_once_grow_memory_by_one_decode(server: LiveServer,
     assert [a.status_code for a in answers] == [201] * 4
     single = one["VmHWM"] - before["VmRSS"]
     assert single > 200  # the decode really happened (~400 MB)
-    # Four at once, through two workers, peak at one decode plus slack for the allocator.
-    assert four["VmHWM"] - one["VmHWM"] < single // 2, (before, one, four)
+    # Four at once, through two workers: without the budget the peak grows by about three
+    # more decodes. With it, by less than one: what the allocator keeps in the other worker
+    # thread's arena (CI saw 0.56 of a decode once; 0.5 was too tight a bound).
+    assert four["VmHWM"] - one["VmHWM"] < single, (before, one, four)
