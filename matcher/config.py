@@ -266,7 +266,7 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_projection(cls, value: Literal["shipped", "none"] | Path
                              ) -> Literal["shipped", "none"] | Path:
-        # Recorded in serving.json by a reindex and read by later starts, which may run in
+        # Recorded in the store by a reindex and read by later starts, which may run in
         # another folder: a relative path would name another file there, or none.
         return value.resolve() if isinstance(value, Path) else value
 

@@ -46,14 +46,14 @@ def create_app(settings: Settings, pipeline: FacePipeline | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         matcher = await anyio.to_thread.run_sync(
             functools.partial(open_runtime, settings, pipeline, require_vectors=True))
-        try:  # held for the server's lifetime: no `matcher reindex` beside it (holders.py)
+        try:  # held for the server's lifetime: housekeeping on one server (holders.py)
             hold = await anyio.to_thread.run_sync(claim, matcher.sessions, SERVE)
         except BaseException:
             matcher.close()
             raise
         app.state.matcher = matcher
         app.state.worker = Worker(settings.workers, settings.store_workers)
-        app.state.reindex = ReindexRunner(hold)
+        app.state.reindex = ReindexRunner()
         maintenance = Maintenance(matcher, hold)
         maintenance.start()
         webhooks = Dispatcher(matcher)  # partners' outbox: sent from the store, resumed here

@@ -146,7 +146,7 @@ def calibrate(
 ) -> None:
     """Measure false matches per distance on people known to be different (the cross-age
     protocol's gallery against its sightings and non-mated probes) and write a calibration
-    for the model the data dir serves (its serving.json after a reindex, as `matcher serve`
+    for the model the data dir serves (its store's record after a reindex, as `matcher serve`
     starts it; else the environment's). With --children-distractors, a child calibration is
     measured on the variant "children as distractors": its whole gallery (cross-age cases and
     the other children's cases) against its sightings and non-mated probes."""

@@ -14,8 +14,8 @@ import typer
 from matcher.cli.common import settings_from
 
 # The `matcher reindex` option of each model setting (matcher.service.serving.MODEL_SETTINGS):
-# after the first reindex they are the only way to change the model (serving.json wins over
-# the environment).
+# after the first reindex they are the only way to change the model (the store's record wins
+# over the environment).
 MODEL_OPTIONS = {"detector": "--detector", "embedder": "--embedder",
                  "embed_flip": "--flip/--no-flip",
                  "ensemble_sface_weight": "--ensemble-sface-weight",
@@ -51,10 +51,10 @@ def reindex(
 ) -> None:
     """Re-embed every stored face with another model, build its indexes beside the current
     ones, compare, and make it the serving model. Resumable: run it again after a crash or
-    Ctrl-C. Refused (exit 2) while a server serves the store or another reindex runs: for a
-    running server, use POST /v1/admin/reindex instead (it swaps live). The target is the
-    serving model (serving.json, after a first reindex: it wins over MATCHER_* model
-    settings) with the options given here."""
+    Ctrl-C. Runs beside the servers of the store: at the swap every one moves to the new
+    model. Refused (exit 2) while another reindex runs. The target is the serving model (the
+    store's record, after a first reindex: it wins over MATCHER_* model settings) with the
+    options given here."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from matcher.service import open_runtime
@@ -71,8 +71,8 @@ def reindex(
                                       else Path(projection).resolve())
     unused = {k: v for k, v in overruled_by_serving(settings).items() if k not in changes}
     if unused:
-        typer.echo("note: serving.json (the model the last reindex swapped in) wins over the "
-                   "environment for the model settings: "
+        typer.echo("note: the store's record of the model the last reindex swapped in wins "
+                   "over the environment for the model settings: "
                    + ", ".join(f"MATCHER_{k.upper()}={v}" for k, v in unused.items())
                    + " is not used; to reindex to it, pass "
                    + " ".join(_as_option(k, v) for k, v in unused.items()), err=True)

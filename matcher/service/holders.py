@@ -1,11 +1,10 @@
-"""Which processes hold the store, so that a reindex runs alone (issue 19, defect 12).
+"""Which processes hold the store, so that a reindex runs alone (issue 19, defect 12) and the
+housekeeping runs on one server (issue 23).
 
 A server holds the store for its lifetime (`serve`; several servers may share one store), a
-reindex for its run (`reindex`; one at a time). A reindex swaps the model of the process it
-runs in only: a `matcher reindex` beside a server swapped serving.json under it, the server's
-uploads got no vector of the new model, and its next start switched models silently; two at
-once raced to write serving.json. So a reindex is refused while another reindex or a server it
-does not run in holds the store, and a server does not start while a reindex runs.
+reindex for its run (`reindex`; one at a time: two at once would race to embed and to record
+the model). A reindex may run beside servers, in one of them or as `matcher reindex`: its swap
+records the new model in the store, and every server moves to it (model_follow.py).
 
 Each holder's row is renewed every HEARTBEAT_S by a thread of its own. A row is stale when it
 was not renewed for STALE_AFTER_S (a machine that died, a process frozen), or at once when it
@@ -42,8 +41,6 @@ log = logging.getLogger(__name__)
 SERVE, REINDEX = "serve", "reindex"
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
-LIVE_REINDEX = ("use POST /v1/admin/reindex on the server, which reindexes it live, or stop "
-                "every server of this store first")
 
 
 class StoreBusy(Exception):
@@ -71,20 +68,12 @@ def _describe(holder: Holder) -> str:
             f"{holder.started_at:%Y-%m-%d %H:%M:%S} UTC)")
 
 
-def _refusal(kind: str, others: list[Holder], server: str | None) -> str | None:
-    """Why a `kind` holder may not join these live `others` (None: it may). `server`: the
-    id of the server hold a reindex runs in (it does not exclude its own reindex)."""
+def _refusal(kind: str, others: list[Holder]) -> str | None:
+    """Why a `kind` holder may not join these live `others` (None: it may)."""
     reindexes = [h for h in others if h.kind == REINDEX]
-    if reindexes:
+    if kind == REINDEX and reindexes:
         return (f"{_describe(reindexes[0])} is running on this store: wait for it to end "
                 "(run `matcher reindex` again to resume one that was stopped)")
-    servers = [h for h in others if h.kind == SERVE and h.id != server]
-    if kind == REINDEX and servers:
-        told = f"{_describe(servers[0])} serves this store"
-        if server is None:
-            return f"{told}: a reindex here would change its model under it; {LIVE_REINDEX}"
-        return (f"{told} too: a reindex in this server would leave that one on the old "
-                "model; stop it first")
     return None
 
 
@@ -135,7 +124,7 @@ class Hold:
                         exc_info=True)
 
 
-def claim(sessions: sessionmaker[Session], kind: str, server: Hold | None = None,
+def claim(sessions: sessionmaker[Session], kind: str,
           on_lost: Callable[[], None] | None = None) -> Hold:
     """Adds this process as a `kind` holder, or raises StoreBusy. Decided in one transaction
     with the table locked; stale rows found on the way are removed."""
@@ -149,7 +138,7 @@ def claim(sessions: sessionmaker[Session], kind: str, server: Hold | None = None
             log.info("removed %d stale holds on the store: %s", len(stale),
                      "; ".join(_describe(h) for h in stale))
         live = [h for h in found if h not in stale]
-        refused = _refusal(kind, live, server.id if server is not None else None)
+        refused = _refusal(kind, live)
         if refused is None:
             add_holder(session, holder)
     if refused is not None:
@@ -172,7 +161,7 @@ def keeps_house(sessions: sessionmaker[Session], hold: Hold) -> bool:
 
 def check_reindex_allowed(settings: Settings) -> None:
     """A look before a `matcher reindex` opens the store (loads the models, reads the saved
-    indexes): StoreBusy when a server or a reindex holds it now. The claim that decides comes
+    indexes): StoreBusy when another reindex holds it now. The claim that decides comes
     later, in the job (`claim`)."""
     engine = make_engine(settings)
     try:
@@ -181,7 +170,7 @@ def check_reindex_allowed(settings: Settings) -> None:
         with session_factory(engine)() as session:
             found = holders(session)
         now = dt.datetime.now(dt.UTC)
-        refused = _refusal(REINDEX, [h for h in found if _alive(h, now)], None)
+        refused = _refusal(REINDEX, [h for h in found if _alive(h, now)])
     finally:
         engine.dispose()
     if refused is not None:

@@ -10,7 +10,8 @@ updating its indexes directly, without waiting for the log.
 
 A process that fell behind what the log keeps (it was stopped for longer than a day, or its
 database connection was lost that long) rebuilds both indexes from the store, as at start-up;
-`/healthz` says it is not ready meanwhile.
+`/healthz` says it is not ready meanwhile. A `model` change (a reindex swapped the model the
+store serves) moves this process to that model (matcher/service/model_follow.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import threading
 from dataclasses import dataclass, replace
 
+from matcher.service.model_follow import follow_model
 from matcher.service.retention import drop_faces
 from matcher.service.runtime import Runtime
 from matcher.store.cases import case_status
@@ -117,6 +119,7 @@ class IndexFollower:
         self._rebuilding = True
         self.last_status = replace(self.last_status, rebuilding=True)
         try:
+            follow_model(self.matcher)  # a model change among those the log forgot
             self.matcher.rebuild_index()
             self.matcher.rebuild_sighting_index()
             self.matcher.index_seq = seq
@@ -145,6 +148,8 @@ class IndexFollower:
                 matcher.sighting_index.add_new(ids, owners, vectors)  # never removed before
         elif change.kind is ChangeKind.SIGHTING_FACES_GONE:
             drop_faces(matcher.sighting_index, change.face_ids)
+        elif change.kind is ChangeKind.MODEL:
+            follow_model(matcher)
 
     def _add_case(self, case_id: int) -> None:
         """Every face of the case the serving model embedded, if the case is active now (a

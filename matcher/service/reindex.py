@@ -37,7 +37,7 @@ from matcher.service.holders import REINDEX, Hold, StoreBusy, claim
 from matcher.service.runtime import Runtime, Serving, empty_serving
 from matcher.service.saved_index import fingerprint
 from matcher.service.serving import model_settings, record_serving, with_model_settings
-from matcher.store import active_case_face_rows, active_case_face_summary
+from matcher.store import active_case_face_rows, active_case_face_summary, session_scope
 from matcher.store.face_rows import sighting_face_rows, sighting_face_summary
 from matcher.store.vectors import (
     cases_without_vectors,
@@ -90,23 +90,33 @@ def shadow_compare(sessions: Any, live: Serving, new: Serving, sample: int) -> S
     return Shadow(len(ids), int(np.sum(before != after)))
 
 
-def _catch_up(matcher: Runtime, new: Serving, embedding: Embedding) -> int:
+def catch_up(matcher: Runtime, new: Serving, embedding: Embedding) -> int:
     """Under the model lock: faces stored while the job ran get their vectors, and each new
     index is rebuilt if it no longer holds exactly the store's faces for it (uploads, closed
-    cases, removed photos, a retention purge: the live indexes followed them, not these)."""
+    cases, removed photos, a retention purge: the live indexes followed them, not these).
+    Returns how many faces it embedded."""
     counts = embed_missing(matcher.sessions, matcher.settings.data_dir, new.model_id,
                            embedding, matcher.settings.detect_batch_size)
+    match_store(matcher.sessions, new)
+    return counts.faces
+
+
+def match_store(sessions: Any, serving: Serving) -> bool:
+    """Rebuilds each index of `serving` that does not hold exactly the store's faces for its
+    model; whether it rebuilt one."""
+    rebuilt = False
     for index, summary, rows in (
-            (new.index, active_case_face_summary, active_case_face_rows),
-            (new.sighting_index, sighting_face_summary, sighting_face_rows)):
-        with matcher.sessions() as session:
-            wanted = summary(session, new.model_id)
+            (serving.index, active_case_face_summary, active_case_face_rows),
+            (serving.sighting_index, sighting_face_summary, sighting_face_rows)):
+        with sessions() as session:
+            wanted = summary(session, serving.model_id)
         with index.read_state() as state:
             current = fingerprint(state.owners) == wanted
         if not current:
-            with matcher.sessions() as session:
-                index.rebuild(rows(session, new.model_id))
-    return counts.faces
+            with sessions() as session:
+                index.rebuild(rows(session, serving.model_id))
+            rebuilt = True
+    return rebuilt
 
 
 @dataclass(frozen=True)
@@ -135,12 +145,11 @@ class ReindexReport:
         return out
 
 
-def claim_reindex(matcher: Runtime, server: Hold | None = None,
-                  on_lost: Callable[[], None] | None = None) -> Hold:
-    """The store's one reindex hold (matcher/service/holders.py), or ReindexError saying who
-    holds the store. `server`: the hold of the server the reindex runs in, if any."""
+def claim_reindex(matcher: Runtime, on_lost: Callable[[], None] | None = None) -> Hold:
+    """The store's one reindex hold (matcher/service/holders.py), or ReindexError saying
+    which reindex holds the store."""
     try:
-        return claim(matcher.sessions, REINDEX, server, on_lost)
+        return claim(matcher.sessions, REINDEX, on_lost)
     except StoreBusy as exc:
         raise ReindexError(str(exc)) from exc
 
@@ -168,7 +177,7 @@ class ReindexJob:
                 self.hold.release()
             raise ReindexError(f"the target model settings are refused: {exc}") from exc
         if self.hold is None and not self.dry_run:
-            self.hold = claim_reindex(self.matcher, on_lost=self.stop.set)
+            self.hold = claim_reindex(self.matcher, self.stop.set)
         try:
             return self._run()
         finally:
@@ -213,11 +222,12 @@ class ReindexJob:
         log.info("shadow comparison: rank-1 case changed for %d of %d sighting faces",
                  shadow.rank1_changed, shadow.sampled)
         with matcher.model_lock.write(), matcher.case_lock:
-            caught_up = _catch_up(matcher, new, embedding)
+            caught_up = catch_up(matcher, new, embedding)
+            with session_scope(matcher.sessions) as session:  # every process moves to it
+                record_serving(session, self.target, new.model_id)
             # Pipeline, indexes and calibrations in one step: a threshold or an expected
             # false count is never read on the old model's distance scale.
             matcher.serving, matcher.settings = new, self.target
-        record_serving(self.target)
         log.info("now serving %s (%d case faces), calibrated categories: %s", new.model_id,
                  len(new.index), sorted(new.calibrations) or "none")
         if "child" not in new.calibrations:
@@ -264,11 +274,10 @@ class ReindexStatus:
 
 
 class ReindexRunner:
-    """Runs one ReindexJob at a time in a background thread of the service; `server` is the
-    service's own hold on the store (a reindex of the store runs alone: `claim_reindex`)."""
+    """Runs one ReindexJob at a time in a background thread of the service (a reindex of the
+    store runs alone: `claim_reindex`)."""
 
-    def __init__(self, server: Hold | None = None) -> None:
-        self.server = server
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._status = ReindexStatus()
         self._job: ReindexJob | None = None
@@ -276,13 +285,13 @@ class ReindexRunner:
 
     def start(self, job: ReindexJob) -> ReindexStatus:
         """Starts the job, or raises ReindexError when one runs here already, or when the
-        store is held by a reindex or a server elsewhere (claimed here, so the caller learns
-        it at once). Blocks on the store for the claim: call it from a worker thread."""
+        store is held by a reindex elsewhere (claimed here, so the caller learns it at once).
+        Blocks on the store for the claim: call it from a worker thread."""
         with self._lock:
             if self._status.running:
                 raise ReindexError("a reindex is running already")
             if not job.dry_run and job.hold is None:
-                job.hold = claim_reindex(job.matcher, self.server, job.stop.set)
+                job.hold = claim_reindex(job.matcher, job.stop.set)
             self._status = ReindexStatus(running=True, to_model=model_label(job.target))
             job.progress = self._progress
             self._job = job

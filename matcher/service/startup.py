@@ -26,12 +26,13 @@ from matcher.service.likelihood import fill_false_match_rates
 from matcher.service.runtime import Runtime, Serving, empty_serving
 from matcher.service.saved_index import SAVED_INDEXES, load_saved
 from matcher.service.serving import (
-    is_recorded,
+    adopt_serving_file,
     model_settings,
     record_serving,
+    recorded_model,
     serving_settings,
 )
-from matcher.store import current_revision, migrate, session_factory
+from matcher.store import current_revision, migrate, session_factory, session_scope
 from matcher.store.index_log import latest_change
 from matcher.store.vectors import Coverage, count_vectors, coverage, vector_models
 from matcher.wiring import index_params, load_pipeline, make_engine
@@ -48,13 +49,13 @@ def matching_coverage(matcher: Runtime) -> Coverage:
 
 def _store_on_plain_model(settings: Settings, sessions: sessionmaker[Session],
                           pipeline: FacePipeline) -> Settings | None:
-    """The plain model's settings, recorded in serving.json, when the default (the shipped
+    """The plain model's settings, recorded in the store, when the default (the shipped
     learned distance) would start on a store whose vectors are all of the plain model it
     projects: a store made before the fit shipped keeps serving what it was embedded with until
     `matcher reindex --projection shipped` moves it (docs/reindex-and-retention.md). None
     otherwise."""
     embedder = pipeline.embedder
-    if (settings.projection_file != "shipped" or is_recorded(settings)
+    if (settings.projection_file != "shipped" or recorded_model(settings, sessions) is not None
             or not isinstance(embedder, ProjectedEmbedder)):
         return None
     with sessions() as session:
@@ -62,7 +63,8 @@ def _store_on_plain_model(settings: Settings, sessions: sessionmaker[Session],
                 or not count_vectors(session, embedder.base.model_id)):
             return None
     plain = settings.model_copy(update={"projection_file": "none"})
-    record_serving(plain)
+    with session_scope(sessions) as session:
+        record_serving(session, plain, embedder.base.model_id)
     log.warning("the store's vectors are of %s, not of the default %s: serving %s; `matcher "
                 "reindex --projection shipped` moves the store to the default",
                 embedder.base.model_id, embedder.model_id, embedder.base.model_id)
@@ -74,7 +76,6 @@ def open_runtime(settings: Settings, pipeline: FacePipeline | None = None,
     """Store migrated, pipeline loaded (unless given), index loaded if current or rebuilt.
     `require_vectors` (the server's start) refuses a model that has no vector of any stored
     face while other models have (ModelNotEmbedded): it would serve an empty index."""
-    settings = serving_settings(settings)
     private_folder(settings.data_dir)
     engine = make_engine(settings)
     revision = current_revision(engine)
@@ -82,9 +83,13 @@ def open_runtime(settings: Settings, pipeline: FacePipeline | None = None,
     # A migration may copy tables and renumber what comes next (0007): indexes saved before it
     # are not trusted.
     migrated = current_revision(engine) != revision
+    sessions = session_factory(engine)
+    with sessions() as session:  # before the model and the indexes are read: later changes
+        index_seq = latest_change(session)  # (a reindex's swap among them) are applied
+    settings = serving_settings(settings, sessions)
     if pipeline is None or model_settings(pipeline.config) != model_settings(settings):
         pipeline = load_pipeline(settings)
-    sessions = session_factory(engine)
+    adopt_serving_file(settings, sessions, pipeline.model_id)
     plain = _store_on_plain_model(settings, sessions, pipeline)
     if plain is not None:
         settings, pipeline = plain, pipeline.plain()
@@ -108,8 +113,6 @@ def open_runtime(settings: Settings, pipeline: FacePipeline | None = None,
     if unmatchable:
         log.warning("%d active cases have no face %s can match: %s", len(unmatchable),
                     pipeline.model_id, unmatchable)
-    with sessions() as session:  # before the indexes are read: later changes are applied
-        index_seq = latest_change(session)
     params = index_params(settings)
     loaded = {saved.attribute: load_saved(saved, settings.index_dir, params, sessions,
                                           pipeline.model_id, pipeline.embedder.dim,

@@ -106,6 +106,7 @@ from matcher.store.photos import (
     store_photo,
 )
 from matcher.store.reports import SightingReport
+from matcher.store.serving import ServingModel
 from matcher.store.sightings import NewSighting, create_sighting, get_sighting, list_sightings
 
 # The shared words, defined in matcher/vocabulary.py: re-exported so that the importers that
@@ -129,6 +130,7 @@ __all__ = [
     "Alert",
     "AlertSequence",
     "IndexChange",
+    "ServingModel",
     "Delivery",
     "Partner",
     "AuditEntry",

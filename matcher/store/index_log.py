@@ -38,6 +38,9 @@ class ChangeKind(StrEnum):
     CASE_FACES_GONE = "case_faces_gone"  # case faces deleted (a photo removed)
     SIGHTING_FACES = "sighting_faces"  # a sighting's fit faces stored
     SIGHTING_FACES_GONE = "sighting_faces_gone"  # sighting faces deleted (purged)
+    # The store's serving model was switched by a reindex (matcher/store/serving.py), or
+    # vectors of it were added for faces stored meanwhile by processes still on the old one.
+    MODEL = "model"
 
 
 class IndexChange(Base):

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from matcher.service.serving import recorded_model
 from matcher.store import Role
 from tests.api.builders import marked
 from tests.api.conftest import auth, matcher_of
@@ -119,9 +120,9 @@ def test_a_target_the_settings_refuse_is_a_422_before_any_job(
     client: TestClient, keys: dict[Role, str]
 ) -> None:
     """Both were accepted with 202, swapped (or failed later with an ERROR traceback), and the
-    weight was written into serving.json: the next `matcher serve` exited 3 (issue 19, 10)."""
+    weight was recorded as the model to serve: the next `matcher serve` exited 3 (issue 19,
+    10)."""
     admin = auth(keys[Role.ADMIN])
-    data_dir = matcher_of(client).settings.data_dir
     for body, field, told in (
             ({"embedder": "dlib+sface", "embed_flip": False, "ensemble_sface_weight": 0.333},
              ["body", "ensemble_sface_weight"], "two decimals"),
@@ -132,7 +133,7 @@ def test_a_target_the_settings_refuse_is_a_422_before_any_job(
         assert error["loc"] == field and told in error["msg"], error
     state = client.get("/v1/admin/reindex", headers=admin).json()
     assert not state["running"] and state["report"] is None and state["error"] is None
-    assert not (data_dir / "serving.json").exists()
+    assert recorded_model(matcher_of(client).settings) is None
     # Two decimals are a weight the settings take.
     assert client.post("/v1/admin/reindex", json={
         "embedder": "dlib+sface", "ensemble_sface_weight": 0.35, "dry_run": True},

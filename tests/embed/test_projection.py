@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from matcher.eval.manifest import LabelledPhoto, read_manifest
 from matcher.eval.protocol import Protocol, build_protocol
 from matcher.service import CasePhotoUpload, open_runtime, register_case
 from matcher.service.reindex import ReindexJob
-from matcher.service.serving import SERVING_FILE
+from matcher.service.serving import recorded_model
 from matcher.store import FaceVector, NewCase
 from matcher.wiring import load_pipeline
 from tests.data import REPO_ROOT, fgnet_photos, lfw_photos, require_test_data
@@ -328,7 +327,7 @@ def test_a_reindex_moves_the_service_to_the_projected_model(
                        max_pixels=settings.max_image_pixels)
     face, = load_pipeline(target).process([image])[0]
     assert np.allclose(stored, face.vector, atol=1e-5)
-    recorded = json.loads((tmp_path / SERVING_FILE).read_text())
+    recorded = recorded_model(store) or {}
     assert recorded["projection_file"] == str(saved)
     # A restart without MATCHER_PROJECTION_FILE serves the model the vectors were made for.
     again = open_runtime(store)

@@ -1,4 +1,4 @@
-"""`matcher calibrate --data-dir D` calibrates the model D serves (serving.json, after a
+"""`matcher calibrate --data-dir D` calibrates the model D serves (its store's record, after a
 reindex, wins over the environment as at `matcher serve`), writes a file named for that model,
 and never replaces the calibration of another model."""
 
@@ -14,8 +14,8 @@ import numpy as np
 from matcher.calibration import calibration_path, fit, load, load_for_model
 from matcher.config import Settings
 from matcher.eval.manifest import read_manifest
-from matcher.service.serving import record_serving
 from tests.data import REPO_ROOT, require_test_data
+from tests.seed import record_model
 
 ENVIRONMENT_MODEL = "dlib-resnet-v1"  # tests/conftest.py: MATCHER_EMBEDDER=dlib, no flip
 SERVED = "dlib-resnet-v1-flip"
@@ -39,7 +39,7 @@ def test_calibrate_measures_the_served_model_and_keeps_the_others(
 
     # The data dir serves the flip model since a reindex; the environment says plain dlib.
     data_dir = tmp_path / "data"
-    record_serving(settings.model_copy(update={"data_dir": data_dir, "embedder": "dlib",
+    record_model(settings.model_copy(update={"data_dir": data_dir, "embedder": "dlib",
                                                "embed_flip": True}))
     directory = data_dir / "calibration"
     rng = np.random.default_rng(0)

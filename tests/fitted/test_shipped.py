@@ -25,7 +25,7 @@ from matcher.embed.projection import (
 from matcher.fitted import CALIBRATIONS, PROJECTION
 from matcher.service import CasePhotoUpload, open_runtime, register_case
 from matcher.service.reindex import ReindexJob
-from matcher.service.serving import SERVING_FILE
+from matcher.service.serving import recorded_model
 from matcher.store import Role
 from matcher.wiring import load_pipeline
 from tests.api.builders import case_body, photo_file
@@ -140,7 +140,7 @@ def test_a_store_of_the_plain_model_keeps_serving_it_until_a_reindex(
         upgraded = open_runtime(default_settings(settings, data_dir=tmp_path))
     try:
         assert upgraded.model_id == BASE
-        assert json.loads((tmp_path / SERVING_FILE).read_text())["projection_file"] == "none"
+        assert (recorded_model(upgraded.settings) or {})["projection_file"] == "none"
         assert "matcher reindex --projection shipped" in caplog.text
         target = upgraded.settings.model_copy(update={"projection_file": "shipped"})
         ReindexJob(upgraded, target).run()

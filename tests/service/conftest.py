@@ -23,3 +23,11 @@ def matcher(settings: Settings, pipeline: FacePipeline, db_url: str | None,
         "data_dir": tmp_path, "database_url": db_url}), pipeline)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def other(pipeline: FacePipeline, matcher: Runtime) -> Iterator[Runtime]:
+    """A second runtime on the store of `matcher` (its own indexes, as another process)."""
+    opened = open_runtime(matcher.settings, pipeline)
+    yield opened
+    opened.close()

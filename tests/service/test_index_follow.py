@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from matcher.config import Settings
 from matcher.embed import FacePipeline
@@ -34,14 +31,6 @@ from matcher.store.face_rows import one_sighting_face_rows
 from matcher.store.index_log import forget_changes, latest_change
 from matcher.store.models import utcnow
 from tests.data import lfw_photos, require_test_data
-
-
-@pytest.fixture
-def other(settings: Settings, pipeline: FacePipeline, matcher: Runtime) -> Iterator[Runtime]:
-    """A second runtime on the store of `matcher` (its own indexes, as another process)."""
-    opened = open_runtime(matcher.settings, pipeline)
-    yield opened
-    opened.close()
 
 
 def _case(name: str) -> NewCase:

@@ -35,6 +35,7 @@ from matcher.service import (
 from matcher.service.embedding import LocalEmbedding, embed_photos
 from matcher.service.reindex import ReindexError, ReindexJob
 from matcher.service.retention import purge_sightings
+from matcher.service.serving import recorded_model
 from matcher.store import (
     Face,
     FaceVector,
@@ -113,11 +114,11 @@ def test_a_killed_reindex_resumes_to_the_vectors_of_a_clean_run(
     report = json.loads(out)
     assert report["swapped"] and report["faces_to_embed"] == left
     assert report["faces_not_found"] == 0 and report["to_model"] == FLIP
-    assert json.loads((tmp_path / "serving.json").read_text())["embed_flip"] is True
+    assert (recorded_model(store) or {})["embed_flip"] is True
 
     # The same vectors as embedding every stored photo afresh with the flip model.
     flip = load_pipeline(store.model_copy(update={"embed_flip": True}))
-    after = open_runtime(store)  # serving.json: opens with the flip model
+    after = open_runtime(store)  # the store's record: opens with the flip model
     try:
         assert after.model_id == FLIP and len(after.index) == 15
         with after.sessions() as session:

@@ -4,7 +4,6 @@ opened, and an error that names the option a CLI user set."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from matcher.embed import FacePipeline
 from matcher.embed.projection import Projection, Recipe
 from matcher.service import ingest_sighting, open_runtime
 from matcher.service.reindex import ReindexJob
+from matcher.service.serving import recorded_model
 from matcher.store import NewSighting
 from tests.data import REPO_ROOT, lfw_photos
 from tests.service.test_reindex import FLIP, _store
@@ -32,7 +32,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_relative_projection_path_is_recorded_absolute(
     settings: Settings, pipeline: FacePipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """serving.json held the path as given: a start from another folder exited 3, "cannot read
+    """The record held the path as given: a start from another folder exited 3, "cannot read
     the projection file". Whatever caller built the target (model_copy skips validators)."""
     store = _store(settings.model_copy(update={"data_dir": tmp_path / "data"}), pipeline, 4)
     fits = tmp_path / "fits"
@@ -46,7 +46,7 @@ def test_a_relative_projection_path_is_recorded_absolute(
         assert report.swapped
     finally:
         matcher.close()
-    recorded = json.loads((store.data_dir / "serving.json").read_text())["projection_file"]
+    recorded = (recorded_model(store) or {})["projection_file"]
     assert recorded == str((fits / "fit.npz").resolve())
     # Settings read from the environment take an absolute path too.
     assert Settings(projection_file=Path("fit.npz")).projection_file == (fits / "fit.npz"

@@ -17,10 +17,10 @@ from matcher.config import Settings
 from matcher.service.serving import (
     MODEL_SETTINGS,
     overruled_by_serving,
-    record_serving,
     reindex_target,
 )
 from tests.data import REPO_ROOT
+from tests.seed import record_model
 
 SFACE, SFACE_FLIP = "sface-2021dec", "sface-2021dec-flip"
 
@@ -36,7 +36,7 @@ def _after_a_reindex(settings: Settings, tmp_path: Path) -> Path:
     """A data dir whose last reindex (an API one: {"embed_flip": false}) recorded dlib without
     the flip; the store is empty, which a dry run does not mind."""
     data_dir = tmp_path / "data"
-    record_serving(settings.model_copy(update={"data_dir": data_dir, "embedder": "dlib",
+    record_model(settings.model_copy(update={"data_dir": data_dir, "embedder": "dlib",
                                                "embed_flip": False}))
     return data_dir
 
@@ -66,7 +66,7 @@ def test_a_new_embedder_takes_its_own_flip_unless_one_is_given(
 def test_the_cli_reindexes_to_sface_flipped_after_dlib_unflipped(
     settings: Settings, tmp_path: Path
 ) -> None:
-    """`--embedder sface` kept embed_flip=false from serving.json."""
+    """`--embedder sface` kept embed_flip=false from the record."""
     data_dir = _after_a_reindex(settings, tmp_path)
     plain = _dry_run(data_dir, "--embedder", "sface")
     assert plain.returncode == 0, plain.stderr
@@ -87,7 +87,7 @@ def test_the_cli_sets_the_ensemble_weight(settings: Settings, tmp_path: Path) ->
     assert refused.returncode == 2 and "two decimals" in refused.stderr, refused.stderr
 
 
-def test_serving_json_wins_over_the_environment_and_the_cli_says_so(
+def test_the_record_wins_over_the_environment_and_the_cli_says_so(
     settings: Settings, tmp_path: Path
 ) -> None:
     """`MATCHER_EMBEDDER=sface matcher reindex --dry-run` answered only "the service already
@@ -96,8 +96,8 @@ def test_serving_json_wins_over_the_environment_and_the_cli_says_so(
     told = _dry_run(data_dir, MATCHER_EMBEDDER="sface")
     assert told.returncode == 2, told.stderr
     assert "already runs dlib-resnet-v1" in told.stderr
-    assert ("serving.json (the model the last reindex swapped in) wins over the environment"
-            in told.stderr)
+    assert ("the store's record of the model the last reindex swapped in wins over the "
+            "environment" in told.stderr)
     assert "MATCHER_EMBEDDER=sface is not used; to reindex to it, pass --embedder sface" \
         in told.stderr
     from_env = Settings(data_dir=data_dir, embedder="sface")

@@ -27,9 +27,9 @@ LATER_ID_TABLES = ("alerts", "partners", "partner_deliveries", "sighting_reports
 TABLES = {
     "cases", "case_photos", "sightings", "faces", "candidates", "api_keys", "decisions",
     "audit_events", "face_vectors", "store_holders", "alerts", "alert_sequence", "partners",
-    "partner_deliveries", "sighting_reports", "index_changes",
+    "partner_deliveries", "sighting_reports", "index_changes", "serving_model",
 }
-HEAD = "0019"
+HEAD = "0020"
 # The indexes of candidates besides the unique constraint's, by name: their columns.
 CANDIDATE_INDEXES_0004 = {
     "ix_candidates_case_face_id": ["case_face_id"], "ix_candidates_case_id": ["case_id"],
@@ -579,3 +579,27 @@ def test_0018_lets_alerts_be_updated_and_drops_those_events_going_down(
     with empty_engine.connect() as connection:
         assert connection.execute(text(
             "SELECT event_id, kind FROM partner_deliveries")).all() == [("e1", "issued")]
+
+
+CHANGE = "INSERT INTO index_changes (kind, face_ids, created_at) VALUES (:kind, '[]', {at})"
+
+
+def test_0020_keeps_the_serving_model_and_logs_its_changes(empty_engine: Engine) -> None:
+    migrate(empty_engine, "0019")
+    change = text(CHANGE.format(at=_AT))
+    with empty_engine.begin() as connection:
+        connection.execute(change, {"kind": "case_in"})
+    with pytest.raises(IntegrityError), empty_engine.begin() as connection:
+        connection.execute(change, {"kind": "model"})
+    migrate(empty_engine, "0020")
+    row = ("INSERT INTO serving_model (id, settings, model_id, changed_at) VALUES "
+           f"(:id, '{{\"embedder\": \"dlib\"}}', 'dlib-resnet-v1', {_AT})")
+    with empty_engine.begin() as connection:
+        connection.execute(change, {"kind": "model"})
+        connection.execute(text(row), {"id": 1})
+    with pytest.raises(IntegrityError), empty_engine.begin() as connection:
+        connection.execute(text(row), {"id": 2})  # one row: one model serves the store
+    command.downgrade(alembic_config(empty_engine), "0019")
+    assert "serving_model" not in inspect(empty_engine).get_table_names()
+    with empty_engine.connect() as connection:
+        assert connection.execute(text("SELECT kind FROM index_changes")).all() == [("case_in",)]

@@ -65,13 +65,13 @@ async def start_reindex(
     Settings the service would refuse at start (an ensemble weight of more than two decimals,
     an embedder without the detector it needs) are a 422, before anything starts. Unset
     settings stay as the serving model has them, except that a new embedder takes its own
-    defaults for `embed_flip` and `ensemble_sface_weight` unless they are given. A 409 when
-    a reindex runs already, here or in another process (`matcher reindex`), or when another
-    server serves the same store."""
+    defaults for `embed_flip` and `ensemble_sface_weight` unless they are given. Every other
+    server of the store moves to the new model at the swap. A 409 when a reindex runs
+    already, here or in another process (`matcher reindex`)."""
     changes = body.model_dump(exclude_none=True, exclude={"dry_run", "shadow_sample"})
     try:
         # The checks of every start, before the job: a target they refuse was swapped in,
-        # written into serving.json, and the server could not start again.
+        # recorded as the store's model, and the server could not start again.
         target = reindex_target(matcher.settings, changes)
     except ValidationError as error:
         raise RequestValidationError([
