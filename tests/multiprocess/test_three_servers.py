@@ -5,6 +5,8 @@
 - a case closed through B gets no candidate from the sightings racing the close on A and C;
 - a `matcher purge` run as a separate process leaves every process's indexes equal to the
   store;
+- a reindex started through A moves B and C to the new model, with the sightings they took
+  while it ran;
 - a `kill -9` of one process during a burst loses no acknowledged sighting, and the others
   keep serving (it runs last: the trio is down to two).
 """
@@ -25,14 +27,17 @@ import pytest
 from sqlalchemy import func, select
 
 from matcher.config import Settings
-from matcher.store import Face, Role, Sighting, session_factory
+from matcher.store import Face, Role, Sighting, active_case_face_summary, session_factory
 from matcher.store.db import fresh_database
+from matcher.store.face_rows import sighting_face_summary
+from matcher.store.vectors import count_faces_without_vectors
 from matcher.wiring import make_engine
 from tests.api.builders import case_body, photo_file
 from tests.data import REPO_ROOT, Photo, fgnet_photos, require_test_data
 from tests.live import LiveServer
 
 PERSON = "fgnet-005"
+FLIP = "dlib-resnet-v1-flip"
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +181,56 @@ def test_a_purge_beside_the_three_leaves_every_index_equal_to_the_store(
             break
         time.sleep(0.1)
     assert held == [stored] * 3, (held, stored, dt.datetime.now())
+
+
+def test_a_reindex_started_on_a_moves_all_three(trio: dict[str, Any]) -> None:
+    """While A reindexes to the flip model, B and C take sightings with the old one; at the
+    swap both move, embed what they took, and every index equals the store's faces of the new
+    model."""
+    servers, keys = trio["servers"], trio["keys"]
+    a, b, c = servers
+    old = httpx.get(f"{a.base}/healthz", timeout=5).json()["model_id"]
+    assert old != FLIP
+    admin = {"Authorization": f"Bearer {a.admin}"}
+    started = httpx.post(f"{a.base}/v1/admin/reindex", json={"embed_flip": True},
+                         headers=admin, timeout=30)
+    assert started.status_code == 202, started.text
+    photos = iter([p for p in fgnet_photos() if p.identity != PERSON][120:])
+    taken: list[int] = []
+    deadline = time.monotonic() + 300
+    while (state := httpx.get(f"{a.base}/v1/admin/reindex", headers=admin,
+                              timeout=30).json())["running"]:
+        assert time.monotonic() < deadline, state
+        for server in (b, c):
+            taken.append(_sighting(server, keys[Role.TIP_APP], next(photos)))
+    assert state["error"] is None and state["report"]["swapped"], state
+    for server in (b, c):  # and right after the swap, before they may have moved
+        taken.append(_sighting(server, keys[Role.TIP_APP], next(photos)))
+    assert taken
+    for server in servers:
+        while httpx.get(f"{server.base}/healthz", timeout=5).json()["model_id"] != FLIP:
+            assert time.monotonic() < deadline, server.log_path
+            time.sleep(0.1)
+    engine = make_engine(Settings(data_dir=trio["data_dir"], database_url=trio["url"]))
+    try:
+        with session_factory(engine)() as session:
+            assert count_faces_without_vectors(session, FLIP) == 0
+            stored = (active_case_face_summary(session, FLIP).count,
+                      sighting_face_summary(session, FLIP).count)
+    finally:
+        engine.dispose()
+    settle = time.monotonic() + 10
+    while True:  # the `model` changes of B and C reach the others within their follow round
+        held = [(server.metric("matcher_index_case_faces"),
+                 server.metric("matcher_index_sighting_faces")) for server in servers]
+        if held == [stored] * 3 or time.monotonic() > settle:
+            break
+        time.sleep(0.1)
+    assert held == [stored] * 3, (held, stored)
+    with c.client(keys[Role.INVESTIGATOR]) as desk:  # C now matches with the new model
+        sighting = _sighting(c, keys[Role.TIP_APP], next(photos))
+        got = desk.get(f"/v1/sightings/{sighting}/candidates").json()
+    assert got and {candidate["model_id"] for candidate in got} == {FLIP}
 
 
 def test_a_process_killed_in_a_burst_loses_nothing_and_the_others_serve_on(
