@@ -54,7 +54,8 @@ def index_params(settings: Settings) -> IndexParams:
         ivf_nprobe=settings.index_ivf_nprobe, pq_m=settings.index_pq_m,
         rerank_factor=settings.index_rerank_factor,
         owner_fetch_factor=settings.index_owner_fetch_factor,
-        filter_exact_max=settings.index_filter_exact_max, threads=settings.index_threads)
+        filter_exact_max=settings.index_filter_exact_max, threads=settings.index_threads,
+        recall_target=settings.index_recall_target)
 
 
 def database_url(settings: Settings) -> URL:

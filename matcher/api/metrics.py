@@ -85,6 +85,12 @@ class Metrics:
                  "(retro-matching, sighting links).", "sighting_index")):
             gauge = Gauge(name, help_text, registry=reg)
             gauge.set_function(partial(_index_size, app, attribute))
+        recall = Gauge(
+            "matcher_index_recall_at_10", "Share of exact search's 10 best owners the index "
+            "returns, as its self-check at build or load measured it (1: exact search).",
+            ["index"], registry=reg)
+        for label, attribute in (("cases", "index"), ("sightings", "sighting_index")):
+            recall.labels(index=label).set_function(partial(_index_recall, app, attribute))
         # Read from the store at each scrape (off the event loop, in get_metrics_text).
         self.faces_without_vectors = Gauge(
             "matcher_faces_without_vectors", "Stored faces with no vector of the serving "
@@ -152,6 +158,14 @@ def _index_size(app: FastAPI, attribute: str) -> float:
     lifespan has opened it."""
     matcher = getattr(app.state, "matcher", None)
     return float(len(getattr(matcher, attribute))) if matcher is not None else float("nan")
+
+
+def _index_recall(app: FastAPI, attribute: str) -> float:
+    matcher = getattr(app.state, "matcher", None)
+    if matcher is None:
+        return float("nan")
+    check = getattr(matcher, attribute).self_check
+    return 1.0 if check is None else float(check.recall_at_10)
 
 
 def get_metrics(request: Request) -> Metrics:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 from numpy.typing import ArrayLike
 
-from matcher.index import kinds
+from matcher.index import kinds, selfcheck
 from matcher.index.errors import (
     DuplicateFaceId,
     IndexModelMismatch,
@@ -95,6 +95,12 @@ class FaceIndex:
         return self._state.owners.owner_count
 
     @property
+    def self_check(self) -> selfcheck.SelfCheck | None:
+        """What the self-check of the serving state measured (None: exact by size, or small)."""
+        found: selfcheck.SelfCheck | None = self._state.check
+        return found
+
+    @property
     def tombstone_count(self) -> int:
         return int(self._state.tombstones.size)
 
@@ -106,7 +112,8 @@ class FaceIndex:
     def needs_rebuild(self) -> bool:
         """The size has crossed a kind threshold, or tombstones exceed a tenth of the faces."""
         state = self._state
-        return (kinds.choose_kind(len(state.owners), self.params) is not state.kind
+        return (kinds.choose_kind(len(state.owners), self.params)
+                is not (state.planned or state.kind)
                 or state.tombstones.size > 0.1 * max(len(state.owners), 1))
 
     def faces_of(self, owner: int) -> Ids:
@@ -222,6 +229,8 @@ class FaceIndex:
         try:
             ids, owners, vectors = read()
             state = build_state(ids, owners, vectors, self.dim, self.params)
+            del vectors  # the state holds them; the self-check may copy them into a flat one
+            state = selfcheck.check(state, self.params)
         except BaseException:
             with self._lock.write():
                 self._journals.remove(journal)

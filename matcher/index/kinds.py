@@ -57,6 +57,7 @@ class IndexParams:
     hnsw_m: int = 32
     hnsw_ef_construction: int = 40
     hnsw_ef_search: int = 384
+    hnsw_ef_search_max: int = 4096  # the self-check's highest rung (selfcheck.py)
     ivf_nlist: int = 0
     ivf_nprobe: int = 64
     pq_m: int = 32
@@ -64,6 +65,11 @@ class IndexParams:
     owner_fetch_factor: int = 4
     filter_exact_max: int = 20_000
     threads: int = 2
+    # The promise an approximate kind keeps, checked at build and load (selfcheck.py): this
+    # share of exact search's top 10 owners (0: no check), the right owner first within
+    # `planted_gap` of exact.
+    recall_target: float = 0.95
+    planted_gap: float = 0.01
 
 
 def choose_kind(n_faces: int, params: IndexParams) -> Kind:

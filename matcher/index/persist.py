@@ -30,6 +30,7 @@ import faiss
 import numpy as np
 
 from matcher.files import write_atomic
+from matcher.index import selfcheck
 from matcher.index.collection import FaceIndex
 from matcher.index.errors import (
     IndexCorrupt,
@@ -121,7 +122,7 @@ def load(
     _verify(path, manifest)
     state = _state(path, manifest, dim)
     index = FaceIndex(model_id, dim, params, fusion)
-    index.swap_state(state)
+    index.swap_state(selfcheck.check(state, index.params))  # knobs measured for this state
     log.info("loaded %s index of %d faces from %s", state.kind, len(state.owners), directory)
     return index
 

@@ -30,13 +30,13 @@ class StructureSearch:
     def __call__(
         self, queries: Vectors, depth: int
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-        kind = self.state.kind
+        kind, params = self.state.kind, self.state.params or self.params
         if kind.exact_distances:
-            search = kinds.search_params(kind, self.params, depth, self.sel)
+            search = kinds.search_params(kind, params, depth, self.sel)
             squared, ids = self.state.index.search(queries, depth, params=search)
             return euclid(squared), ids
-        shortlist = depth * self.params.rerank_factor
-        search = kinds.search_params(kind, self.params, shortlist, self.sel)
+        shortlist = depth * params.rerank_factor
+        search = kinds.search_params(kind, params, shortlist, self.sel)
         _, ids = self.state.index.search(queries, shortlist, params=search)
         return rerank(self.state.vectors, queries, ids, depth)
 

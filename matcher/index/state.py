@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import faiss
 import numpy as np
@@ -38,6 +39,11 @@ class State:
     tombstones: Ids = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     # The selector excluding tombstones, and the selector it wraps (kept alive here).
     tomb_sel: tuple[faiss.IDSelector, faiss.IDSelector] | None = None
+    # The knobs its search uses, as its self-check set them (None: the index's own params),
+    # the kind the size chose (another when the check made it exact) and what it measured.
+    params: IndexParams | None = None
+    planned: Kind | None = None
+    check: Any = None  # selfcheck.SelfCheck
 
     @property
     def vectors(self) -> faiss.Index:

@@ -80,6 +80,8 @@ def test_uploads_count_and_requests_are_timed_by_route_template(
     sightings_indexed = len(matcher_of(client).sighting_index)
     assert sightings_indexed == fit
     assert value(samples, "matcher_index_sighting_faces") == sightings_indexed
+    for index in ("cases", "sightings"):  # small indexes search exactly
+        assert value(samples, "matcher_index_recall_at_10", index=index) == 1.0
 
     def count(method: str, route: str, status: str) -> float:
         return value(samples, f"{LATENCY}_count", method=method, route=route, status=status)
