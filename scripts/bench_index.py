@@ -2,11 +2,14 @@
 
     .venv/bin/python scripts/bench_index.py [--n 1000000] [--json] [--threads 2]
 
-Synthetic faces come from a Gaussian fitted to real dlib descriptors (matcher.bench.synthetic).
-The descriptors of ../shared/data (lfw-dev + fgnet-dev) are computed once with the face
-pipeline and cached in bench-out/descriptors.npz (or pass --descriptors FILE.npz holding
-`vectors` and `identities`). Index knobs come from MATCHER_INDEX_* settings. The benchmark
-itself is matcher/bench/index.py.
+Synthetic faces come from a Gaussian fitted to real descriptors of the served model (the
+settings' model: MATCHER_EMBEDDER..., the default unless set; matcher.bench.synthetic), so the
+figures hold for its dimension and scale. The descriptors of ../shared/data (lfw-dev +
+fgnet-dev) are computed once with the face pipeline and cached in bench-out/ under the model id
+(or pass --descriptors FILE.npz holding `vectors` and `identities`). Index knobs come from
+MATCHER_INDEX_* settings. The kinds measured are `auto` (what the service builds: the size's
+kind after its self-check) and each kind forced. The benchmark itself is
+matcher/bench/index.py.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from matcher.bench import index
-from matcher.bench.descriptors import BENCH_OUT, cached_face_model
+from matcher.bench.descriptors import cached_face_model, descriptors_file
 from matcher.bench.progress import show_progress
 from matcher.config import get_settings
 from matcher.eval.manifest import research_data_dir
-from matcher.wiring import index_params
+from matcher.wiring import index_params, load_pipeline
 
 SIZES = (10_000, 100_000, 1_000_000)
 
@@ -34,17 +37,19 @@ def main(argv: list[str] | None = None) -> int:
                         "default 10k, 100k and 1M")
     parser.add_argument("--json", action="store_true", help="one JSON object per size")
     parser.add_argument("--threads", type=int, help="FAISS threads (default: settings)")
-    parser.add_argument("--kinds", default="flat,hnsw,ivfpq")
+    parser.add_argument("--kinds", default="auto,flat,hnsw,ivfpq")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3, help="latency runs; medians reported")
     parser.add_argument("--sweep", action="store_true",
                         help="also measure HNSW efSearch / IVF nprobe values (same build)")
-    parser.add_argument("--descriptors", type=Path, default=BENCH_OUT / "descriptors.npz")
+    parser.add_argument("--descriptors", type=Path,
+                        help="default: the served model's, in bench-out/")
     parser.add_argument("--data", type=Path, default=research_data_dir())
     args = parser.parse_args(argv)
     show_progress()
     settings = get_settings()
-    model, _ = cached_face_model(args.descriptors, args.data, settings)
+    descriptors = args.descriptors or descriptors_file(load_pipeline(settings).model_id)
+    model, model_id = cached_face_model(descriptors, args.data, settings)
     params = index_params(settings)
     if args.threads:
         params = replace(params, threads=args.threads)
@@ -52,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         report = index.run(model, n, params, kinds=args.kinds.split(","), queries=args.queries,
                            repeats=args.repeats, sweep=args.sweep)
         report["machine"] = f"{platform.machine()}, {params.threads} FAISS threads"
+        report["model"] = f"{model_id} ({model.dim}-d)"
         print(json.dumps(report) if args.json else index.table(report), flush=True)
     return 0
 

@@ -7,8 +7,10 @@ filtered_p50_ms (single queries restricted to a random half of the owners by an 
 through an OwnerFilter prepared once, as the service keeps one per category),
 recall_at_10 (owners in the top 10 shared with exact search, over planted and stranger
 queries), planted_first (a fresh face of an indexed owner finds that owner first).
-With `sweep`, the approximate kinds are also measured at other search settings (same build),
-so that one run at 1M faces can choose the defaults.
+The kind `auto` is what the service builds at that size: the kind the size chooses, after its
+self-check (matcher/index/selfcheck.py) set its knob or made it exact; its row names what
+serves and the knob. With `sweep`, the approximate kinds are also measured at other search
+settings (same build), so that one run at 1M faces can choose the defaults.
 """
 
 from __future__ import annotations
@@ -116,13 +118,17 @@ def _build(
                                 [(data.ids, data.owners, data.vectors)],
                                 replace(params, kind=kind))
     build_s = time.perf_counter() - start
+    check = index.self_check
+    served = {"serving": str(index.kind), "knob": None if check is None else check.knob,
+              "value": None if check is None else check.value,
+              "check_s": None if check is None else round(check.seconds, 2)}
     with index.read_state() as state:
         structures = [state.index] + ([state.exact] if state.exact is not None else [])
         memory = sum(faiss.serialize_index(s).nbytes for s in structures)
         memory += sum(a.nbytes for a in (state.owners.ids, state.owners.owner_of,
                                           state.owners.by_owner, state.owners.faces_by_owner))
     return index, {"factory": index.factory, "build_s": round(build_s, 2),
-                   "memory_mb": round(memory / 2**20, 1)}
+                   "memory_mb": round(memory / 2**20, 1), **served}
 
 
 def _timings(
@@ -172,9 +178,12 @@ def _recall(found: NDArray[np.int64], exact: NDArray[np.int64]) -> float:
 def table(report: dict[str, Any]) -> str:
     """One size's report as the lines docs/index.md quotes: a row per kind, then the sweeps."""
     lines = [f"n={report['n']} owners={report['owners']} chosen={report['chosen']} "
-             f"({report['machine']})",
+             f"model={report.get('model')} ({report['machine']})",
              "kind   build_s  mem_MB   p50_ms  p99_ms  b64_p50  b64_p99  recall@10  planted1"]
     for kind, f in report["kinds"].items():
+        kind = kind if kind == f["serving"] else f"{kind}:{f['serving']}"
+        if f["knob"]:
+            kind += f" {f['knob'].rsplit('_', 1)[-1]}={f['value']}"
         lines.append(f"{kind:6} {f['build_s']:7.1f} {f['memory_mb']:7.0f} {f['p50_ms']:8.2f} "
                      f"{f['p99_ms']:7.2f} {f['batch64_p50_ms']:8.1f} {f['batch64_p99_ms']:8.1f} "
                      f"{f['recall_at_10']:10.4f} {f['planted_first']:9.3f}")
