@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     index_ivfpq_min_faces: int = Field(default=20_000_000, ge=1, description=(
         "auto: IVF-PQ from this many faces."))
     index_hnsw_m: int = Field(default=32, ge=4, le=256, description="HNSW links per node.")
-    index_hnsw_ef_construction: int = Field(default=40, ge=8, le=4096, description=(
+    index_hnsw_ef_construction: int = Field(default=128, ge=8, le=4096, description=(
         "HNSW candidate list while building."))
     # Where the self-check's ladder starts (it raises it until the promise holds: below).
     index_hnsw_ef_search: int = Field(default=384, ge=8, le=32768)

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 K = 10
 BATCH = 64
 SWEEPS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "hnsw": ("hnsw_ef_search", (128, 256, 384, 512, 768)),
+    "hnsw": ("hnsw_ef_search", (128, 256, 384, 512, 768, 1024, 1536, 2048, 3072)),
     "ivfpq": ("ivf_nprobe", (64, 128, 256, 512)),
 }
 
@@ -75,7 +75,7 @@ def run(
         if kind in kinds:
             report["kinds"][kind] = figures
         log.info("n=%d %s: %s", n_faces, kind, figures)
-        if sweep and kind in SWEEPS:
+        if sweep and kind in SWEEPS and index.kind == kind:  # not one its check made exact
             report.setdefault("sweeps", {})[kind] = _sweep(index, kind, probes, exact, truth,
                                                           singles, repeats)
     return report
@@ -86,16 +86,18 @@ def _sweep(
     truth: NDArray[np.int64], singles: int, repeats: int,
 ) -> list[dict[str, Any]]:
     name, values = SWEEPS[kind]
-    base, rows = index.params, []
+    with index.read_state() as state:  # the knobs its self-check set win over index.params
+        built, base = state, state.params or index.params
+    rows = []
     for value in values:
         overrides: dict[str, Any] = {name: value}
-        index.params = replace(base, **overrides)
+        index.swap_state(replace(built, params=replace(base, **overrides)))
         runs = [_latencies(index, probes, 1, singles) for _ in range(repeats)]
         row = {name: value, "p50_ms": _median_of(runs, 50), "p99_ms": _median_of(runs, 99)}
         row.update(_quality(index.search(probes, K).owners, exact, truth))
         rows.append(row)
         log.info("sweep %s: %s", kind, row)
-    index.params = base
+    index.swap_state(built)
     return rows
 
 

@@ -55,7 +55,7 @@ class IndexParams:
     hnsw_min_faces: int = 100_000
     ivfpq_min_faces: int = 20_000_000
     hnsw_m: int = 32
-    hnsw_ef_construction: int = 40
+    hnsw_ef_construction: int = 128
     hnsw_ef_search: int = 384
     hnsw_ef_search_max: int = 4096  # the self-check's highest rung (selfcheck.py)
     ivf_nlist: int = 0

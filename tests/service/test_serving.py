@@ -14,9 +14,14 @@ import typer.main
 
 from matcher.cli import MODEL_OPTIONS, app
 from matcher.config import Settings
+from matcher.embed import FacePipeline
+from matcher.service import open_runtime
 from matcher.service.serving import (
     MODEL_SETTINGS,
+    SERVING_FILE,
+    model_settings,
     overruled_by_serving,
+    recorded_model,
     reindex_target,
 )
 from tests.data import REPO_ROOT
@@ -105,3 +110,28 @@ def test_the_record_wins_over_the_environment_and_the_cli_says_so(
     # What the option asks for wins over both.
     assert json.loads(_dry_run(data_dir, "--embedder", "sface", MATCHER_EMBEDDER="dlib")
                       .stdout)["to_model"] == SFACE_FLIP
+
+
+def test_a_serving_json_of_an_older_version_moves_into_the_store(
+    settings: Settings, pipeline: FacePipeline, tmp_path: Path
+) -> None:
+    """Before revision 0020 a reindex recorded its model in <data dir>/serving.json. The
+    first start after the upgrade serves that model, keeps it in the store, and removes the
+    file; later starts read the store."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    flipped = settings.model_copy(update={"data_dir": data_dir, "embed_flip": True})
+    (data_dir / SERVING_FILE).write_text(json.dumps(model_settings(flipped)))
+    plain = settings.model_copy(update={"data_dir": data_dir})
+    matcher = open_runtime(plain, pipeline)
+    try:
+        assert matcher.settings.embed_flip is True and matcher.model_id.endswith("-flip")
+    finally:
+        matcher.close()
+    assert not (data_dir / SERVING_FILE).exists()
+    assert (recorded_model(plain) or {})["embed_flip"] is True
+    again = open_runtime(plain, pipeline)
+    try:
+        assert again.model_id == matcher.model_id
+    finally:
+        again.close()
