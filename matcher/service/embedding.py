@@ -36,7 +36,7 @@ from matcher.embed.types import Detection
 from matcher.store import read_photo
 from matcher.store.vectors import (
     FaceToEmbed,
-    add_vectors,
+    add_missing_vectors,
     count_faces_without_vectors,
     faces_without_vectors,
     vectors_to_derive,
@@ -172,7 +172,7 @@ def embed_missing(
                      for faces, found in zip(batch.faces, vectors, strict=True)
                      for face, vector in zip(faces, found, strict=True) if vector is not None]
             with sessions() as session, session.begin():
-                add_vectors(session, model_id, pairs)
+                add_missing_vectors(session, model_id, pairs)
             counts.faces += len(pairs)
             counts.not_found += sum(len(faces) for faces in batch.faces) - len(pairs)
             counts.photos += len(batch.paths)
@@ -203,7 +203,7 @@ def project_stored(sessions: Any, projection: Projection, progress: ProgressFn |
         after = stored[-1][0]
         projected = projection.apply(np.stack([vector for _, vector in stored]))
         with sessions() as session, session.begin():
-            add_vectors(session, projection.model_id,
+            add_missing_vectors(session, projection.model_id,
                         [(face_id, vector) for (face_id, _), vector in zip(stored, projected,
                                                                            strict=True)])
         done += len(stored)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sqlalchemy import ColumnElement, and_, distinct, exists, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from matcher.store.models import (
@@ -160,6 +161,23 @@ def latest_sighting_vectors(
     rows = session.scalars(select(FaceVector).where(FaceVector.face_id.in_(ids))).all()
     vectors = {(row.face_id, row.model_id): row.vector for row in rows}
     return (ids, [vectors[(i, old_model)] for i in ids], [vectors[(i, new_model)] for i in ids])
+
+
+def add_missing_vectors(session: Session, model_id: str,
+                        vectors: Sequence[tuple[int, ArrayLike]]) -> None:
+    """As `add_vectors`, leaving a face that has a vector of `model_id` already as it is:
+    several processes moving to a new model at once embed the same faces (model_follow)."""
+    rows = []
+    for face_id, vector in vectors:
+        descriptor, dim = descriptor_to_bytes(vector)
+        rows.append({"face_id": face_id, "model_id": model_id, "dim": dim,
+                     "descriptor": descriptor})
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    for start in range(0, len(rows), 1000):  # within either database's bound-parameter limit
+        session.execute(insert(FaceVector).values(rows[start:start + 1000])
+                        .on_conflict_do_nothing(index_elements=["face_id", "model_id"]))
+    session.flush()
 
 
 def add_vectors(session: Session, model_id: str,

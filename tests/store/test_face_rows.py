@@ -4,10 +4,12 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matcher.store import (
     FaceSetSummary,
+    FaceVector,
     NewSighting,
     active_case_face_rows,
     active_case_face_summary,
@@ -21,6 +23,7 @@ from matcher.store.digest import FaceSetDigest
 from matcher.store.face_rows import sighting_face_rows, sighting_face_summary
 from matcher.store.vectors import (
     Coverage,
+    add_missing_vectors,
     add_vectors,
     cases_without_vectors,
     coverage,
@@ -140,6 +143,24 @@ def test_vectors_to_derive_are_those_the_target_model_lacks(session: Session, da
     rest = vectors_to_derive(session, MODEL, "projected", after_id=faces[2])
     assert [face_id for face_id, _ in rest] == [faces[3]]
     assert vectors_to_derive(session, "no-such-model", "projected") == []
+
+
+def test_missing_vectors_leave_those_another_process_wrote(session: Session, data_dir: Path
+                                                           ) -> None:
+    """Two processes moving to a new model embed the same faces (service/model_follow.py):
+    the second writer keeps the first one's vectors and adds only what was missing."""
+    case = create_case(session, new_case("twice"))
+    row = add_case_photo(session, case.id, store_photo(data_dir, pixels(8)),
+                         [new_face(s) for s in (80, 81)])
+    first, second = (f.id for f in row.faces)
+    add_vectors(session, "new", [(first, vector(1))])
+    session.commit()
+    add_missing_vectors(session, "new", [(first, vector(2)), (second, vector(3))])
+    session.commit()
+    stored = {v.face_id: v.vector for v in session.scalars(
+        select(FaceVector).where(FaceVector.model_id == "new"))}
+    assert stored[first].tobytes() == vector(1).tobytes()
+    assert stored[second].tobytes() == vector(3).tobytes()
 
 
 def test_a_models_coverage_counts_faces_and_active_cases_it_has_no_vector_of(
