@@ -47,13 +47,16 @@ def many_faces(face_model: FaceModel) -> Collection:
     return collection(face_model, 20_000, seed=11)
 
 
-def params(kind: str = "flat", **overrides: int) -> IndexParams:
-    base = {"threads": 2, "ivf_nlist": 64, "pq_m": 16, "filter_exact_max": 100}
+def params(kind: str = "flat", **overrides: float) -> IndexParams:
+    """Small-collection knobs; no self-check (tests/index/test_selfcheck.py turns it on): the
+    other tests measure the knobs they set."""
+    base = {"threads": 2, "ivf_nlist": 64, "pq_m": 16, "filter_exact_max": 100,
+            "recall_target": 0.0}
     base.update(overrides)
     return IndexParams(kind=kind, **base)  # type: ignore[arg-type]
 
 
-def make_index(data: Collection, kind: str = "flat", **overrides: int) -> FaceIndex:
+def make_index(data: Collection, kind: str = "flat", **overrides: float) -> FaceIndex:
     return FaceIndex.from_rows(MODEL_ID, DIM, [(data.ids, data.owners, data.vectors)],
                                params(kind, **overrides))
 
