@@ -119,9 +119,9 @@ class IndexFollower:
         self._rebuilding = True
         self.last_status = replace(self.last_status, rebuilding=True)
         try:
-            follow_model(self.matcher)  # a model change among those the log forgot
-            self.matcher.rebuild_index()
-            self.matcher.rebuild_sighting_index()
+            # Moves to a model change among those the log forgot, building both indexes; else
+            # rebuilds each index that no longer holds exactly the store's faces.
+            follow_model(self.matcher)
             self.matcher.index_seq = seq
         finally:
             self._rebuilding = False
